@@ -1,0 +1,47 @@
+# quantgym: the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint format typecheck bench clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[dev,minari]'
+	touch $(STAMP)
+
+## demo: create .venv, install, train/evaluate every agent on the default market and print the comparison table
+demo: $(STAMP)
+	$(PY) benchmarks/compare.py --preset demo
+
+## test: create .venv, install, run the fast test suite (what CI runs)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow" tests
+
+## test-all: include slow tests
+test-all: $(STAMP)
+	$(PY) -m pytest -n 2 -m "" tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check quantgym tests benchmarks examples
+	$(VENV)/bin/ruff format --check quantgym tests benchmarks examples
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format quantgym tests benchmarks examples
+	$(VENV)/bin/ruff check --fix quantgym tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy quantgym
+
+## bench: install the peer envs and run the speed benchmarks
+bench: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[bench]'
+	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/collect_throughput.py
+	$(PY) benchmarks/latency.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

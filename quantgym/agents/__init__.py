@@ -1,0 +1,1 @@
+"""Agents: one API for baselines, SB3, d3rlpy and Decision Transformer agents."""

@@ -1,0 +1,182 @@
+"""Temporal self-attention features extractor for the flat ``TradingEnv`` observation.
+
+The observation is ``window_size x n_market_features`` market features (oldest bar first,
+row-major) followed by ``n_account_features`` account features. The extractor reshapes the
+window into a sequence, encodes it with a small pre-norm Transformer encoder and pools the
+newest position, then concatenates the account features::
+
+    obs (B, W*F + A) -> window (B, W, F) -> Linear -> (B, W, d_model) + sinusoidal PE
+    -> n_layers x [x + MHA(LN(x)); x + FFN(LN(x))] -> LN -> last position (B, d_model)
+    -> Linear + ReLU (B, out_dim) -> concat account (B, out_dim + A)
+
+The encoder blocks use :class:`torch.nn.MultiheadAttention` with ``need_weights`` so the
+attention of every layer can be read back with :meth:`TemporalAttentionExtractor.attention_weights`.
+This module imports torch: import it only where an attention agent is built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+__all__ = [
+    "SinusoidalPositionalEncoding",
+    "AttentionBlock",
+    "TemporalAttentionEncoder",
+    "TemporalAttentionExtractor",
+]
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """Fixed sine/cosine position encoding (Vaswani et al., 2017) added to ``(B, T, d_model)``."""
+
+    def __init__(self, d_model: int, max_len: int) -> None:
+        super().__init__()
+        position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)  # (T, 1)
+        div_term = torch.exp(
+            torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10_000.0) / d_model)
+        )
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(position * div_term)
+        pe[:, 1::2] = torch.cos(position * div_term[: d_model // 2])
+        self.register_buffer("pe", pe, persistent=False)  # (T, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pe[: x.shape[1]]
+
+
+class AttentionBlock(nn.Module):
+    """Pre-norm Transformer encoder block whose forward can also return attention weights."""
+
+    def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ffn = nn.Sequential(
+            nn.Linear(d_model, dim_feedforward),
+            nn.GELU(),
+            nn.Linear(dim_feedforward, d_model),
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.norm1(x)  # (B, T, C)
+        # average_attn_weights=False keeps one map per head: (B, heads, T, T)
+        attn_out, weights = self.attn(
+            h, h, h, need_weights=need_weights, average_attn_weights=False
+        )
+        x = x + self.dropout(attn_out)
+        x = x + self.dropout(self.ffn(self.norm2(x)))
+        return x, weights
+
+
+class TemporalAttentionEncoder(nn.Module):
+    """Self-attention over a ``(B, T, F)`` window, pooled at the newest position -> ``(B, out_dim)``."""
+
+    def __init__(
+        self,
+        n_features: int,
+        window_size: int,
+        *,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.0,
+        out_dim: int = 32,
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.input_proj = nn.Linear(n_features, d_model)
+        self.pos_encoding = SinusoidalPositionalEncoding(d_model, window_size)
+        self.blocks = nn.ModuleList(
+            AttentionBlock(d_model, n_heads, dim_feedforward, dropout) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Sequential(nn.Linear(d_model, out_dim), nn.ReLU())
+
+    def forward(
+        self, window: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.pos_encoding(self.input_proj(window))  # (B, T, d_model)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, need_weights=need_weights)
+            if w is not None:
+                weights.append(w)  # (B, heads, T, T)
+        pooled = self.norm(x[:, -1])  # newest bar: (B, d_model)
+        return self.head(pooled), weights
+
+
+class TemporalAttentionExtractor(BaseFeaturesExtractor):
+    """SB3 features extractor: temporal self-attention over the market window + account features.
+
+    :param observation_space: flat ``Box`` of size ``window_size * n_market_features + n_account_features``.
+    :param window_size: bars in the observation window (``env.unwrapped.window_size``).
+    :param n_market_features: market features per bar (``env.unwrapped.n_market_features``).
+    :param n_account_features: trailing account features (``env.unwrapped.n_account_features``).
+    :param d_model: attention width; ``n_heads`` heads, ``n_layers`` encoder blocks.
+    :param out_dim: size of the pooled market embedding; ``features_dim = out_dim + n_account_features``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        window_size: int,
+        n_market_features: int,
+        n_account_features: int,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.0,
+        out_dim: int = 32,
+    ) -> None:
+        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(f"observation_space must be a flat Box, got {observation_space}")
+        expected = window_size * n_market_features + n_account_features
+        if observation_space.shape[0] != expected:
+            raise ValueError(
+                f"observation_space has {observation_space.shape[0]} dims but window_size="
+                f"{window_size} x n_market_features={n_market_features} + n_account_features="
+                f"{n_account_features} = {expected}"
+            )
+        super().__init__(observation_space, features_dim=out_dim + n_account_features)
+        self.window_size = window_size
+        self.n_market_features = n_market_features
+        self.n_account_features = n_account_features
+        self.encoder = TemporalAttentionEncoder(
+            n_market_features,
+            window_size,
+            d_model=d_model,
+            n_heads=n_heads,
+            n_layers=n_layers,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            out_dim=out_dim,
+        )
+
+    def split(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat ``(B, D)`` obs -> market window ``(B, W, F)`` and account features ``(B, A)``."""
+        n_market = self.window_size * self.n_market_features
+        window = observations[:, :n_market].reshape(-1, self.window_size, self.n_market_features)
+        return window, observations[:, n_market:]
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        window, account = self.split(observations)
+        embedding, _ = self.encoder(window)  # (B, out_dim)
+        return torch.cat([embedding, account], dim=1)  # (B, out_dim + A)
+
+    def attention_weights(self, observations: torch.Tensor) -> torch.Tensor:
+        """Attention maps ``(B, n_layers, n_heads, W, W)``; row i = how bar i attends to each bar j."""
+        window, _ = self.split(observations)
+        _, weights = self.encoder(window, need_weights=True)
+        return torch.stack(weights, dim=1)

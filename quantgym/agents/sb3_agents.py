@@ -1,0 +1,703 @@
+"""PPO agents on Stable-Baselines3: ``ppo_mlp``, ``ppo_lstm`` (sb3-contrib RecurrentPPO) and
+``ppo_transformer`` (PPO with a temporal self-attention features extractor).
+
+All three train on the native :class:`~quantgym.envs.TradingVectorEnv` through the SB3 adapter
+(``quantgym.envs.to_sb3(gym.make_vec("TradingEnv-v0", num_envs=n_envs, **env_kwargs))``),
+optionally behind SB3's ``VecNormalize`` (observations only by default). A saved agent is a
+directory::
+
+    agent.json         class + config (BaseAgent)
+    model.zip          the SB3 model (SB3's own format)
+    vecnormalize.pkl   VecNormalize statistics (SB3's own save/load), when normalising
+    env.json           observation layout and the (JSON-serialisable) env kwargs it trained on
+
+``predict`` with ``deterministic=True`` runs the policy's torch modules directly under
+``torch.inference_mode`` (SB3's ``predict`` costs more than the network at batch 1); the
+actions and recurrent states are identical to ``model.predict`` (tested). This module imports
+torch: it is only imported when one of these agents is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from torch import nn
+
+from quantgym._io import atomic_write, atomic_write_json, read_json
+from quantgym.agents.base import BaseAgent
+
+__all__ = [
+    "ENV_ID",
+    "CheckpointCallback",
+    "env_attr",
+    "SB3Agent",
+    "PPOMlpAgent",
+    "PPOLstmAgent",
+    "PPOTransformerAgent",
+    "make_sb3_vec_env",
+]
+
+ENV_ID = "TradingEnv-v0"
+MODEL_FILE = "model.zip"
+VECNORMALIZE_FILE = "vecnormalize.pkl"
+ENV_FILE = "env.json"
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+}
+_LAYOUT_KEYS = ("window_size", "n_market_features", "n_account_features")
+
+
+# -- environments ---------------------------------------------------------------------------
+def _json_safe(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the env kwargs that survive a JSON round trip (a DataFrame ``data`` does not)."""
+    safe = {}
+    for key, value in kwargs.items():
+        try:
+            if json.loads(json.dumps(value)) == value or isinstance(value, tuple):
+                safe[key] = value
+        except (TypeError, ValueError):
+            continue
+    return safe
+
+
+def _spec_kwargs(env: Any) -> dict[str, Any] | None:
+    """The kwargs a registered env (single or vector, possibly wrapped) was made with."""
+    for candidate in (env, getattr(env, "unwrapped", None)):
+        spec = getattr(candidate, "spec", None)
+        if spec is not None and getattr(spec, "kwargs", None) is not None:
+            return dict(spec.kwargs)
+    for inner in ("venv", "vec_env", "env"):
+        child = getattr(env, inner, None)
+        if child is not None and child is not env:
+            found = _spec_kwargs(child)
+            if found is not None:
+                return found
+    return None
+
+
+def env_attr(env: Any, name: str) -> Any:
+    """Read an attribute such as ``window_size`` from a single env, a gymnasium vector env, an
+    SB3 VecEnv or a wrapper of any of them (breadth-first); ``None`` when no layer has it."""
+    seen: set[int] = set()
+    queue = [env]
+    while queue:
+        current = queue.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        value = getattr(current, name, None)
+        if value is not None:
+            return value
+        if isinstance(current, VecEnv):
+            try:
+                value = current.get_attr(name, indices=[0])[0]
+            except (AttributeError, IndexError, NotImplementedError, TypeError):
+                value = None
+            if value is not None:
+                return value
+        queue.extend(
+            getattr(current, inner, None) for inner in ("unwrapped", "venv", "vec_env", "env")
+        )
+    return None
+
+
+def make_sb3_vec_env(env: Any, n_envs: int) -> tuple[VecEnv, dict[str, Any] | None]:
+    """Turn ``env`` into an SB3 ``VecEnv`` for training; returns it and the env kwargs (if known).
+
+    - a mapping of env kwargs -> ``to_sb3(gym.make_vec("TradingEnv-v0", num_envs=n_envs, **kwargs))``;
+    - an SB3 ``VecEnv`` (e.g. the ``to_sb3`` adapter) -> used as is;
+    - a gymnasium ``VectorEnv`` (``TradingVectorEnv``) -> ``to_sb3(env)``;
+    - a single env made by ``gym.make`` of an id with a vector entry point (``TradingEnv-v0``)
+      -> ``n_envs`` copies from its spec via ``gym.make_vec`` (PPO wants many envs);
+    - any other single gymnasium env -> ``DummyVecEnv([lambda: env])``.
+    """
+    if isinstance(env, Mapping):
+        from quantgym.envs import to_sb3
+
+        kwargs = dict(env)
+        vector = gym.make_vec(ENV_ID, num_envs=n_envs, **kwargs)
+        return to_sb3(vector), kwargs
+    if isinstance(env, VecEnv):
+        return env, _spec_kwargs(env)
+    if isinstance(env, gym.vector.VectorEnv):
+        from quantgym.envs import to_sb3
+
+        return to_sb3(env), _spec_kwargs(env)
+    if isinstance(env, gym.Env):
+        spec = env.spec
+        if spec is not None and getattr(spec, "vector_entry_point", None) is not None:
+            from quantgym.envs import to_sb3
+
+            kwargs = dict(spec.kwargs)
+            vector = gym.make_vec(
+                spec.id, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
+            )
+            return to_sb3(vector), kwargs
+        return DummyVecEnv([lambda: env]), _spec_kwargs(env)
+    raise ValueError(
+        "env must be a gymnasium Env, a TradingVectorEnv, an SB3 VecEnv or a dict of "
+        f"TradingEnv kwargs, got {type(env).__name__}"
+    )
+
+
+class _SpacesEnv(gym.Env):
+    """Placeholder env carrying only spaces: lets ``VecNormalize.load`` restore statistics
+    for inference without the training env."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype), {}
+
+    def step(self, action):
+        raise RuntimeError("_SpacesEnv only carries spaces for VecNormalize.load")
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+def _save_dir_atomically(agent: SB3Agent, target: Path) -> Path:
+    """Save ``agent`` into a temporary sibling directory, then rename it onto ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        agent.save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class CheckpointCallback(BaseCallback):
+    """Every ``every`` env steps, save the whole agent (agent.json + model + VecNormalize)
+    atomically to ``directory/step_<num_timesteps>`` and point ``directory/latest.json`` at it."""
+
+    def __init__(self, agent: SB3Agent, every: int, directory: str | os.PathLike) -> None:
+        super().__init__()
+        self.agent = agent
+        self.every = int(every)
+        self.directory = Path(directory)
+        self._next = self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self.save()
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+        return True
+
+    def save(self) -> Path:
+        target = self.directory / f"step_{self.num_timesteps:09d}"
+        _save_dir_atomically(self.agent, target)
+        atomic_write_json(
+            self.directory / "latest.json",
+            {"path": target.name, "num_timesteps": int(self.num_timesteps)},
+        )
+        return target
+
+
+# -- agents ---------------------------------------------------------------------------------
+class SB3Agent(BaseAgent):
+    """Common machinery of the PPO agents (build, fit, fast predict, save/load).
+
+    Construct with config fields as keyword arguments (see each ``Config``); pass ``env=`` to
+    build the model at once (then ``fit()`` needs no env). ``verbose`` is SB3's verbosity.
+    """
+
+    name: ClassVar[str] = "sb3"
+    recurrent: ClassVar[bool] = False
+    algorithm_class: ClassVar[type[BaseAlgorithm]] = PPO
+    policy_name: ClassVar[str] = "MlpPolicy"
+
+    @dataclasses.dataclass
+    class Config:
+        """PPO hyperparameters (SB3 names). Defaults are chosen for ``TradingEnv`` on CPU:
+
+        - ``n_envs=16`` vector envs x ``n_steps=128`` = 2048 transitions per update, split in
+          ``batch_size=512`` minibatches for ``n_epochs=10`` epochs;
+        - ``learning_rate=3e-4``, ``gamma=0.99`` (a ~100-bar horizon, enough for regime
+          persistence), ``gae_lambda=0.95``, ``clip_range=0.2``;
+        - ``ent_coef=0.01`` keeps the three-position policy exploring early;
+        - ``net_arch=[64, 64]`` (tanh) policy/value MLP: per-bar features are already informative;
+        - ``normalize_obs=True``: SB3 ``VecNormalize`` on observations only (returns are
+          log-returns, already well scaled; ``normalize_reward`` is off), clipped at ``clip_obs``;
+        - ``total_timesteps`` is the budget ``fit`` uses when called without one;
+        - ``seed`` seeds SB3 (torch, numpy, env), ``device`` is ``"cpu"``: these nets are tiny.
+        """
+
+        n_envs: int = 16
+        n_steps: int = 128
+        batch_size: int = 512
+        n_epochs: int = 10
+        learning_rate: float = 3e-4
+        gamma: float = 0.99
+        gae_lambda: float = 0.95
+        clip_range: float = 0.2
+        ent_coef: float = 0.01
+        vf_coef: float = 0.5
+        max_grad_norm: float = 0.5
+        target_kl: float | None = None
+        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+        activation: str = "tanh"
+        normalize_obs: bool = True
+        normalize_reward: bool = False
+        clip_obs: float = 10.0
+        total_timesteps: int = 200_000
+        seed: int | None = 0
+        device: str = "cpu"
+
+    def __init__(self, config: Any = None, *, env: Any = None, verbose: int = 0, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self._validate_config()
+        self.verbose = verbose
+        self.model: BaseAlgorithm | None = None
+        self.vec_normalize: VecNormalize | None = None
+        self.env_kwargs: dict[str, Any] | None = None
+        self._env = env
+        self._obs_norm: tuple[np.ndarray, np.ndarray, float] | None = None
+        if env is not None:
+            self.build(env)
+
+    # -- configuration ---------------------------------------------------------------------
+    def _validate_config(self) -> None:
+        c = self.config
+        for field in ("n_envs", "n_steps", "batch_size", "n_epochs", "total_timesteps"):
+            value = getattr(c, field)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        if not 0.0 < c.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {c.gamma!r}")
+        if c.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {c.learning_rate!r}")
+        if c.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {c.activation!r}"
+            )
+        if not all(isinstance(n, int | np.integer) and n > 0 for n in c.net_arch):
+            raise ValueError(f"net_arch must be a list of positive layer sizes, got {c.net_arch!r}")
+
+    def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
+        return {
+            "net_arch": list(self.config.net_arch),
+            "activation_fn": _ACTIVATIONS[self.config.activation],
+        }
+
+    def _algorithm_kwargs(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "learning_rate": c.learning_rate,
+            "n_steps": c.n_steps,
+            "batch_size": c.batch_size,
+            "n_epochs": c.n_epochs,
+            "gamma": c.gamma,
+            "gae_lambda": c.gae_lambda,
+            "clip_range": c.clip_range,
+            "ent_coef": c.ent_coef,
+            "vf_coef": c.vf_coef,
+            "max_grad_norm": c.max_grad_norm,
+            "target_kl": c.target_kl,
+            "seed": c.seed,
+            "device": c.device,
+        }
+
+    # -- building and training -------------------------------------------------------------
+    def _wrap(self, venv: VecEnv) -> VecEnv:
+        """Put ``venv`` behind VecNormalize (reusing learned statistics when there are some)."""
+        if isinstance(venv, VecNormalize):
+            return venv
+        c = self.config
+        if self.vec_normalize is not None:
+            normalizer = copy.deepcopy(self.vec_normalize)  # drops the old venv (SB3 __getstate__)
+            normalizer.set_venv(venv)
+            normalizer.training = True
+            return normalizer
+        if c.normalize_obs or c.normalize_reward:
+            return VecNormalize(
+                venv,
+                norm_obs=c.normalize_obs,
+                norm_reward=c.normalize_reward,
+                clip_obs=c.clip_obs,
+                gamma=c.gamma,
+            )
+        return venv
+
+    def build(self, env: Any) -> SB3Agent:
+        """Create the SB3 model for ``env`` (see :func:`make_sb3_vec_env`) without training."""
+        venv, env_kwargs = make_sb3_vec_env(env, self.config.n_envs)
+        venv = self._wrap(venv)
+        if env_kwargs is not None:
+            self.env_kwargs = _json_safe(env_kwargs)
+        if self.model is None:
+            if (
+                not isinstance(venv.observation_space, spaces.Box)
+                or venv.observation_space.shape is None
+            ):
+                raise ValueError(
+                    f"env must have a flat Box observation space, got {venv.observation_space}"
+                )
+            if len(venv.observation_space.shape) != 1:
+                raise ValueError(
+                    f"env observations must be flat, got shape {venv.observation_space.shape}"
+                )
+            self.model = self.algorithm_class(
+                self.policy_name,
+                venv,
+                policy_kwargs=self._policy_kwargs(venv),
+                verbose=self.verbose,
+                **self._algorithm_kwargs(),
+            )
+        else:
+            if venv.num_envs != self.model.n_envs:
+                raise ValueError(
+                    f"env has {venv.num_envs} sub-envs but the model was trained with "
+                    f"{self.model.n_envs} (n_envs); pass an env with the same number"
+                )
+            self.model.set_env(venv)
+        self.vec_normalize = venv if isinstance(venv, VecNormalize) else None
+        self._env = env
+        self._refresh_inference_cache()
+        return self
+
+    def fit(
+        self,
+        env: Any = None,
+        total_timesteps: int | None = None,
+        *,
+        progress_bar: bool = True,
+        tensorboard_log: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        callback: Any = None,
+    ) -> SB3Agent:
+        """Train for ``total_timesteps`` env steps (default ``config.total_timesteps``).
+
+        :param env: a single env, a ``TradingVectorEnv``, its SB3 adapter, or a dict of
+            ``TradingEnv-v0`` kwargs; ``None`` reuses the env given before.
+        :param progress_bar: SB3's tqdm/rich progress bar.
+        :param tensorboard_log: TensorBoard log directory (needs ``pip install tensorboard``).
+        :param checkpoint_every: save the whole agent every this many env steps to
+            ``checkpoint_dir/step_<n>`` (atomically, with its agent.json).
+        :param callback: extra SB3 callback(s).
+        """
+        total = self.config.total_timesteps if total_timesteps is None else total_timesteps
+        if not isinstance(total, int | np.integer) or total < 0:
+            raise ValueError(f"total_timesteps must be a non-negative integer, got {total!r}")
+        if tensorboard_log is not None and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError(
+                "tensorboard_log needs TensorBoard, which is not installed: pip install tensorboard"
+            )
+        callbacks = (
+            [] if callback is None else list(callback) if isinstance(callback, list) else [callback]
+        )
+        if checkpoint_every is not None:
+            if not isinstance(checkpoint_every, int | np.integer) or checkpoint_every < 1:
+                raise ValueError(
+                    f"checkpoint_every must be a positive integer, got {checkpoint_every!r}"
+                )
+            if checkpoint_dir is None:
+                raise ValueError("checkpoint_dir is required with checkpoint_every")
+            callbacks.append(CheckpointCallback(self, checkpoint_every, checkpoint_dir))
+        if env is not None:
+            self.build(env)
+        elif self.model is None or self.model.get_env() is None:
+            if self._env is None:
+                raise ValueError("env is required: pass an env or TradingEnv kwargs to fit()")
+            self.build(self._env)
+        assert self.model is not None
+        if tensorboard_log is not None:
+            self.model.tensorboard_log = str(tensorboard_log)
+        first = self.model.num_timesteps == 0
+        self.model.learn(
+            total_timesteps=int(total),
+            callback=callbacks or None,
+            progress_bar=progress_bar,
+            reset_num_timesteps=first,
+            tb_log_name=self.name,
+        )
+        self.model.policy.set_training_mode(False)
+        self._refresh_inference_cache()
+        return self
+
+    @property
+    def num_timesteps(self) -> int:
+        """Env steps trained so far."""
+        return 0 if self.model is None else int(self.model.num_timesteps)
+
+    # -- inference -------------------------------------------------------------------------
+    def _refresh_inference_cache(self) -> None:
+        vn = self.vec_normalize
+        if vn is not None and vn.norm_obs:
+            std = np.sqrt(vn.obs_rms.var + vn.epsilon)
+            self._obs_norm = (vn.obs_rms.mean.copy(), std, float(vn.clip_obs))
+        else:
+            self._obs_norm = None
+
+    def normalize_observation(self, observation: np.ndarray) -> np.ndarray:
+        """Apply the training VecNormalize statistics (identical to ``VecNormalize.normalize_obs``)."""
+        obs = np.asarray(observation, dtype=np.float32)
+        if self._obs_norm is None:
+            return obs
+        mean, std, clip = self._obs_norm
+        return np.clip((obs - mean) / std, -clip, clip).astype(np.float32)
+
+    def _require_model(self) -> BaseAlgorithm:
+        if self.model is None:
+            raise ValueError(f"{type(self).__name__} has no model yet: call fit(env) or load(path)")
+        return self.model
+
+    def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
+        obs = np.asarray(observation, dtype=np.float32)
+        dim = self._require_model().observation_space.shape[0]
+        if obs.ndim not in (1, 2) or obs.shape[-1] != dim:
+            raise ValueError(f"observation must have shape ({dim},) or (N, {dim}), got {obs.shape}")
+        return obs, obs.ndim == 2
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        """Action for one observation ``(D,)`` or a batch ``(N, D)`` (SB3's signature).
+
+        Observations are raw env observations (normalisation is applied here). Recurrent
+        agents take and return ``state`` and reset it where ``episode_start`` is true.
+        """
+        model = self._require_model()
+        obs, batched = self._check_observation(observation)
+        obs = self.normalize_observation(obs)
+        if not deterministic:
+            return model.predict(obs, state=state, episode_start=episode_start, deterministic=False)
+        action_space = model.action_space
+        if not isinstance(action_space, spaces.Discrete | spaces.Box):
+            return model.predict(obs, state=state, episode_start=episode_start, deterministic=True)
+        batch = obs if batched else obs[None]
+        with torch.inference_mode():
+            out, state = self._actor_output(torch.from_numpy(batch), state, episode_start)
+            if isinstance(action_space, spaces.Discrete):
+                # same op sequence as torch Categorical(logits).probs -> argmax (SB3's mode)
+                logits = out - out.logsumexp(dim=-1, keepdim=True)
+                actions = torch.argmax(torch.softmax(logits, dim=-1), dim=1).numpy()
+            else:
+                actions = out.numpy().reshape((-1, *action_space.shape))
+                actions = np.clip(actions, action_space.low, action_space.high)
+        if not batched:
+            actions = actions.squeeze(axis=0)
+        return actions, state
+
+    def _actor_output(
+        self, obs: torch.Tensor, state: Any, episode_start: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Action-net output (logits or Gaussian mean) for a ``(N, D)`` batch."""
+        policy = self._require_model().policy
+        features = policy.pi_features_extractor(obs)
+        latent = policy.mlp_extractor.forward_actor(features)
+        return policy.action_net(latent), state
+
+    # -- persistence -----------------------------------------------------------------------
+    def _save_state(self, path: Path) -> None:
+        model = self._require_model()
+
+        def write_model(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                model.save(f)
+
+        atomic_write(path / MODEL_FILE, write_model)
+        vn_path = path / VECNORMALIZE_FILE
+        if self.vec_normalize is not None:
+            atomic_write(vn_path, self.vec_normalize.save)
+        elif vn_path.exists():
+            vn_path.unlink()
+        atomic_write_json(
+            path / ENV_FILE,
+            {
+                "env_kwargs": self.env_kwargs,
+                "observation_dim": int(model.observation_space.shape[0]),
+                "action_space": repr(model.action_space),
+                "num_timesteps": int(model.num_timesteps),
+            },
+        )
+
+    def _load_state(self, path: Path) -> None:
+        model_path = path / MODEL_FILE
+        if not model_path.is_file():
+            raise ValueError(f"{path} has no {MODEL_FILE}")
+        self.model = self.algorithm_class.load(model_path, device=self.config.device)
+        self.model.policy.set_training_mode(False)
+        vn_path = path / VECNORMALIZE_FILE
+        if vn_path.is_file():
+            placeholder = DummyVecEnv(
+                [lambda: _SpacesEnv(self.model.observation_space, self.model.action_space)]
+            )
+            self.vec_normalize = VecNormalize.load(str(vn_path), placeholder)
+            self.vec_normalize.training = False
+        if (path / ENV_FILE).is_file():
+            self.env_kwargs = read_json(path / ENV_FILE).get("env_kwargs")
+        self._refresh_inference_cache()
+
+
+class PPOMlpAgent(SB3Agent):
+    """``ppo_mlp``: SB3 PPO with an MLP policy on the flat observation (non-recurrent reference)."""
+
+    name: ClassVar[str] = "ppo_mlp"
+
+    @dataclasses.dataclass
+    class Config(SB3Agent.Config):
+        """See :class:`SB3Agent.Config`; same defaults."""
+
+
+class PPOLstmAgent(SB3Agent):
+    """``ppo_lstm``: sb3-contrib RecurrentPPO (``MlpLstmPolicy``) with separate actor/critic LSTMs.
+
+    ``predict`` returns the LSTM state ``(h, c)`` (each ``(n_lstm_layers, N, lstm_hidden_size)``)
+    and resets it where ``episode_start`` is true; pass the state back on the next step.
+    """
+
+    name: ClassVar[str] = "ppo_lstm"
+    recurrent: ClassVar[bool] = True
+    algorithm_class: ClassVar[type[BaseAlgorithm]] = RecurrentPPO
+    policy_name: ClassVar[str] = "MlpLstmPolicy"
+
+    @dataclasses.dataclass
+    class Config(SB3Agent.Config):
+        """:class:`SB3Agent.Config` plus the LSTM: ``lstm_hidden_size=64`` (1 layer) reads the
+        flat observation each bar and carries regime evidence across bars; a small ``[64]``
+        head follows it (``net_arch``); ``batch_size=512`` counts transitions (SB3 splits
+        them into sequences per env and episode)."""
+
+        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64])
+        lstm_hidden_size: int = 64
+        n_lstm_layers: int = 1
+        shared_lstm: bool = False
+        enable_critic_lstm: bool = True
+
+    def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
+        return {
+            **super()._policy_kwargs(env),
+            "lstm_hidden_size": self.config.lstm_hidden_size,
+            "n_lstm_layers": self.config.n_lstm_layers,
+            "enable_critic_lstm": self.config.enable_critic_lstm,
+            "shared_lstm": self.config.shared_lstm,
+        }
+
+    def initial_state(self, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Zero LSTM state ``(h, c)`` for ``n_envs`` parallel episodes."""
+        shape = (self.config.n_lstm_layers, n_envs, self.config.lstm_hidden_size)
+        return np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
+
+    def _actor_output(
+        self, obs: torch.Tensor, state: Any, episode_start: Any
+    ) -> tuple[torch.Tensor, Any]:
+        policy = self._require_model().policy
+        n = obs.shape[0]
+        if state is None:
+            h0, c0 = self.initial_state(n)
+        else:
+            h0, c0 = state
+        h = torch.as_tensor(np.asarray(h0), dtype=torch.float32)
+        c = torch.as_tensor(np.asarray(c0), dtype=torch.float32)
+        if h.shape[1] != n:
+            raise ValueError(f"state holds {h.shape[1]} episodes but observation has {n}")
+        if episode_start is not None:
+            starts = np.asarray(episode_start, dtype=np.float32).reshape(-1)
+            if starts.shape[0] != n:
+                raise ValueError(
+                    f"episode_start has {starts.shape[0]} entries for {n} observations"
+                )
+            if starts.any():
+                keep = torch.from_numpy(1.0 - starts).view(1, n, 1)
+                h, c = keep * h, keep * c
+        features = policy.pi_features_extractor(obs)  # (N, F)
+        lstm_out, (h, c) = policy.lstm_actor(features.unsqueeze(0), (h, c))  # (1, N, H)
+        latent = policy.mlp_extractor.forward_actor(lstm_out[0])
+        return policy.action_net(latent), (h.numpy(), c.numpy())
+
+
+class PPOTransformerAgent(SB3Agent):
+    """``ppo_transformer``: PPO whose features extractor is a temporal self-attention encoder
+    (:class:`~quantgym.agents.attention.TemporalAttentionExtractor`) over the observation window.
+
+    The layout (``window_size``, ``n_market_features``, ``n_account_features``) is read from
+    the env at build time and stored in the config. :meth:`attention_weights` returns the maps.
+    """
+
+    name: ClassVar[str] = "ppo_transformer"
+
+    @dataclasses.dataclass
+    class Config(SB3Agent.Config):
+        """:class:`SB3Agent.Config` plus the encoder: input projection to ``d_model=64``,
+        sinusoidal positions, ``n_layers=2`` pre-norm blocks with ``n_heads=4``, newest-bar
+        pooling to ``attn_out_dim=32`` features concatenated with the account features; the
+        ``net_arch=[64]`` heads follow."""
+
+        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64])
+        d_model: int = 64
+        n_heads: int = 4
+        n_layers: int = 2
+        dim_feedforward: int = 128
+        attn_out_dim: int = 32
+        window_size: int | None = None
+        n_market_features: int | None = None
+        n_account_features: int | None = None
+
+    def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
+        from quantgym.agents.attention import TemporalAttentionExtractor
+
+        c = self.config
+        for key in _LAYOUT_KEYS:
+            if getattr(c, key) is None:
+                value = env_attr(env, key)
+                if value is None:
+                    raise ValueError(f"{key} is not set and the env does not expose it")
+                setattr(c, key, int(value))
+        return {
+            **super()._policy_kwargs(env),
+            "features_extractor_class": TemporalAttentionExtractor,
+            "features_extractor_kwargs": {
+                "window_size": c.window_size,
+                "n_market_features": c.n_market_features,
+                "n_account_features": c.n_account_features,
+                "d_model": c.d_model,
+                "n_heads": c.n_heads,
+                "n_layers": c.n_layers,
+                "dim_feedforward": c.dim_feedforward,
+                "out_dim": c.attn_out_dim,
+            },
+        }
+
+    def attention_weights(self, observation: np.ndarray) -> np.ndarray:
+        """Attention maps of the actor's encoder for raw observations ``(D,)`` or ``(N, D)``:
+        ``(N, n_layers, n_heads, window_size, window_size)``, rows sum to 1; index ``[..., -1, :]``
+        is how the newest bar (the pooled position) attends to every bar, oldest first."""
+        obs, _ = self._check_observation(observation)
+        obs = self.normalize_observation(obs)
+        extractor = self._require_model().policy.pi_features_extractor
+        with torch.inference_mode():
+            weights = extractor.attention_weights(torch.from_numpy(np.atleast_2d(obs)))
+        return weights.numpy()

@@ -1,0 +1,27 @@
+"""Market data, causal features, execution, accounting, rewards and the trading envs."""
+
+from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
+from quantgym.envs.market_data import MarketData
+from quantgym.envs.slippage import FixedSlippage, SpreadSlippage, VolatilitySlippage, make_slippage
+from quantgym.envs.trading_env import TradingEnv
+from quantgym.envs.vector_env import TradingVectorEnv
+
+__all__ = [
+    "ACCOUNT_FEATURES",
+    "EnvConfig",
+    "MarketData",
+    "TradingEnv",
+    "TradingVectorEnv",
+    "FixedSlippage",
+    "SpreadSlippage",
+    "VolatilitySlippage",
+    "make_slippage",
+    "to_sb3",
+]
+
+
+def to_sb3(vec_env):  # noqa: ANN001, ANN201 - imports stable-baselines3 lazily
+    """Wrap a :class:`TradingVectorEnv` as a Stable-Baselines3 ``VecEnv``."""
+    from quantgym.envs.sb3_adapter import to_sb3 as _to_sb3
+
+    return _to_sb3(vec_env)

@@ -1,0 +1,354 @@
+"""``TradingEnv``: a single-instrument trading environment with honest execution."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from gymnasium import spaces
+
+from quantgym.envs.accounting import account_features, mark, rebalance
+from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
+from quantgym.envs.market_data import MarketData
+from quantgym.envs.metrics import performance_metrics
+from quantgym.envs.rewards import RewardContext
+
+__all__ = ["TradingEnv", "resolve_start"]
+
+
+def resolve_start(market: MarketData, start: Any) -> int:
+    """A bar index from an int or a timestamp (the first bar at or after it)."""
+    if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+        return int(start)
+    try:
+        ts = pd.Timestamp(start)
+    except (TypeError, ValueError):
+        raise ValueError(f"options['start'] must be a bar index or a timestamp, got {start!r}") from None
+    return int(np.searchsorted(market.timestamps, ts.to_datetime64(), side="left"))
+
+
+class TradingEnv(gym.Env):
+    """Trade one instrument by choosing a target position each bar.
+
+    ## Description
+    The agent observes a window of causal market features plus its account state and
+    chooses a target position as a fraction of equity. Orders fill at the next bar's open
+    with slippage and commission; the portfolio is marked at that bar's close.
+
+    ## Timing
+    ```
+    bar:        t (closed)            t+1
+                |---- obs_t ----|     open[t+1]: fill to target a_t (+slippage, commission)
+                 agent picks a_t      close[t+1]: mark equity, reward r_t, obs_t+1
+    ```
+    Nothing in ``obs_t`` or ``r_(t-1)`` depends on any bar after ``t``.
+
+    ## Action Space
+    | action_type  | space                | meaning                                              |
+    |--------------|----------------------|------------------------------------------------------|
+    | "discrete"   | `Discrete(len(positions))` | target `positions[a]`, default (-1, 0, 1) = short, flat, long |
+    | "continuous" | `Box(-1, 1, (1,))`   | target `a * max_leverage`                            |
+
+    A target equal to the current one keeps the units held (no order, no cost).
+
+    ## Observation Space
+    `Box(-inf, inf, (window_size * n_market_features + n_account_features,), float32)`:
+
+    | slice                          | content                                                       |
+    |--------------------------------|---------------------------------------------------------------|
+    | `[: window_size * F]`          | market features of bars `t-window_size+1 .. t`, oldest first, row-major `(window_size, F)` |
+    | `[-5]` position                | current target position                                       |
+    | `[-4]` exposure                | units * close / equity (drifts with price between trades)     |
+    | `[-3]` unrealized_pnl          | equity / equity when the position was entered - 1 (0 when flat) |
+    | `[-2]` drawdown                | equity / peak equity - 1 (<= 0)                               |
+    | `[-1]` time_in_position        | k / (k + 20), k = bars since the last trade                    |
+
+    ## Rewards
+    ``"log_return"`` (default): ``log(equity_t+1 / equity_t)``, so rewards sum to the log growth.
+    ``"differential_sharpe"`` (Moody & Saffell), ``"risk_adjusted"`` (drawdown and turnover
+    penalties) or a callable ``fn(RewardContext)``.
+
+    ## Costs
+    ``commission`` and ``slippage`` are fractions of traded notional (valued at the open);
+    ``fixed_fee`` per order; ``borrow_rate`` per bar on short notional at the close.
+    ``slippage`` may be a model: ``"fixed"``, ``"spread"``, ``"volatility"``.
+
+    ## Episode End
+    Terminated: equity <= 0 (bankruptcy). Truncated: ``episode_length`` steps taken or the
+    data range ends (no next open to trade at).
+
+    ## Arguments
+    See :class:`quantgym.envs.config.EnvConfig`: ``data`` (None = seeded synthetic ``regime``
+    market; DataFrame, CSV path, ``"sample:googl"``, ``"synthetic:gbm"``, MarketData),
+    ``start``/``end`` date range, ``features``, ``window_size=32``, ``positions``,
+    ``action_type``, ``max_leverage``, ``commission=0.001``, ``fixed_fee``, ``slippage=0.0005``,
+    ``borrow_rate``, ``initial_equity=10_000``, ``reward``, ``episode_length=1000``.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 30}
+
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+        try:
+            config = EnvConfig(data=data, **kwargs)
+        except TypeError as exc:
+            raise ValueError(f"TradingEnv: {exc}") from None
+        config.validate()
+        self.config = config
+        self.render_mode = config.render_mode
+        self.market = market = config.build_market()
+        self._first_bar = config.first_bar(market)
+        self._reward_fn = config.make_reward()
+        self._slippage = config.slippage_rates(market)
+
+        self.window_size = config.window_size
+        self.feature_names = market.feature_names
+        self.account_feature_names = ACCOUNT_FEATURES
+        self.n_market_features = market.n_features
+        self.n_account_features = len(ACCOUNT_FEATURES)
+        self._market_dim = self.window_size * self.n_market_features
+        self._obs_dim = self._market_dim + self.n_account_features
+        self._features_flat = market.features32.reshape(-1)
+
+        if config.action_type == "discrete":
+            self.action_space = spaces.Discrete(len(config.positions))
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32)
+        self._positions = config.positions
+        self._n_actions = len(config.positions)
+        self._continuous = config.action_type == "continuous"
+
+        # Python lists/floats on the hot path: per-step numpy calls would dominate.
+        self._open = market.open.tolist()
+        self._close = market.close.tolist()
+        self._slip = self._slippage.tolist()
+        self._regime = None if market.regime is None else market.regime.tolist()
+        self._timestamps = market.timestamps
+        self._initial = float(config.initial_equity)
+        self._commission = float(config.commission)
+        self._fixed_fee = float(config.fixed_fee)
+        self._borrow = float(config.borrow_rate)
+        self._reset_account(self._first_bar, self._first_bar)
+
+    # -- public state ------------------------------------------------------------------
+    @property
+    def bar(self) -> int:
+        """Index of the last closed bar the agent has seen."""
+        return self._t
+
+    @property
+    def position(self) -> float:
+        """Current target position (fraction of equity)."""
+        return self._target
+
+    @property
+    def equity(self) -> float:
+        return self._equity
+
+    @property
+    def first_bar(self) -> int:
+        """First bar an episode can start at (feature warm-up and window included)."""
+        return self._first_bar
+
+    # -- gymnasium API -----------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        start, end = self._episode_bounds(options)
+        self._reset_account(start, end)
+        self._reward_fn.reset()
+        return self._observation(), self._reset_info()
+
+    def _episode_bounds(self, options: dict | None) -> tuple[int, int]:
+        last = self.market.last_bar
+        length = self.config.episode_length
+        if options and options.get("start") is not None:
+            start = resolve_start(self.market, options["start"])
+            if not self._first_bar <= start < last:
+                raise ValueError(
+                    f"options['start']={options['start']!r} is bar {start}, outside the tradable "
+                    f"bars [{self._first_bar}, {last - 1}]"
+                )
+        elif length is None or last - self._first_bar <= length:
+            start = self._first_bar
+        else:
+            start = int(self.np_random.integers(self._first_bar, last - length + 1))
+        end = last if length is None else min(start + length, last)
+        return start, end
+
+    def _reset_account(self, start: int, end: int) -> None:
+        self._t = start
+        self._end = end
+        self._units = 0.0
+        self._cash = self._initial
+        self._equity = self._initial
+        self._peak = self._initial
+        self._target = 0.0
+        self._entry_equity = self._initial
+        self._bars_in_position = 0
+        self._done = False
+        self._hist: dict[str, list] = {k: [] for k in _HISTORY_KEYS}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._done:
+            raise ValueError("step() called after the episode ended; call reset() first")
+        target = self._action_to_target(action)
+        t = self._t + 1
+        equity_prev, peak_prev = self._equity, self._peak
+        units, cash, notional, fees, slip = rebalance(
+            target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
+            self._commission, self._fixed_fee,
+        )  # fmt: skip
+        close = self._close[t]
+        cash, equity, borrow = mark(units, cash, close, self._borrow)
+        if notional != 0.0:
+            self._entry_equity = equity_prev
+            self._bars_in_position = 0
+        self._bars_in_position += 1
+        terminated = equity <= 0.0
+        if terminated:  # liquidated: nothing left to trade with
+            equity = cash = units = 0.0
+        peak = equity if equity > peak_prev else peak_prev
+        self._t, self._units, self._cash, self._equity, self._peak = t, units, cash, equity, peak
+        self._target = target
+        reward = float(
+            self._reward_fn(
+                RewardContext(
+                    equity_prev, equity, target, notional, fees, slip, borrow,
+                    1.0 - equity_prev / peak_prev, 1.0 - equity / peak, self._initial,
+                )  # fmt: skip
+            )
+        )
+        truncated = t >= self._end and not terminated
+        self._done = terminated or truncated
+        trade = notional / equity_prev
+        h = self._hist
+        h["bar"].append(t)
+        h["position"].append(target)
+        h["trade"].append(trade)
+        h["fees"].append(fees)
+        h["slippage_cost"].append(slip)
+        h["borrow_cost"].append(borrow)
+        h["equity"].append(equity)
+        h["reward"].append(reward)
+        info = {
+            "equity": equity,
+            "position": target,
+            "trade": trade,
+            "fees": fees,
+            "slippage_cost": slip,
+            "borrow_cost": borrow,
+            "bar": t,
+            "timestamp": self._timestamps[t],
+        }
+        if self._regime is not None:
+            info["regime"] = self._regime[t]
+        return self._observation(), reward, terminated, truncated, info
+
+    def _action_to_target(self, action: Any) -> float:
+        if self._continuous:
+            try:
+                value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0]) if np.size(action) == 1 else None
+            except (TypeError, ValueError):
+                value = None
+            if value is None or not -1.0 <= value <= 1.0:
+                raise ValueError(f"action {action!r} is outside the action space Box(-1, 1, (1,))")
+            return value * self.config.max_leverage
+        try:
+            index = operator.index(action)
+        except TypeError:
+            arr = np.asarray(action)
+            if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(
+                    f"action {action!r} is outside the action space Discrete({self._n_actions})"
+                ) from None
+            index = int(arr.reshape(-1)[0])
+        if not 0 <= index < self._n_actions:
+            raise ValueError(f"action {action!r} is outside the action space Discrete({self._n_actions})")
+        return self._positions[index]
+
+    def _observation(self) -> np.ndarray:
+        obs = np.empty(self._obs_dim, dtype=np.float32)
+        m = self._market_dim
+        lo = (self._t + 1) * self.n_market_features - m
+        obs[:m] = self._features_flat[lo : lo + m]
+        obs[m:] = account_features(
+            self._target, self._units, self._close[self._t], self._equity,
+            self._entry_equity, self._peak, self._bars_in_position,
+        )  # fmt: skip
+        return obs
+
+    def _reset_info(self) -> dict:
+        info = {
+            "equity": self._equity,
+            "position": self._target,
+            "bar": self._t,
+            "timestamp": self._timestamps[self._t],
+        }
+        if self._regime is not None:
+            info["regime"] = self._regime[self._t]
+        return info
+
+    # -- analysis ----------------------------------------------------------------------
+    def history(self) -> pd.DataFrame:
+        """The episode so far, one row per step, indexed by the timestamp of the marked bar."""
+        h = self._hist
+        bars = np.asarray(h["bar"], dtype=np.int64)
+        frame = pd.DataFrame(
+            {
+                "bar": bars,
+                "open": self.market.open[bars],
+                "close": self.market.close[bars],
+                **{k: np.asarray(h[k], dtype=np.float64) for k in _HISTORY_KEYS if k != "bar"},
+            },
+            index=pd.DatetimeIndex(self._timestamps[bars], name="timestamp"),
+        )
+        if self.market.regime is not None:
+            frame["regime"] = self.market.regime[bars]
+        return frame
+
+    def metrics(self) -> dict[str, float]:
+        """Performance of the episode so far (annualised with the market's bar frequency)."""
+        h = self._hist
+        equity = np.concatenate([[self._initial], np.asarray(h["equity"], dtype=np.float64)])
+        notional = np.asarray(h["trade"], dtype=np.float64) * equity[:-1]
+        return performance_metrics(
+            equity,
+            bars_per_year=self.market.bars_per_year,
+            positions=np.asarray(h["position"], dtype=np.float64),
+            trade_notional=notional,
+            fees=np.asarray(h["fees"], dtype=np.float64),
+        )
+
+    def render(self) -> str | np.ndarray | None:
+        from quantgym.envs.render import render_ansi, render_rgb_array
+
+        if self.render_mode == "ansi":
+            t = self._t
+            row = {
+                "timestamp": pd.Timestamp(self._timestamps[t]),
+                "bar": t,
+                "close": self._close[t],
+                "position": self._target,
+                "equity": self._equity,
+                "initial_equity": self._initial,
+                "fees": self._hist["fees"][-1] if self._hist["fees"] else 0.0,
+            }
+            return render_ansi(row)
+        if self.render_mode == "rgb_array":
+            h = self._hist
+            bars = np.asarray(h["bar"], dtype=np.int64)
+            return render_rgb_array(
+                self.market.close[bars],
+                np.asarray(h["position"], dtype=np.float64),
+                np.asarray(h["equity"], dtype=np.float64),
+            )
+        return None
+
+
+_HISTORY_KEYS = ("bar", "position", "trade", "fees", "slippage_cost", "borrow_cost", "equity", "reward")
