@@ -201,7 +201,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     parser.add_argument("--n-bars", type=int, default=200_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--tune-seeds", type=int, nargs="+", default=[1000, 1001, 1002], help="seeds to pick the band"
+        "--tune-seeds",
+        type=int,
+        nargs="+",
+        default=[1000, 1001, 1002],
+        help="seeds to pick the band",
     )
     parser.add_argument("--cost", type=float, default=0.0015, help="cost per unit traded")
     parser.add_argument("--momentum-window", type=int, default=100)

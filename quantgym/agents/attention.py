@@ -43,6 +43,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         pe = torch.zeros(max_len, d_model)
         pe[:, 0::2] = torch.sin(position * div_term)
         pe[:, 1::2] = torch.cos(position * div_term[: d_model // 2])
+        self.pe: torch.Tensor
         self.register_buffer("pe", pe, persistent=False)  # (T, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,13 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    VecEnv,
+    VecMonitor,
+    VecNormalize,
+    is_vecenv_wrapped,
+)
 from torch import nn
 
 from quantgym._io import atomic_write, atomic_write_json, read_json
@@ -82,12 +88,15 @@ def _json_safe(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return safe
 
 
+_VECTOR_ONLY_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
+
+
 def _spec_kwargs(env: Any) -> dict[str, Any] | None:
-    """The kwargs a registered env (single or vector, possibly wrapped) was made with."""
+    """The env kwargs a registered env (single or vector, possibly wrapped) was made with."""
     for candidate in (env, getattr(env, "unwrapped", None)):
         spec = getattr(candidate, "spec", None)
         if spec is not None and getattr(spec, "kwargs", None) is not None:
-            return dict(spec.kwargs)
+            return {k: v for k, v in spec.kwargs.items() if k not in _VECTOR_ONLY_KWARGS}
     for inner in ("venv", "vec_env", "env"):
         child = getattr(env, inner, None)
         if child is not None and child is not env:
@@ -150,7 +159,7 @@ def make_sb3_vec_env(env: Any, n_envs: int) -> tuple[VecEnv, dict[str, Any] | No
         if spec is not None and getattr(spec, "vector_entry_point", None) is not None:
             from quantgym.envs import to_sb3
 
-            kwargs = dict(spec.kwargs)
+            kwargs = {k: v for k, v in spec.kwargs.items() if k not in _VECTOR_ONLY_KWARGS}
             vector = gym.make_vec(
                 spec.id, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
             )
@@ -172,7 +181,8 @@ class _SpacesEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        return np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype), {}
+        space: Any = self.observation_space
+        return np.zeros(space.shape, dtype=space.dtype), {}
 
     def step(self, action):
         raise RuntimeError("_SpacesEnv only carries spaces for VecNormalize.load")
@@ -225,8 +235,9 @@ class CheckpointCallback(BaseCallback):
 class SB3Agent(BaseAgent):
     """Common machinery of the PPO agents (build, fit, fast predict, save/load).
 
-    Construct with config fields as keyword arguments (see each ``Config``); pass ``env=`` to
-    build the model at once (then ``fit()`` needs no env). ``verbose`` is SB3's verbosity.
+    Construct with config fields as keyword arguments (see each ``Config``); an ``env=`` given
+    here is what ``fit()`` trains on when called without one (the model is built by ``fit`` or
+    :meth:`build`). ``verbose`` is SB3's verbosity.
     """
 
     name: ClassVar[str] = "sb3"
@@ -278,10 +289,8 @@ class SB3Agent(BaseAgent):
         self.model: BaseAlgorithm | None = None
         self.vec_normalize: VecNormalize | None = None
         self.env_kwargs: dict[str, Any] | None = None
-        self._env = env
+        self._env = env  # built lazily by fit()/build(): loading for inference stays cheap
         self._obs_norm: tuple[np.ndarray, np.ndarray, float] | None = None
-        if env is not None:
-            self.build(env)
 
     # -- configuration ---------------------------------------------------------------------
     def _validate_config(self) -> None:
@@ -330,6 +339,8 @@ class SB3Agent(BaseAgent):
         """Put ``venv`` behind VecNormalize (reusing learned statistics when there are some)."""
         if isinstance(venv, VecNormalize):
             return venv
+        if not is_vecenv_wrapped(venv, VecMonitor):
+            venv = VecMonitor(venv)  # episode return/length in SB3's logs and progress
         c = self.config
         if self.vec_normalize is not None:
             normalizer = copy.deepcopy(self.vec_normalize)  # drops the old venv (SB3 __getstate__)
@@ -450,7 +461,7 @@ class SB3Agent(BaseAgent):
 
     # -- inference -------------------------------------------------------------------------
     def _refresh_inference_cache(self) -> None:
-        vn = self.vec_normalize
+        vn: Any = self.vec_normalize
         if vn is not None and vn.norm_obs:
             std = np.sqrt(vn.obs_rms.var + vn.epsilon)
             self._obs_norm = (vn.obs_rms.mean.copy(), std, float(vn.clip_obs))
@@ -472,7 +483,8 @@ class SB3Agent(BaseAgent):
 
     def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
         obs = np.asarray(observation, dtype=np.float32)
-        dim = self._require_model().observation_space.shape[0]
+        space: Any = self._require_model().observation_space
+        dim = space.shape[0]
         if obs.ndim not in (1, 2) or obs.shape[-1] != dim:
             raise ValueError(f"observation must have shape ({dim},) or (N, {dim}), got {obs.shape}")
         return obs, obs.ndim == 2
@@ -515,14 +527,14 @@ class SB3Agent(BaseAgent):
         self, obs: torch.Tensor, state: Any, episode_start: Any
     ) -> tuple[torch.Tensor, Any]:
         """Action-net output (logits or Gaussian mean) for a ``(N, D)`` batch."""
-        policy = self._require_model().policy
+        policy: Any = self._require_model().policy
         features = policy.pi_features_extractor(obs)
         latent = policy.mlp_extractor.forward_actor(features)
         return policy.action_net(latent), state
 
     # -- persistence -----------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
-        model = self._require_model()
+        model: Any = self._require_model()
 
         def write_model(tmp: str) -> None:
             with open(tmp, "wb") as f:
@@ -548,12 +560,13 @@ class SB3Agent(BaseAgent):
         model_path = path / MODEL_FILE
         if not model_path.is_file():
             raise ValueError(f"{path} has no {MODEL_FILE}")
-        self.model = self.algorithm_class.load(model_path, device=self.config.device)
-        self.model.policy.set_training_mode(False)
+        model: Any = self.algorithm_class.load(model_path, device=self.config.device)
+        model.policy.set_training_mode(False)
+        self.model = model
         vn_path = path / VECNORMALIZE_FILE
         if vn_path.is_file():
             placeholder = DummyVecEnv(
-                [lambda: _SpacesEnv(self.model.observation_space, self.model.action_space)]
+                [lambda: _SpacesEnv(model.observation_space, model.action_space)]
             )
             self.vec_normalize = VecNormalize.load(str(vn_path), placeholder)
             self.vec_normalize.training = False
@@ -614,7 +627,7 @@ class PPOLstmAgent(SB3Agent):
     def _actor_output(
         self, obs: torch.Tensor, state: Any, episode_start: Any
     ) -> tuple[torch.Tensor, Any]:
-        policy = self._require_model().policy
+        policy: Any = self._require_model().policy
         n = obs.shape[0]
         if state is None:
             h0, c0 = self.initial_state(n)
@@ -697,7 +710,7 @@ class PPOTransformerAgent(SB3Agent):
         is how the newest bar (the pooled position) attends to every bar, oldest first."""
         obs, _ = self._check_observation(observation)
         obs = self.normalize_observation(obs)
-        extractor = self._require_model().policy.pi_features_extractor
+        extractor: Any = self._require_model().policy.pi_features_extractor
         with torch.inference_mode():
             weights = extractor.attention_weights(torch.from_numpy(np.atleast_2d(obs)))
         return weights.numpy()

@@ -24,10 +24,14 @@ def load_sample(name: str) -> pd.DataFrame:
     key = name.lower()
     if key not in SAMPLES:
         raise ValueError(f"unknown sample {name!r}; available: {sorted(SAMPLES)}")
-    with resources.files("quantgym.datasets").joinpath("data").joinpath(SAMPLES[key]).open("rb") as f:
+    with (
+        resources.files("quantgym.datasets").joinpath("data").joinpath(SAMPLES[key]).open("rb") as f
+    ):
         raw = pd.read_csv(f, compression="gzip")
     time_col = raw.columns[0]
-    index = pd.DatetimeIndex(pd.to_datetime(raw[time_col], format=_TIME_FORMATS[key]), name="timestamp")
+    index = pd.DatetimeIndex(
+        pd.to_datetime(raw[time_col], format=_TIME_FORMATS[key]), name="timestamp"
+    )
     frame = raw.drop(columns=[time_col]).rename(columns=str.lower)
     frame = frame[["open", "high", "low", "close", "volume"]].astype("float64")
     frame.index = index

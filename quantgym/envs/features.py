@@ -37,6 +37,7 @@ __all__ = [
     "CALENDAR_FEATURES",
     "DEFAULT_FEATURES",
     "PRICE_FEATURES",
+    "RAW_WARMUP",
     "FeatureSet",
     "compute_features",
     "is_intraday",
@@ -60,6 +61,19 @@ CALENDAR_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "dow_sin", "dow_co
 DEFAULT_FEATURES: tuple[str, ...] = PRICE_FEATURES + CALENDAR_FEATURES
 
 OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+# Leading NaN rows of each raw (un-normalised) price feature: its indicator warm-up.
+RAW_WARMUP: dict[str, int] = {
+    "log_return": 1,
+    "bar_range": 0,
+    "body": 0,
+    "volume_z": 19,
+    "rsi": 14,
+    "macd_hist": 33,  # MACD line after 26 closes, its 9-bar signal after 8 more
+    "bollinger_b": 19,
+    "atr": 14,
+    "realized_vol": 20,
+    "yang_zhang_vol": 20,
+}
 CLIP = 5.0
 # Floor on standard deviations: flat, zero-volume stretches (FX weekends) give std == 0.
 EPS = 1e-12
@@ -212,18 +226,16 @@ def _default_columns(
 ) -> list[np.ndarray]:
     wanted = set(names)
     columns: dict[str, np.ndarray] = {}
-    if wanted & set(PRICE_FEATURES):
-        raw = raw_features(frame)
-        normed = _rolling_zscore(raw, normalize_window)
-        columns.update({name: normed[:, j] for j, name in enumerate(PRICE_FEATURES)})
-        short = [
-            name for name in PRICE_FEATURES if name in wanted and np.isnan(columns[name]).all()
-        ]
-        if short:
+    price = [name for name in PRICE_FEATURES if name in wanted]
+    if price:
+        needed = max(RAW_WARMUP[name] for name in price) + normalize_window
+        if len(frame) < needed:
             raise ValueError(
-                f"frame has {len(frame)} rows, too few for the warm-up of default features "
-                f"{short} (indicator windows + normalize_window={normalize_window} rows)"
+                f"frame has {len(frame)} rows but the default features {price} need at least "
+                f"{needed} (indicator warm-up + normalize_window={normalize_window})"
             )
+        normed = _rolling_zscore(raw_features(frame), normalize_window)
+        columns.update({name: normed[:, j] for j, name in enumerate(PRICE_FEATURES)})
     if wanted & set(CALENDAR_FEATURES):
         columns.update(_calendar(frame.index))
     return [columns[name] for name in names]

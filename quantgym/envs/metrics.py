@@ -9,8 +9,10 @@ initial equity, NaN positions/trades/fees) raises ``ValueError`` naming the argu
 Conventions follow empyrical (``empyrical-reloaded``) on the simple returns
 ``r = equity[1:] / equity[:-1] - 1``; the tests check Sharpe, Sortino, max drawdown and
 annualised return against it. The one deliberate difference: a ratio whose denominator is
-zero (constant returns for Sharpe, no losing bar for Sortino) is ``nan``, never ``inf``,
-so metrics can be averaged across episodes without special cases.
+zero (constant returns for Sharpe, no losing bar for Sortino, no drawdown for Calmar) is
+``nan``, never ``inf``, so metrics can be averaged across episodes without special cases.
+"Zero" means at most ``ZERO_TOLERANCE`` (1e-12 per bar): an equity curve recomputed each
+step jitters by ~1e-16 even when flat, and a ratio over that noise would be garbage.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 
 import numpy as np
 
-__all__ = ["METRIC_NAMES", "performance_metrics"]
+__all__ = ["METRIC_NAMES", "ZERO_TOLERANCE", "performance_metrics"]
 
 METRIC_NAMES: tuple[str, ...] = (
     "total_return",
@@ -39,6 +41,9 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 
 _NAN = float("nan")
+# Dispersions (per-bar std, downside deviation, drawdown) at or below this are rounding noise
+# in an equity curve that is really flat or steadily growing: a ratio over them is nan.
+ZERO_TOLERANCE = 1e-12
 
 
 def _as_series(values: object, name: str) -> np.ndarray:
@@ -127,7 +132,8 @@ def performance_metrics(
         - ``final_equity`` and ``n_steps`` (``T``).
 
         Statistics that need more data than there is are nan: return statistics need one
-        return (two for volatility, Sharpe and Sortino). Zero-denominator ratios are nan.
+        return (two for volatility, Sharpe and Sortino). A ratio whose denominator is at
+        most ``ZERO_TOLERANCE`` (Sharpe, Sortino, Calmar) is nan.
 
     Raises:
         ValueError: naming the argument, on wrong shapes or lengths, a non-finite or
@@ -172,15 +178,12 @@ def performance_metrics(
             mean = returns.mean()
             std = returns.std(ddof=1)
             volatility = float(std * math.sqrt(ann))
-            # Identical returns have zero dispersion even if std() leaves a 1e-18 residue.
-            if std > 0.0 and returns.max() != returns.min():
+            if std > ZERO_TOLERANCE:
                 sharpe = float(mean / std * math.sqrt(ann))
             downside = np.minimum(returns, 0.0)
-            downside_risk = math.sqrt(float(np.dot(downside, downside)) / n_returns) * math.sqrt(
-                ann
-            )
-            if downside_risk > 0.0:
-                sortino = float(mean * ann / downside_risk)
+            downside_deviation = math.sqrt(float(np.dot(downside, downside)) / n_returns)
+            if downside_deviation > ZERO_TOLERANCE:
+                sortino = float(mean * ann / (downside_deviation * math.sqrt(ann)))
 
         if n_steps == 0:
             max_drawdown = _NAN
@@ -192,7 +195,7 @@ def performance_metrics(
                 peak = np.fmax.accumulate(eq)
                 max_drawdown = float(np.nanmin(eq / peak) - 1.0)
         calmar = _NAN
-        if max_drawdown < 0.0:
+        if max_drawdown < -ZERO_TOLERANCE:
             ratio = annualized_return / abs(max_drawdown)
             if math.isfinite(ratio):
                 calmar = ratio

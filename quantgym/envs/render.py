@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -61,40 +62,45 @@ def _format_price(value: float) -> str:
     return f"{value:.6g}"
 
 
-def render_ansi(row: Mapping[str, object]) -> str:
+def render_ansi(row: Mapping[str, Any]) -> str:
     """One line describing the latest step, e.g.::
 
         2017-03-01 10:00 | bar 123 | close 1.0523 | pos +1.00 | equity 10,234.12 (+2.34%) | trade +1.00 | fees 1.20
 
-    ``row`` is one history row (or a step's ``info``): the keys ``timestamp``, ``bar``,
+    ``row`` is a dict such as a step's ``info``, or a row of ``env.history()`` (a pandas
+    Series, whose name is its timestamp): the keys ``timestamp``, ``bar``,
     ``close``, ``position``, ``equity``, ``trade`` (signed fraction of equity traded) and
     ``fees`` are shown when present. With ``initial_equity`` the equity also shows the
     return since the start of the episode; ``slippage_cost`` is added to ``fees``.
     ``trade`` is only shown when nonzero.
     """
-    if not isinstance(row, Mapping):
-        raise ValueError(f"row must be a mapping (a history row or info dict), got {type(row)}")
+    is_series = not isinstance(row, Mapping) and hasattr(row, "get") and hasattr(row, "index")
+    if not (isinstance(row, Mapping) or is_series):
+        raise ValueError(f"row must be a mapping or a history row, got {type(row).__name__}")
     parts: list[str] = []
-    if row.get("timestamp") is not None:
-        parts.append(_format_timestamp(row["timestamp"]))
+    timestamp = row.get("timestamp")
+    if timestamp is None and is_series:
+        timestamp = getattr(row, "name", None)
+    if timestamp is not None:
+        parts.append(_format_timestamp(timestamp))
     if row.get("bar") is not None:
-        parts.append(f"bar {int(row['bar'])}")  # type: ignore[call-overload]
+        parts.append(f"bar {int(row['bar'])}")
     if row.get("close") is not None:
-        parts.append(f"close {_format_price(float(row['close']))}")  # type: ignore[arg-type]
+        parts.append(f"close {_format_price(float(row['close']))}")
     if row.get("position") is not None:
-        parts.append(f"pos {float(row['position']):+.2f}")  # type: ignore[arg-type]
+        parts.append(f"pos {float(row['position']):+.2f}")
     if row.get("equity") is not None:
-        equity = float(row["equity"])  # type: ignore[arg-type]
+        equity = float(row["equity"])
         text = f"equity {equity:,.2f}"
         initial = row.get("initial_equity")
-        if initial is not None and float(initial) > 0.0:  # type: ignore[arg-type]
-            text += f" ({equity / float(initial) - 1.0:+.2%})"  # type: ignore[arg-type]
+        if initial is not None and float(initial) > 0.0:
+            text += f" ({equity / float(initial) - 1.0:+.2%})"
         parts.append(text)
     trade = row.get("trade")
-    if trade is not None and float(trade) != 0.0:  # type: ignore[arg-type]
-        parts.append(f"trade {float(trade):+.2f}")  # type: ignore[arg-type]
+    if trade is not None and float(trade) != 0.0:
+        parts.append(f"trade {float(trade):+.2f}")
     if row.get("fees") is not None:
-        fees = float(row["fees"]) + float(row.get("slippage_cost") or 0.0)  # type: ignore[arg-type]
+        fees = float(row["fees"]) + float(row.get("slippage_cost") or 0.0)
         parts.append(f"fees {fees:,.2f}")
     return " | ".join(parts)
 

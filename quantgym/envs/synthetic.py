@@ -221,7 +221,10 @@ def _regime_params(user: dict[str, Any]) -> dict[str, Any]:
 
     if drifts is None:
         if k != len(_REGIME_DEFAULT_DRIFTS):
-            raise ValueError(f"drifts must be given for a {k}-regime market")
+            raise ValueError(
+                f"drifts must be given for a {k}-regime market (sizes given: {sizes}); "
+                f"the default drifts have {len(_REGIME_DEFAULT_DRIFTS)} regimes"
+            )
         drifts = np.asarray(_REGIME_DEFAULT_DRIFTS)
     if vols is None:
         vol = user.get("vols")
@@ -439,7 +442,7 @@ def _simulate_ou(eps: np.ndarray, params: dict[str, Any]) -> np.ndarray:
     decay = math.exp(-theta)
     shock = sigma * math.sqrt(-math.expm1(-2.0 * theta) / (2.0 * theta))
     x = math.log(params["initial_price"]) - mu
-    out = []
+    out: list[float] = []
     append = out.append
     for e in (eps * shock).tolist():  # plain floats: ~0.1 us per bar
         x = x * decay + e
@@ -489,7 +492,9 @@ def hmm_forward_filter(log_returns: np.ndarray, params: dict) -> np.ndarray:
     if r.ndim != 1:
         raise ValueError(f"log_returns must be 1-D, got shape {r.shape}")
     if np.any(np.isinf(r)):
-        raise ValueError(f"log_returns has an infinite value at row {int(np.flatnonzero(np.isinf(r))[0])}")
+        raise ValueError(
+            f"log_returns has an infinite value at row {int(np.flatnonzero(np.isinf(r))[0])}"
+        )
     k = transition.shape[0]
     n = r.size
     # Log emission densities, shifted so each row's max is 0 (the shift cancels on normalising).

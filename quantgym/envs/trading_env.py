@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -14,7 +15,7 @@ from quantgym.envs.accounting import account_features, mark, rebalance
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
 from quantgym.envs.market_data import MarketData
 from quantgym.envs.metrics import performance_metrics
-from quantgym.envs.rewards import RewardContext
+from quantgym.envs.rewards import EQUITY_FLOOR, LogReturn, RewardContext
 
 __all__ = ["TradingEnv", "resolve_start"]
 
@@ -113,7 +114,10 @@ class TradingEnv(gym.Env):
         self.n_account_features = len(ACCOUNT_FEATURES)
         self._market_dim = self.window_size * self.n_market_features
         self._obs_dim = self._market_dim + self.n_account_features
-        self._features_flat = market.features32.reshape(-1)
+        self._obs_offset = self.n_market_features - self._market_dim  # window of bar t starts at t*F + offset
+        self._features_flat = np.concatenate(
+            [market.features32.reshape(-1), np.zeros(self.n_account_features, np.float32)]
+        )
 
         if config.action_type == "discrete":
             self.action_space = spaces.Discrete(len(config.positions))
@@ -130,6 +134,9 @@ class TradingEnv(gym.Env):
         self._slip = self._slippage.tolist()
         self._regime = None if market.regime is None else market.regime.tolist()
         self._timestamps = market.timestamps
+        self._timestamp_list = list(market.timestamps)  # list indexing beats numpy scalar indexing
+        self._log_reward = isinstance(self._reward_fn, LogReturn)
+        self._equity_floor = EQUITY_FLOOR * float(config.initial_equity)
         self._initial = float(config.initial_equity)
         self._commission = float(config.commission)
         self._fixed_fee = float(config.fixed_fee)
@@ -149,7 +156,22 @@ class TradingEnv(gym.Env):
 
     @property
     def equity(self) -> float:
+        """Equity marked at the close of the current bar."""
         return self._equity
+
+    @property
+    def units(self) -> float:
+        """Units of the instrument held (negative when short)."""
+        return self._units
+
+    @property
+    def cash(self) -> float:
+        return self._cash
+
+    @property
+    def episode_end(self) -> int:
+        """Bar at which the current episode is truncated."""
+        return self._end
 
     @property
     def first_bar(self) -> int:
@@ -192,50 +214,48 @@ class TradingEnv(gym.Env):
         self._entry_equity = self._initial
         self._bars_in_position = 0
         self._done = False
-        self._hist: dict[str, list] = {k: [] for k in _HISTORY_KEYS}
+        self._hist: list[tuple] = []  # one tuple per step, in _HISTORY_KEYS order
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._done:
             raise ValueError("step() called after the episode ended; call reset() first")
-        target = self._action_to_target(action)
+        if action.__class__ is int and 0 <= action < self._n_actions and not self._continuous:
+            target = self._positions[action]  # fast path for plain ints
+        else:
+            target = self._action_to_target(action)
         t = self._t + 1
         equity_prev, peak_prev = self._equity, self._peak
         units, cash, notional, fees, slip = rebalance(
             target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
             self._commission, self._fixed_fee,
         )  # fmt: skip
-        close = self._close[t]
-        cash, equity, borrow = mark(units, cash, close, self._borrow)
+        cash, equity, borrow = mark(units, cash, self._close[t], self._borrow)
         if notional != 0.0:
             self._entry_equity = equity_prev
-            self._bars_in_position = 0
-        self._bars_in_position += 1
+            self._bars_in_position = 1
+        else:
+            self._bars_in_position += 1
         terminated = equity <= 0.0
         if terminated:  # liquidated: nothing left to trade with
             equity = cash = units = 0.0
         peak = equity if equity > peak_prev else peak_prev
         self._t, self._units, self._cash, self._equity, self._peak = t, units, cash, equity, peak
         self._target = target
-        reward = float(
-            self._reward_fn(
-                RewardContext(
-                    equity_prev, equity, target, notional, fees, slip, borrow,
-                    1.0 - equity_prev / peak_prev, 1.0 - equity / peak, self._initial,
-                )  # fmt: skip
+        if self._log_reward:  # LogReturn without building a RewardContext (hot path)
+            reward = math.log((equity if equity > self._equity_floor else self._equity_floor) / equity_prev)
+        else:
+            reward = float(
+                self._reward_fn(
+                    RewardContext(
+                        equity_prev, equity, target, notional, fees, slip, borrow,
+                        1.0 - equity_prev / peak_prev, 1.0 - equity / peak, self._initial,
+                    )  # fmt: skip
+                )
             )
-        )
         truncated = t >= self._end and not terminated
         self._done = terminated or truncated
         trade = notional / equity_prev
-        h = self._hist
-        h["bar"].append(t)
-        h["position"].append(target)
-        h["trade"].append(trade)
-        h["fees"].append(fees)
-        h["slippage_cost"].append(slip)
-        h["borrow_cost"].append(borrow)
-        h["equity"].append(equity)
-        h["reward"].append(reward)
+        self._hist.append((t, target, trade, fees, slip, borrow, equity, reward))
         info = {
             "equity": equity,
             "position": target,
@@ -244,11 +264,16 @@ class TradingEnv(gym.Env):
             "slippage_cost": slip,
             "borrow_cost": borrow,
             "bar": t,
-            "timestamp": self._timestamps[t],
+            "timestamp": self._timestamp_list[t],
         }
         if self._regime is not None:
             info["regime"] = self._regime[t]
-        return self._observation(), reward, terminated, truncated, info
+        lo = t * self.n_market_features + self._obs_offset
+        obs = self._features_flat[lo : lo + self._obs_dim].copy()
+        obs[self._market_dim :] = account_features(
+            target, units, self._close[t], equity, self._entry_equity, peak, self._bars_in_position
+        )
+        return obs, reward, terminated, truncated, info
 
     def _action_to_target(self, action: Any) -> float:
         if self._continuous:
@@ -273,11 +298,11 @@ class TradingEnv(gym.Env):
         return self._positions[index]
 
     def _observation(self) -> np.ndarray:
-        obs = np.empty(self._obs_dim, dtype=np.float32)
-        m = self._market_dim
-        lo = (self._t + 1) * self.n_market_features - m
-        obs[:m] = self._features_flat[lo : lo + m]
-        obs[m:] = account_features(
+        # The flat feature array is padded with n_account_features zeros so this copy never
+        # runs off its end; the tail is then overwritten with the account features.
+        lo = self._t * self.n_market_features + self._obs_offset
+        obs = self._features_flat[lo : lo + self._obs_dim].copy()
+        obs[self._market_dim :] = account_features(
             self._target, self._units, self._close[self._t], self._equity,
             self._entry_equity, self._peak, self._bars_in_position,
         )  # fmt: skip
@@ -288,7 +313,7 @@ class TradingEnv(gym.Env):
             "equity": self._equity,
             "position": self._target,
             "bar": self._t,
-            "timestamp": self._timestamps[self._t],
+            "timestamp": self._timestamp_list[self._t],
         }
         if self._regime is not None:
             info["regime"] = self._regime[self._t]
@@ -297,14 +322,14 @@ class TradingEnv(gym.Env):
     # -- analysis ----------------------------------------------------------------------
     def history(self) -> pd.DataFrame:
         """The episode so far, one row per step, indexed by the timestamp of the marked bar."""
-        h = self._hist
-        bars = np.asarray(h["bar"], dtype=np.int64)
+        h = self._history_columns()
+        bars = h["bar"]
         frame = pd.DataFrame(
             {
                 "bar": bars,
                 "open": self.market.open[bars],
                 "close": self.market.close[bars],
-                **{k: np.asarray(h[k], dtype=np.float64) for k in _HISTORY_KEYS if k != "bar"},
+                **{k: h[k] for k in _HISTORY_KEYS if k != "bar"},
             },
             index=pd.DatetimeIndex(self._timestamps[bars], name="timestamp"),
         )
@@ -314,16 +339,21 @@ class TradingEnv(gym.Env):
 
     def metrics(self) -> dict[str, float]:
         """Performance of the episode so far (annualised with the market's bar frequency)."""
-        h = self._hist
-        equity = np.concatenate([[self._initial], np.asarray(h["equity"], dtype=np.float64)])
-        notional = np.asarray(h["trade"], dtype=np.float64) * equity[:-1]
+        h = self._history_columns()
+        equity = np.concatenate([[self._initial], h["equity"]])
         return performance_metrics(
             equity,
             bars_per_year=self.market.bars_per_year,
-            positions=np.asarray(h["position"], dtype=np.float64),
-            trade_notional=notional,
-            fees=np.asarray(h["fees"], dtype=np.float64),
+            positions=h["position"],
+            trade_notional=h["trade"] * equity[:-1],
+            fees=h["fees"],
         )
+
+    def _history_columns(self) -> dict[str, np.ndarray]:
+        rows = np.array(self._hist, dtype=np.float64).reshape(-1, len(_HISTORY_KEYS))
+        columns = {k: rows[:, j] for j, k in enumerate(_HISTORY_KEYS)}
+        columns["bar"] = columns["bar"].astype(np.int64)
+        return columns
 
     def render(self) -> str | np.ndarray | None:
         from quantgym.envs.render import render_ansi, render_rgb_array
@@ -337,17 +367,14 @@ class TradingEnv(gym.Env):
                 "position": self._target,
                 "equity": self._equity,
                 "initial_equity": self._initial,
-                "fees": self._hist["fees"][-1] if self._hist["fees"] else 0.0,
+                "trade": self._hist[-1][2] if self._hist else 0.0,
+                "fees": self._hist[-1][3] if self._hist else 0.0,
+                "slippage_cost": self._hist[-1][4] if self._hist else 0.0,
             }
             return render_ansi(row)
         if self.render_mode == "rgb_array":
-            h = self._hist
-            bars = np.asarray(h["bar"], dtype=np.int64)
-            return render_rgb_array(
-                self.market.close[bars],
-                np.asarray(h["position"], dtype=np.float64),
-                np.asarray(h["equity"], dtype=np.float64),
-            )
+            h = self._history_columns()
+            return render_rgb_array(self.market.close[h["bar"]], h["position"], h["equity"])
         return None
 
 

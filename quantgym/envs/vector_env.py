@@ -119,7 +119,22 @@ class TradingVectorEnv(gym.vector.VectorEnv):
 
     @property
     def equity(self) -> np.ndarray:
+        """Equity of each account, marked at the close of its current bar."""
         return self._equity
+
+    @property
+    def units(self) -> np.ndarray:
+        """Units held by each account (negative when short)."""
+        return self._units
+
+    @property
+    def cash(self) -> np.ndarray:
+        return self._cash
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        """Bar at which each account's current episode is truncated."""
+        return self._end
 
     @property
     def first_bar(self) -> int:

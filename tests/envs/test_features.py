@@ -14,6 +14,7 @@ from quantgym.envs.features import (
     CALENDAR_FEATURES,
     DEFAULT_FEATURES,
     PRICE_FEATURES,
+    RAW_WARMUP,
     FeatureSet,
     compute_features,
     is_intraday,
@@ -133,6 +134,15 @@ def test_intraday_default_adds_calendar(hourly: pd.DataFrame) -> None:
     np.testing.assert_allclose(cal["dow_cos"], np.cos(2 * np.pi * dow / 7), atol=1e-12)
 
 
+def test_tz_aware_intraday_uses_local_clock() -> None:
+    index = pd.date_range("2021-03-20", periods=600, freq="h", tz="Europe/London", name="timestamp")
+    fs = compute_features(make_bars(600, index=index))
+    assert fs.names == DEFAULT_FEATURES
+    hour_sin = fs.to_frame(index)["hour_sin"].iloc[fs.warmup :]
+    expected = np.sin(2 * np.pi * hour_sin.index.hour.to_numpy() / 24)
+    np.testing.assert_allclose(hour_sin, expected, atol=1e-12)
+
+
 @pytest.mark.parametrize("window", [2, 20, 100])
 def test_warmup_follows_normalize_window(daily: pd.DataFrame, window: int) -> None:
     fs = compute_features(daily, normalize_window=window)
@@ -142,7 +152,15 @@ def test_warmup_follows_normalize_window(daily: pd.DataFrame, window: int) -> No
 
 @pytest.mark.parametrize(
     ("freq", "expected"),
-    [("min", True), ("15min", True), ("h", True), ("4h", True), ("D", False), ("B", False), ("W", False)],
+    [
+        ("min", True),
+        ("15min", True),
+        ("h", True),
+        ("4h", True),
+        ("D", False),
+        ("B", False),
+        ("W", False),
+    ],
 )
 def test_is_intraday_by_median_spacing(freq: str, expected: bool) -> None:
     assert is_intraday(pd.date_range("2020-01-01", periods=50, freq=freq)) is expected
@@ -159,7 +177,12 @@ def test_is_intraday_ignores_weekend_gaps_and_short_index() -> None:
 def test_does_not_mutate_frame(daily: pd.DataFrame) -> None:
     before = daily.copy()
     compute_features(daily)
-    compute_features(daily, lambda f: f.assign(close=0.0)[["close"]].add(1.0))
+
+    def mutating(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["close"] = 0.0
+        return frame[["open"]]
+
+    compute_features(daily, mutating)
     pd.testing.assert_frame_equal(daily, before)
 
 
@@ -170,12 +193,14 @@ def test_raw_features_match_reference_formulas(daily: pd.DataFrame) -> None:
     raw = raw_features(daily)
     o, h, lo, c = (daily[k].to_numpy() for k in ("open", "high", "low", "close"))
     log_ret = np.r_[np.nan, np.diff(np.log(c))]
-    np.testing.assert_allclose(raw["log_return"], log_ret, rtol=1e-12)
+    np.testing.assert_allclose(raw["log_return"], log_ret, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(raw["bar_range"], (h - lo) / c, rtol=1e-12)
     np.testing.assert_allclose(raw["body"], (c - o) / o, rtol=1e-12)
     t = 700
     np.testing.assert_allclose(raw["realized_vol"].iloc[t], np.std(log_ret[t - 19 : t + 1], ddof=1))
-    tr = np.maximum.reduce([h - lo, np.abs(h - np.r_[np.nan, c[:-1]]), np.abs(lo - np.r_[np.nan, c[:-1]])])
+    tr = np.maximum.reduce(
+        [h - lo, np.abs(h - np.r_[np.nan, c[:-1]]), np.abs(lo - np.r_[np.nan, c[:-1]])]
+    )
     np.testing.assert_allclose(raw["atr"].iloc[t], tr[t - 13 : t + 1].mean() / c[t])
     window = c[t - 19 : t + 1]
     lower, width = window.mean() - 2 * window.std(), 4 * window.std()
@@ -185,6 +210,13 @@ def test_raw_features_match_reference_formulas(daily: pd.DataFrame) -> None:
     diff = np.diff(c)[t - 14 : t]
     gain, loss = np.maximum(diff, 0).mean(), np.maximum(-diff, 0).mean()
     np.testing.assert_allclose(raw["rsi"].iloc[t], 100 * gain / (gain + loss))
+
+
+def test_raw_warmup_table_matches_leading_nans(daily: pd.DataFrame) -> None:
+    raw = raw_features(daily)
+    leading = {name: int(raw[name].isna().cummin().sum()) for name in PRICE_FEATURES}
+    assert leading == RAW_WARMUP
+    assert raw.iloc[max(RAW_WARMUP.values()) :].notna().all().all()
 
 
 def test_yang_zhang_matches_reference(daily: pd.DataFrame) -> None:
@@ -208,8 +240,10 @@ def test_macd_uses_finite_window_ema(daily: pd.DataFrame) -> None:
     macd = c.ewm(span=12, adjust=True).mean() - c.ewm(span=26, adjust=True).mean()
     signal = macd.iloc[25:].ewm(span=9, adjust=True).mean().reindex(c.index)
     reference = ((macd - signal) / c).to_numpy()
-    # Within the first 4*9 rows of the signal every window is partial: identical to pandas ewm.
-    np.testing.assert_allclose(raw[MACD_FIRST_ROW : 25 + 36], reference[MACD_FIRST_ROW : 25 + 36], rtol=1e-9)
+    # Until the shortest window (4 * 12 rows) fills, every window is partial: equal to pandas ewm.
+    early = slice(MACD_FIRST_ROW, 4 * 12)
+    np.testing.assert_allclose(raw[early], reference[early], rtol=1e-9)
+    assert not np.allclose(raw[4 * 12 :], reference[4 * 12 :], rtol=1e-9)
     # Later the dropped tail (weights < exp(-8)) makes only a small difference.
     late = slice(500, None)
     assert np.abs(raw[late] - reference[late]).max() < 0.05 * np.abs(reference[late]).max()
@@ -274,19 +308,37 @@ def test_features_have_finite_memory(daily: pd.DataFrame) -> None:
     np.testing.assert_allclose(late[memory:], full[start + memory :], rtol=1e-9, atol=1e-9)
 
 
-def test_leak_canary_is_caught_by_assert_causal(daily: pd.DataFrame) -> None:
-    def leaky(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"next_return": np.log(frame["close"]).diff().shift(-1)})
+def _next_return(frame: pd.DataFrame) -> pd.DataFrame:
+    """Leak: the next bar's return (the last bar, which has none, gets 0)."""
+    return pd.DataFrame({"next_return": np.log(frame["close"]).diff().shift(-1).fillna(0.0)})
 
+
+def _full_sample_zscore(frame: pd.DataFrame) -> pd.DataFrame:
+    """Leak: normalising with the mean/std of the whole sample, future bars included."""
+    close = frame["close"]
+    return ((close - close.mean()) / close.std()).to_frame("close_z")
+
+
+@pytest.mark.parametrize("leaky", [_next_return, _full_sample_zscore])
+def test_leak_canary_is_caught_by_assert_causal(
+    daily: pd.DataFrame, leaky: Callable[[pd.DataFrame], pd.DataFrame]
+) -> None:
     with pytest.raises(AssertionError, match="changed when only bars after"):
         assert_causal(lambda f: compute_features(f, leaky).values, daily.iloc[:300])
+
+
+def test_naive_shifted_leak_is_rejected_by_validation(daily: pd.DataFrame) -> None:
+    """A plain ``shift(-1)`` leaves a NaN in the last row, which is not a leading NaN."""
+    stamp = daily.index[-1]
+    with pytest.raises(ValueError, match=rf"'next'.*row {len(daily) - 1} \(timestamp {stamp}\)"):
+        compute_features(daily, lambda f: f["close"].pct_change().shift(-1).rename("next"))
 
 
 def test_default_features_do_not_track_the_next_return() -> None:
     frame = make_bars(6000, seed=7)
     next_return = np.log(frame["close"]).diff().shift(-1).to_numpy()
     canary = compute_features(
-        frame, lambda f: pd.DataFrame({"leak": np.log(f["close"]).diff().shift(-1)})
+        frame, lambda f: pd.DataFrame({"leak": np.log(f["close"]).diff().shift(-1).fillna(0.0)})
     )
     fs = compute_features(frame)
     rows = slice(fs.warmup, len(frame) - 1)
@@ -368,8 +420,9 @@ def test_list_mixes_frame_columns_and_default_features(daily: pd.DataFrame) -> N
     assert fs.names == ("signal", "rsi", "hour_sin")
     assert fs.warmup == 14 + 250 - 1  # rsi's own warm-up, not the whole default set's
     assert np.isnan(fs.values[: fs.warmup]).all()
-    default = compute_features(daily).to_frame()
-    np.testing.assert_array_equal(fs.values[fs.warmup :, 1], default["rsi"].iloc[fs.warmup :])
+    default = compute_features(daily)
+    rows = slice(default.warmup, None)
+    np.testing.assert_array_equal(fs.values[rows, 1], default.to_frame()["rsi"].iloc[rows])
     np.testing.assert_array_equal(fs.values[fs.warmup :, 0], frame["signal"].iloc[fs.warmup :])
     assert (fs.values[fs.warmup :, 2] == 0.0).all()  # daily bars sit at midnight
 
@@ -430,7 +483,10 @@ def _with_nan_at(frame: pd.DataFrame, row: int, value: float) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("features", "match"),
     [
-        (["close", "nope", "also_missing"], r"not found: \['nope', 'also_missing'\].*available.*'close'"),
+        (
+            ["close", "nope", "also_missing"],
+            r"not found: \['nope', 'also_missing'\].*available.*'close'",
+        ),
         ([], "empty"),
         (["close", "close"], r"duplicate.*'close'"),
         (["close", 3], "column names"),
@@ -488,8 +544,16 @@ def test_bad_frames_raise() -> None:
         compute_features(frame.reset_index(drop=True))
     with pytest.raises(ValueError, match=r"missing columns \['volume'\]"):
         compute_features(frame.drop(columns="volume"))
-    with pytest.raises(ValueError, match=r"400 rows, too few.*normalize_window=500"):
+    with pytest.raises(
+        ValueError, match=r"400 rows but .* need at least 533 .*normalize_window=500"
+    ):
         compute_features(frame, normalize_window=500)
+    with pytest.raises(ValueError, match=r"at least 283 "):
+        compute_features(frame.iloc[:282])
+    assert compute_features(frame.iloc[:283]).warmup == 282
+    with pytest.raises(ValueError, match=r"at least 264 "):
+        compute_features(frame.iloc[:263], ["rsi"])
+    assert compute_features(frame.iloc[:264], ["rsi"]).warmup == 263
 
 
 def test_featureset_checks_its_shape() -> None:

@@ -1,0 +1,303 @@
+"""``quantgym train`` and ``quantgym evaluate``: the agent sub-commands of the console script.
+
+``quantgym.cli`` calls :func:`add_agent_parsers` on its sub-parsers::
+
+    quantgym train ppo_lstm --market regime --steps 200000 --out runs/x
+    quantgym evaluate runs/x --data sample:googl
+
+``train`` builds a registered online agent (config overrides with ``--set key=value``),
+trains it on ``TradingEnv-v0`` made from the env options and saves it to ``--out``.
+``evaluate`` loads a saved agent, rebuilds the env it trained on (its saved env kwargs) with
+the data/range options replaced, runs :func:`quantgym.evaluation.evaluate` and prints a
+metrics table next to cash and the reference policy, with the normalised score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "add_agent_parsers",
+    "add_env_arguments",
+    "env_kwargs_from_args",
+    "parse_assignments",
+    "format_table",
+    "run_train",
+    "run_evaluate",
+]
+
+TABLE_METRICS = (
+    "total_return",
+    "annualized_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "turnover",
+    "n_trades",
+    "fees_paid",
+)
+
+
+def parse_assignments(items: list[str] | None, option: str = "--set") -> dict[str, Any]:
+    """``["a=1", "b=[64, 64]", "c=tanh"]`` -> ``{"a": 1, "b": [64, 64], "c": "tanh"}`` (JSON values,
+    bare strings otherwise)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{option} expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def add_env_arguments(parser: argparse.ArgumentParser, *, for_eval: bool = False) -> None:
+    """Env options shared by ``train`` and ``evaluate``."""
+    group = parser.add_argument_group("environment")
+    source = group.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data", help="data source: CSV path, 'sample:googl', 'synthetic:gbm', ..."
+    )
+    source.add_argument(
+        "--market", help="synthetic market kind when no --data (regime, gbm, mean_reversion)"
+    )
+    group.add_argument("--start", help="first tradable date (inclusive)")
+    group.add_argument("--end", help="last date loaded (inclusive)")
+    group.add_argument("--window-size", type=int, help="bars in the observation window")
+    group.add_argument(
+        "--episode-length",
+        type=int,
+        help="steps per episode"
+        + (" (default: one pass over the whole range)" if for_eval else ""),
+    )
+    group.add_argument(
+        "--env-set", action="append", metavar="KEY=VALUE", help="any other TradingEnv kwarg"
+    )
+
+
+def env_kwargs_from_args(
+    args: argparse.Namespace, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """TradingEnv kwargs: ``base`` (e.g. the env a saved agent trained on) updated by the options."""
+    kwargs = dict(base or {})
+    if args.data is not None:
+        kwargs["data"] = args.data
+        kwargs.pop("market", None)
+        kwargs.pop("market_kwargs", None)
+    elif args.market is not None:
+        kwargs.pop("data", None)
+        kwargs["market"] = args.market
+    for key in ("start", "end", "window_size", "episode_length"):
+        value = getattr(args, key)
+        if value is not None:
+            kwargs[key] = value
+    kwargs.update(parse_assignments(args.env_set, "--env-set"))
+    return kwargs
+
+
+def add_agent_parsers(subparsers: Any) -> None:
+    """Register ``train`` and ``evaluate`` on an ``argparse`` sub-parsers object."""
+    train = subparsers.add_parser(
+        "train",
+        help="train an online agent on TradingEnv-v0 and save it",
+        description="Train a registered online agent (ppo_mlp, ppo_lstm, ppo_transformer or "
+        "'package.module:Class') and save it to --out.",
+    )
+    train.add_argument("agent", help="registered agent name or 'package.module:Class'")
+    train.add_argument(
+        "--steps", type=int, default=None, help="env steps (default: the agent's total_timesteps)"
+    )
+    train.add_argument("--out", required=True, help="directory to save the trained agent to")
+    train.add_argument("--seed", type=int, default=None, help="training seed (config.seed)")
+    train.add_argument("--n-envs", type=int, default=None, help="parallel envs (config.n_envs)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="agent config override")
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        help="save every N env steps to OUT/checkpoints",
+    )
+    train.add_argument(
+        "--tensorboard-log", default=None, help="TensorBoard directory (needs tensorboard)"
+    )
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_env_arguments(train)
+    train.set_defaults(func=run_train)
+
+    ev = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a saved agent and print a metrics table",
+        description="Load a saved agent, rebuild its env with the given data/range and print metrics "
+        "next to cash and the reference policy (BayesFilterExpert on synthetic data, buy-and-hold on real).",
+    )
+    ev.add_argument("path", help="saved agent directory")
+    ev.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes (default: 1 full pass, or 10 with --episode-length)",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the episode starts")
+    ev.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions instead of the deterministic policy",
+    )
+    ev.add_argument(
+        "--no-reference", action="store_true", help="skip the cash/reference rows and the score"
+    )
+    ev.add_argument("--json", default=None, help="also write the summaries as JSON to this file")
+    add_env_arguments(ev, for_eval=True)
+    ev.set_defaults(func=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``quantgym train``: returns the exit status."""
+    from quantgym.agents.registry import make_agent
+
+    config = parse_assignments(args.set)
+    if args.seed is not None:
+        config["seed"] = args.seed
+    if args.n_envs is not None:
+        config["n_envs"] = args.n_envs
+    agent = make_agent(args.agent, **config)
+    if (
+        not callable(getattr(agent, "fit", None))
+        or "total_timesteps" not in inspect.signature(agent.fit).parameters
+    ):
+        raise ValueError(
+            f"agent {args.agent!r} is not an online learner (no fit(env, total_timesteps=...))"
+        )
+    env_kwargs = env_kwargs_from_args(args)
+    out = Path(args.out)
+    agent.fit(
+        env_kwargs,
+        total_timesteps=args.steps,
+        progress_bar=not args.no_progress,
+        tensorboard_log=args.tensorboard_log,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=out / "checkpoints" if args.checkpoint_every else None,
+    )
+    agent.save(out)
+    print(f"saved {agent.name} ({getattr(agent, 'num_timesteps', '?')} steps) to {out}")
+    return 0
+
+
+def _accepts_env(cls: type) -> bool:
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return "env" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _load_with_env(path: Path, env: Any) -> Any:
+    from quantgym._io import read_json
+    from quantgym.agents.base import AGENT_FILE, import_object
+    from quantgym.agents.registry import load_agent
+
+    meta = read_json(path / AGENT_FILE)
+    cls = import_object(meta["class"])
+    return load_agent(path, env=env) if _accepts_env(cls) else load_agent(path)
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    if abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:.0f}"
+    return f"{value:.4f}"
+
+
+def format_table(
+    rows: dict[str, dict[str, float]], columns: tuple[str, ...] = TABLE_METRICS
+) -> str:
+    """Plain-text table: one row per agent, one column per metric."""
+    header = ["agent", *columns]
+    body = [
+        [name, *(_fmt(metrics.get(c, float("nan"))) for c in columns)]
+        for name, metrics in rows.items()
+    ]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in [header, *body]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``quantgym evaluate``: returns the exit status."""
+    import gymnasium as gym
+
+    import quantgym  # noqa: F401 - registers TradingEnv-v0
+    from quantgym._io import atomic_write_json, read_json
+    from quantgym.agents.registry import make_agent
+    from quantgym.evaluation import evaluate, normalized_score, reference_agent_name
+
+    path = Path(args.path)
+    env_file = path / "env.json"
+    trained_on = (read_json(env_file).get("env_kwargs") or {}) if env_file.is_file() else {}
+    kept = {k: v for k, v in trained_on.items() if k not in ("start", "end", "episode_length")}
+    env_kwargs = env_kwargs_from_args(args, kept)
+    env_kwargs.setdefault("episode_length", None)
+    env = gym.make("TradingEnv-v0", **env_kwargs)
+    base: Any = env.unwrapped
+    agent = _load_with_env(path, env)
+    result = evaluate(
+        agent, env, deterministic=not args.stochastic, n_episodes=args.episodes, seed=args.seed
+    )
+    rows = {result.agent: result.mean}
+    summaries = {result.agent: result.summary()}
+    score_line = None
+    if not args.no_reference:
+        ref_name = reference_agent_name(base.market)
+        for name in ("flat", ref_name):
+            other = evaluate(make_agent(name, env=env), env, starts=result.starts, seed=args.seed)
+            rows[name] = other.mean
+            summaries[name] = other.summary()
+        try:
+            score = normalized_score(result.total_return, summaries[ref_name]["total_return"], 0.0)
+            score_line = f"normalized score: {score:.1f} (cash = 0, {ref_name} = 100)"
+        except ValueError as exc:
+            score_line = f"normalized score: undefined ({exc})"
+    market = base.market
+    first, last = market.date_range
+    print(
+        f"{result.agent} on {market.name} [{first.date()} .. {last.date()}], {result.n_episodes} episode(s)"
+    )
+    print(format_table(rows))
+    if score_line:
+        print(score_line)
+    if args.json:
+        atomic_write_json(args.json, {"env_kwargs": env_kwargs, "results": summaries})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m quantgym.agents.cli``) with just these two commands."""
+    parser = argparse.ArgumentParser(prog="quantgym")
+    add_agent_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

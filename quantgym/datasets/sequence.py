@@ -1,0 +1,205 @@
+"""Decision Transformer training windows over a :class:`TrajectoryDataset` (imports torch).
+
+Each item is a window of ``context_length`` (``K``) consecutive steps of one episode:
+
+==================  ==========  =========  ===============================================
+field               shape       dtype      content
+==================  ==========  =========  ===============================================
+states              (K, D)      float32    flattened observation before each step
+actions             (K,)        int64      discrete action index (``n_actions`` for one-hot)
+                    (K, A)      float32    continuous action
+returns_to_go       (K, 1)      float32    ``G_t / rtg_scale`` (``gamma``-discounted, no
+                                           bootstrapping past the episode end)
+timesteps           (K,)        int64      step index within the episode, clipped to
+                                           ``max_timestep``
+attention_mask      (K,)        int64      1 for real steps, 0 for padding
+==================  ==========  =========  ===============================================
+
+Windows start at a step ``s`` and run to ``min(s + K, L)``; a window cut by the end of
+its episode is *left*-padded (zeros, mask 0) so the real steps always end at position
+``K - 1``, exactly like the DT paper's loader. There is one window per step, so sampling
+windows uniformly is sampling episode ``i`` with probability ``L_i / N`` and then a uniform
+start — the DT paper's scheme (:meth:`SequenceDataset.sample_batch`, :meth:`sampler`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, RandomSampler
+
+from quantgym.datasets.trajectory import TrajectoryDataset
+
+__all__ = ["SequenceBatch", "SequenceDataset"]
+
+
+class SequenceBatch(NamedTuple):
+    """One window ``(K, ...)`` or a batch of windows ``(B, K, ...)``."""
+
+    states: torch.Tensor  # (K, D) float32
+    actions: torch.Tensor  # (K,) int64 | (K, A) float32
+    returns_to_go: torch.Tensor  # (K, 1) float32
+    timesteps: torch.Tensor  # (K,) int64
+    attention_mask: torch.Tensor  # (K,) int64
+
+
+class SequenceDataset(Dataset):
+    """Fixed-length, left-padded Decision Transformer windows (one per step of the dataset).
+
+    Args:
+        dataset: the trajectories.
+        context_length: window length ``K`` (>= 1).
+        rtg_scale: returns-to-go are divided by it (the DT paper uses 1000 for MuJoCo
+            returns; per-bar log returns sum to O(1), so 1.0 is the default here).
+        gamma: discount of the returns-to-go (1.0 in the DT paper).
+        max_timestep: timesteps are clipped to it (size of a timestep embedding table minus
+            one); defaults to the longest episode length minus one.
+    """
+
+    def __init__(
+        self,
+        dataset: TrajectoryDataset,
+        context_length: int = 20,
+        rtg_scale: float = 1.0,
+        gamma: float = 1.0,
+        max_timestep: int | None = None,
+    ) -> None:
+        if not isinstance(dataset, TrajectoryDataset):
+            raise ValueError(f"dataset must be a TrajectoryDataset, got {type(dataset).__name__}")
+        if (
+            isinstance(context_length, bool)
+            or not isinstance(context_length, (int, np.integer))
+            or context_length < 1
+        ):
+            raise ValueError(f"context_length must be a positive int, got {context_length!r}")
+        rtg_scale = float(rtg_scale)
+        if not np.isfinite(rtg_scale) or rtg_scale <= 0:
+            raise ValueError(f"rtg_scale must be a positive number, got {rtg_scale}")
+        longest = int(dataset.episode_lengths.max())
+        if max_timestep is None:
+            max_timestep = longest - 1
+        elif (
+            isinstance(max_timestep, bool)
+            or not isinstance(max_timestep, (int, np.integer))
+            or max_timestep < 0
+        ):
+            raise ValueError(f"max_timestep must be a non-negative int, got {max_timestep!r}")
+
+        self.context_length = int(context_length)
+        self.rtg_scale = rtg_scale
+        self.gamma = float(gamma)
+        self.max_timestep = int(max_timestep)
+        self.discrete = dataset.is_discrete
+        self.n_actions: int | None = dataset.n_actions
+        self.state_dim = int(np.prod(dataset.observation_shape, dtype=np.int64))
+
+        n = dataset.n_steps
+        self._states = (
+            dataset.step_observations().reshape(n, self.state_dim).astype(np.float32, copy=False)
+        )
+        if self.discrete:
+            self._actions = dataset.actions.astype(np.int64)
+            self.action_dim = 1
+        else:
+            self.action_dim = int(np.prod(dataset.actions.shape[1:], dtype=np.int64))
+            self._actions = dataset.actions.reshape(n, self.action_dim).astype(np.float32)
+        rtg = dataset.returns_to_go(self.gamma) / rtg_scale
+        self._rtg = rtg.astype(np.float32).reshape(n, 1)
+        self._timesteps = np.minimum(dataset.step_index(), self.max_timestep)
+        # End (exclusive) of the episode each step belongs to, and per-episode tables.
+        self._episode_lengths = dataset.episode_lengths.astype(np.int64)
+        self._episode_starts = dataset.episode_starts.astype(np.int64)
+        self._step_episode_end = np.repeat(
+            self._episode_starts + self._episode_lengths, self._episode_lengths
+        )
+
+    def __len__(self) -> int:
+        return int(self._states.shape[0])
+
+    @property
+    def episode_probabilities(self) -> np.ndarray:
+        """``(E,)`` probability of sampling each episode: ``L_i / N`` (the DT paper's scheme)."""
+        return self._episode_lengths / self._episode_lengths.sum()
+
+    def _window(self, start: int) -> tuple[np.ndarray, ...]:
+        end = min(start + self.context_length, int(self._step_episode_end[start]))
+        real = end - start
+        pad = self.context_length - real
+        states = np.zeros((self.context_length, self.state_dim), dtype=np.float32)
+        states[pad:] = self._states[start:end]
+        if self.discrete:
+            actions = np.zeros(self.context_length, dtype=np.int64)
+        else:
+            actions = np.zeros((self.context_length, self.action_dim), dtype=np.float32)
+        actions[pad:] = self._actions[start:end]
+        rtg = np.zeros((self.context_length, 1), dtype=np.float32)
+        rtg[pad:] = self._rtg[start:end]
+        timesteps = np.zeros(self.context_length, dtype=np.int64)
+        timesteps[pad:] = self._timesteps[start:end]
+        mask = np.zeros(self.context_length, dtype=np.int64)
+        mask[pad:] = 1
+        return states, actions, rtg, timesteps, mask
+
+    def __getitem__(self, index: int) -> SequenceBatch:
+        """The window starting at global step ``index`` (left-padded when the episode ends first)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ValueError(f"index must be an int, got {index!r}")
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} windows")
+        return SequenceBatch(*(torch.from_numpy(a) for a in self._window(index)))
+
+    def window(self, episode: int, start: int) -> SequenceBatch:
+        """The window of episode ``episode`` starting at its step ``start``."""
+        if not 0 <= episode < self._episode_lengths.size:
+            raise ValueError(
+                f"episode {episode} out of range for {self._episode_lengths.size} episodes"
+            )
+        if not 0 <= start < self._episode_lengths[episode]:
+            raise ValueError(
+                f"start {start} out of range for episode {episode} of length {self._episode_lengths[episode]}"
+            )
+        return self[int(self._episode_starts[episode]) + int(start)]
+
+    def sample_batch(
+        self, batch_size: int, rng: np.random.Generator | int | None = None
+    ) -> SequenceBatch:
+        """``batch_size`` windows, stacked ``(B, K, ...)``: episode ``i`` with ``p ∝ L_i``, then a uniform start."""
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        rng = np.random.default_rng(rng)
+        episodes = rng.choice(
+            self._episode_lengths.size, size=int(batch_size), p=self.episode_probabilities
+        )
+        starts = self._episode_starts[episodes] + rng.integers(0, self._episode_lengths[episodes])
+        windows = [self._window(int(s)) for s in starts]
+        return SequenceBatch(
+            *(torch.from_numpy(np.stack(parts)) for parts in zip(*windows, strict=True))
+        )
+
+    def sampler(
+        self, num_samples: int | None = None, generator: torch.Generator | None = None
+    ) -> RandomSampler:
+        """A ``DataLoader`` sampler drawing windows uniformly with replacement.
+
+        One window per step, so this is the same law as :meth:`sample_batch`: episode ``i``
+        with ``p ∝ L_i``, then a uniform start. ``num_samples`` defaults to ``len(self)``.
+        """
+        return RandomSampler(
+            self, replacement=True, num_samples=num_samples or len(self), generator=generator
+        )
+
+    def __repr__(self) -> str:
+        kind: Any = f"Discrete({self.n_actions})" if self.discrete else f"Box({self.action_dim})"
+        return (
+            f"SequenceDataset(windows={len(self)}, context_length={self.context_length}, "
+            f"state_dim={self.state_dim}, actions={kind}, max_timestep={self.max_timestep})"
+        )

@@ -1,0 +1,135 @@
+"""Temporal self-attention features extractor: reshaping, shapes, attention maps, the agent."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym.agents.attention import (
+    SinusoidalPositionalEncoding,
+    TemporalAttentionExtractor,
+)
+from quantgym.agents.base import BaseAgent
+from quantgym.agents.sb3_agents import PPOTransformerAgent
+
+W, F, A = 8, 3, 5
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """Tiny nets run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_extractor(**kwargs) -> TemporalAttentionExtractor:
+    torch.manual_seed(0)
+    space = spaces.Box(-np.inf, np.inf, (W * F + A,), np.float32)
+    return TemporalAttentionExtractor(space, W, F, A, **kwargs).eval()
+
+
+def test_split_reads_market_window_row_major_oldest_first_then_account():
+    extractor = make_extractor()
+    obs = torch.arange(2 * (W * F + A), dtype=torch.float32).reshape(2, -1)
+    window, account = extractor.split(obs)
+    assert window.shape == (2, W, F) and account.shape == (2, A)
+    # bar t, feature f sits at flat index t * F + f; the account block follows the window
+    assert window[1, 2, 1].item() == obs[1, 2 * F + 1].item()
+    assert torch.equal(account[0], obs[0, W * F :])
+
+
+def test_features_dim_is_out_dim_plus_account_and_account_passes_through():
+    extractor = make_extractor(out_dim=32)
+    assert extractor.features_dim == 32 + A
+    obs = torch.randn(4, W * F + A)
+    out = extractor(obs)
+    assert out.shape == (4, 32 + A)
+    assert torch.equal(out[:, 32:], obs[:, W * F :])
+
+
+def test_attention_weights_shape_and_rows_are_distributions():
+    extractor = make_extractor(n_layers=2, n_heads=4)
+    weights = extractor.attention_weights(torch.randn(3, W * F + A))
+    assert weights.shape == (3, 2, 4, W, W)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 2, 4, W))
+    assert (weights >= 0).all()
+
+
+def test_forward_with_and_without_weights_gives_the_same_embedding():
+    extractor = make_extractor()
+    window, _ = extractor.split(torch.randn(5, W * F + A))
+    fast, _ = extractor.encoder(window, need_weights=False)
+    slow, maps = extractor.encoder(window, need_weights=True)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    assert len(maps) == 2
+
+
+def test_oldest_bar_influences_the_pooled_output_through_attention():
+    extractor = make_extractor()
+    obs = torch.randn(1, W * F + A)
+    changed = obs.clone()
+    changed[0, :F] += 1.0  # oldest bar only
+    assert not torch.allclose(extractor(obs)[:, :32], extractor(changed)[:, :32])
+
+
+def test_sinusoidal_encoding_matches_formula():
+    pe = SinusoidalPositionalEncoding(d_model=4, max_len=6)
+    zeros = torch.zeros(1, 6, 4)
+    out = pe(zeros)[0]
+    pos = 3
+    expected = [
+        np.sin(pos),
+        np.cos(pos),
+        np.sin(pos / 10_000 ** (2 / 4)),
+        np.cos(pos / 10_000 ** (2 / 4)),
+    ]
+    np.testing.assert_allclose(out[pos].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("window_size", "n_market", "n_account"), [(W + 1, F, A), (W, F + 1, A), (W, F, A - 1)]
+)
+def test_layout_mismatch_raises_value_error(window_size, n_market, n_account):
+    space = spaces.Box(-np.inf, np.inf, (W * F + A,), np.float32)
+    with pytest.raises(ValueError, match="observation_space"):
+        TemporalAttentionExtractor(space, window_size, n_market, n_account)
+
+
+def test_d_model_must_divide_by_heads():
+    space = spaces.Box(-np.inf, np.inf, (W * F + A,), np.float32)
+    with pytest.raises(ValueError, match="d_model"):
+        TemporalAttentionExtractor(space, W, F, A, d_model=30, n_heads=4)
+
+
+def test_transformer_agent_reads_layout_from_env_and_returns_attention(tmp_path):
+    env = gym.make(
+        "TradingEnv-v0",
+        market_kwargs={"n_bars": 700},
+        window_size=8,
+        episode_length=64,
+    )
+    agent = PPOTransformerAgent(n_envs=2, n_steps=32, batch_size=64, n_epochs=1)
+    agent.fit(env, total_timesteps=64, progress_bar=False)
+    base = env.unwrapped
+    assert (
+        agent.config.window_size,
+        agent.config.n_market_features,
+        agent.config.n_account_features,
+    ) == (
+        8,
+        base.n_market_features,
+        base.n_account_features,
+    )
+    obs, _ = env.reset(seed=0)
+    maps = agent.attention_weights(obs)
+    assert maps.shape == (1, 2, 4, 8, 8)
+    np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
+    agent.save(tmp_path / "agent")
+    loaded = BaseAgent.load(tmp_path / "agent")
+    np.testing.assert_array_equal(loaded.attention_weights(obs), maps)

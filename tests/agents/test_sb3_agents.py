@@ -1,0 +1,329 @@
+"""PPO agents (ppo_mlp, ppo_lstm, ppo_transformer): fit, fast predict == SB3 predict, recurrent
+state, VecNormalize persistence, env inputs, checkpoints, CLI train/evaluate."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym.agents.base import BaseAgent
+from quantgym.agents.sb3_agents import (
+    PPOLstmAgent,
+    PPOMlpAgent,
+    PPOTransformerAgent,
+    make_sb3_vec_env,
+)
+from quantgym.envs import to_sb3
+
+ENV_KWARGS = {"market_kwargs": {"n_bars": 700}, "window_size": 8, "episode_length": 64}
+TINY = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1}
+AGENTS = [PPOMlpAgent, PPOLstmAgent, PPOTransformerAgent]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """Tiny nets run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_env(**overrides) -> gym.Env:
+    return gym.make("TradingEnv-v0", **{**ENV_KWARGS, **overrides})
+
+
+def rollout_obs(env: gym.Env, n: int, seed: int = 0) -> np.ndarray:
+    """n consecutive observations from a random-action episode."""
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    out = [obs]
+    for _ in range(n - 1):
+        obs, *_ = env.step(env.action_space.sample() if rng.random() < 2 else None)
+        out.append(obs)
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Each agent fitted briefly on the discrete and the continuous env (shared by the tests)."""
+    out = {}
+    for cls in AGENTS:
+        for action_type in ("discrete", "continuous"):
+            agent = cls(**TINY)
+            agent.fit(make_env(action_type=action_type), total_timesteps=128, progress_bar=False)
+            out[cls.name, action_type] = agent
+    return out
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)
+def test_predict_shapes_single_and_batched(trained, cls, action_type):
+    agent = trained[cls.name, action_type]
+    env = make_env(action_type=action_type)
+    batch = rollout_obs(env, 4)
+    single, _ = agent.predict(batch[0])
+    many, _ = agent.predict(batch)
+    if action_type == "discrete":
+        assert (
+            single.shape == ()
+            and single.dtype == np.int64
+            and env.action_space.contains(int(single))
+        )
+        assert many.shape == (4,) and many.dtype == np.int64
+    else:
+        assert (
+            single.shape == (1,)
+            and single.dtype == np.float32
+            and env.action_space.contains(single)
+        )
+        assert many.shape == (4, 1) and np.all(np.abs(many) <= 1.0)
+    env.step(single)  # the env accepts it
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)
+def test_fast_predict_equals_sb3_predict(trained, cls, action_type):
+    agent = trained[cls.name, action_type]
+    obs = rollout_obs(make_env(action_type=action_type), 24)
+    normalized = agent.normalize_observation(obs)
+    np.testing.assert_array_equal(normalized, agent.vec_normalize.normalize_obs(obs))
+    state, ref_state = None, None
+    for t in range(len(obs)):
+        start = np.array([t % 10 == 0])
+        action, state = agent.predict(obs[t], state=state, episode_start=start)
+        ref, ref_state = agent.model.predict(
+            normalized[t], state=ref_state, episode_start=start, deterministic=True
+        )
+        np.testing.assert_array_equal(action, ref)
+        if agent.recurrent:
+            np.testing.assert_array_equal(state[0], ref_state[0])
+            np.testing.assert_array_equal(state[1], ref_state[1])
+    batch_action, _ = agent.predict(obs, episode_start=np.ones(len(obs), bool))
+    batch_ref, _ = agent.model.predict(
+        normalized, episode_start=np.ones(len(obs), bool), deterministic=True
+    )
+    np.testing.assert_array_equal(batch_action, batch_ref)
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)
+def test_save_load_gives_identical_actions(trained, cls, action_type, tmp_path):
+    agent = trained[cls.name, action_type]
+    obs = rollout_obs(make_env(action_type=action_type), 16, seed=3)
+    agent.save(tmp_path / "a")
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {
+        "agent.json",
+        "model.zip",
+        "vecnormalize.pkl",
+        "env.json",
+    }
+    meta = json.loads((tmp_path / "a" / "agent.json").read_text())
+    assert meta["name"] == cls.name and meta["config"]["n_envs"] == 2
+    loaded = BaseAgent.load(tmp_path / "a")
+    assert type(loaded) is cls
+    np.testing.assert_array_equal(
+        loaded.vec_normalize.obs_rms.mean, agent.vec_normalize.obs_rms.mean
+    )
+    np.testing.assert_array_equal(loaded.vec_normalize.obs_rms.var, agent.vec_normalize.obs_rms.var)
+    s1 = s2 = None
+    for t in range(len(obs)):
+        start = np.array([t == 0])
+        a1, s1 = agent.predict(obs[t], state=s1, episode_start=start)
+        a2, s2 = loaded.predict(obs[t], state=s2, episode_start=start)
+        np.testing.assert_array_equal(a1, a2)
+    assert loaded.env_kwargs == {**ENV_KWARGS, "action_type": action_type}
+
+
+def test_lstm_state_is_carried_and_reset_on_episode_start(trained):
+    agent = trained["ppo_lstm", "discrete"]
+    obs = rollout_obs(make_env(), 6)
+    state = None
+    for t in range(5):
+        _, state = agent.predict(obs[t], state=state, episode_start=np.array([t == 0]))
+    assert state[0].shape == (1, 1, agent.config.lstm_hidden_size)
+    assert np.abs(state[0]).sum() > 0
+    _, carried = agent.predict(obs[5], state=state, episode_start=np.array([False]))
+    _, reset = agent.predict(obs[5], state=state, episode_start=np.array([True]))
+    _, fresh = agent.predict(obs[5], state=None)
+    assert not np.array_equal(carried[0], fresh[0])
+    np.testing.assert_array_equal(reset[0], fresh[0])
+    np.testing.assert_array_equal(reset[1], fresh[1])
+    # batched: only the flagged episode is reset
+    batch_state = tuple(np.concatenate([s, s], axis=1) for s in state)
+    _, both = agent.predict(obs[[5, 5]], state=batch_state, episode_start=np.array([False, True]))
+    np.testing.assert_array_equal(both[0][:, 0], carried[0][:, 0])
+    np.testing.assert_array_equal(both[0][:, 1], fresh[0][:, 0])
+
+
+@pytest.mark.parametrize("source", ["single", "vector", "adapter", "kwargs"])
+def test_fit_accepts_every_env_form(source):
+    env = {
+        "single": lambda: make_env(),
+        "vector": lambda: gym.make_vec("TradingEnv-v0", num_envs=2, **ENV_KWARGS),
+        "adapter": lambda: to_sb3(gym.make_vec("TradingEnv-v0", num_envs=2, **ENV_KWARGS)),
+        "kwargs": lambda: dict(ENV_KWARGS),
+    }[source]()
+    agent = PPOMlpAgent(**TINY)
+    agent.fit(env, total_timesteps=64, progress_bar=False)
+    assert agent.num_timesteps >= 64
+    assert agent.model.n_envs == 2
+    assert agent.env_kwargs == ENV_KWARGS
+
+
+def test_make_sb3_vec_env_replicates_a_single_env_n_times():
+    venv, kwargs = make_sb3_vec_env(make_env(), 3)
+    assert venv.num_envs == 3 and kwargs == ENV_KWARGS
+    assert venv.reset().shape == (3, make_env().observation_space.shape[0])
+
+
+def test_fit_on_plain_gymnasium_env_without_vector_entry_point():
+    class Tiny(gym.Env):
+        observation_space = spaces.Box(-1, 1, (4,), np.float32)
+        action_space = spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            self.t += 1
+            return self.observation_space.sample(), float(action), False, self.t >= 16, {}
+
+    agent = PPOMlpAgent(n_envs=1, n_steps=32, batch_size=32, n_epochs=1)
+    agent.fit(Tiny(), total_timesteps=32, progress_bar=False)
+    action, _ = agent.predict(np.zeros(4, np.float32))
+    assert action.shape == () and action in (0, 1)
+    assert agent.env_kwargs is None
+
+
+def test_fit_twice_continues_the_step_count():
+    agent = PPOMlpAgent(**TINY, env=make_env())
+    agent.fit(total_timesteps=64, progress_bar=False)
+    first = agent.num_timesteps
+    agent.fit(total_timesteps=64, progress_bar=False)
+    assert agent.num_timesteps == first + 64
+
+
+def test_loaded_agent_keeps_training_with_its_normalizer(tmp_path):
+    agent = PPOMlpAgent(**TINY)
+    agent.fit(make_env(), total_timesteps=64, progress_bar=False)
+    agent.save(tmp_path / "a")
+    loaded = BaseAgent.load(tmp_path / "a")
+    count_before = loaded.vec_normalize.obs_rms.count
+    loaded.fit(make_env(), total_timesteps=64, progress_bar=False)
+    assert loaded.num_timesteps == agent.num_timesteps + 64
+    assert loaded.vec_normalize.obs_rms.count > count_before
+
+
+def test_checkpoints_are_full_agents_with_their_config(tmp_path):
+    agent = PPOMlpAgent(**TINY)
+    agent.fit(
+        make_env(),
+        total_timesteps=128,
+        progress_bar=False,
+        checkpoint_every=64,
+        checkpoint_dir=tmp_path,
+    )
+    dirs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert dirs == ["step_000000064", "step_000000128"]
+    assert json.loads((tmp_path / "latest.json").read_text())["path"] == "step_000000128"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+    for d in dirs:
+        assert (tmp_path / d / "agent.json").is_file() and (tmp_path / d / "model.zip").is_file()
+    restored = BaseAgent.load(tmp_path / "step_000000064")
+    assert restored.num_timesteps == 64 and restored.config == agent.config
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed"
+)
+def test_tensorboard_without_tensorboard_installed_raises(tmp_path):
+    with pytest.raises(ValueError, match="pip install tensorboard"):
+        PPOMlpAgent(**TINY).fit(make_env(), total_timesteps=64, tensorboard_log=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_envs": 0}, "n_envs"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"activation": "sigmoid"}, "activation"),
+        ({"net_arch": [64, -1]}, "net_arch"),
+        ({"no_such_field": 1}, "no_such_field"),
+    ],
+)
+def test_bad_config_raises_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PPOLstmAgent(**kwargs)
+
+
+def test_bad_inputs_raise_value_error(trained):
+    with pytest.raises(ValueError, match="fit"):
+        PPOMlpAgent().predict(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="env"):
+        PPOMlpAgent(**TINY).fit(total_timesteps=64)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        PPOMlpAgent(**TINY).fit(make_env(), total_timesteps=64, checkpoint_every=10)
+    agent = trained["ppo_mlp", "discrete"]
+    with pytest.raises(ValueError, match="observation"):
+        agent.predict(np.zeros(7, np.float32))
+    with pytest.raises(ValueError, match="sub-envs"):
+        agent.fit(gym.make_vec("TradingEnv-v0", num_envs=3, **ENV_KWARGS), total_timesteps=8)
+    lstm = trained["ppo_lstm", "discrete"]
+    obs = rollout_obs(make_env(), 2)
+    with pytest.raises(ValueError, match="episode_start"):
+        lstm.predict(obs, episode_start=np.array([True]))
+
+
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    from quantgym.agents.cli import main
+
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "ppo_mlp",
+        "--market",
+        "regime",
+        "--steps",
+        "64",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    args += [
+        "--window-size",
+        "8",
+        "--episode-length",
+        "64",
+        "--env-set",
+        'market_kwargs={"n_bars": 700}',
+    ]
+    args += ["--set", "n_envs=2", "--set", "n_steps=32", "--set", "batch_size=64"]
+    assert main(args) == 0
+    assert (out / "model.zip").is_file()
+    assert json.loads((out / "env.json").read_text())["env_kwargs"]["window_size"] == 8
+    code = main(
+        [
+            "evaluate",
+            str(out),
+            "--market",
+            "regime",
+            "--no-reference",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ppo_mlp" in printed and "sharpe" in printed
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["results"]["ppo_mlp"]["n_episodes"] == 1

@@ -1,0 +1,61 @@
+"""The SB3 VecEnv adapter: same-step autoreset and training with PPO / RecurrentPPO."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from quantgym.envs import TradingVectorEnv, to_sb3
+
+
+def make(num_envs=8, **kwargs):
+    kwargs.setdefault("window_size", 8)
+    kwargs.setdefault("episode_length", 40)
+    return to_sb3(gym.make_vec("TradingEnv-v0", num_envs=num_envs, **kwargs))
+
+
+def test_same_step_autoreset_with_terminal_observation():
+    venv = make(num_envs=2, episode_length=3)
+    assert isinstance(venv, VecEnv)
+    venv.seed(5)
+    obs = venv.reset()
+    reference = TradingVectorEnv(2, window_size=8, episode_length=3)
+    ref_obs, _ = reference.reset(seed=5)
+    np.testing.assert_array_equal(obs, ref_obs)
+    for step in range(3):
+        obs, rewards, dones, infos = venv.step(np.array([2, 0]))
+        ref_obs, ref_rewards, *_ = reference.step(np.array([2, 0]))
+        np.testing.assert_allclose(rewards, ref_rewards.astype(np.float32))
+    assert dones.all()
+    for i in range(2):
+        np.testing.assert_array_equal(infos[i]["terminal_observation"], ref_obs[i])
+        assert infos[i]["TimeLimit.truncated"] is True
+    ref_obs, ref_rewards, *_ = reference.step(np.array([1, 1]))  # NEXT_STEP reset in the native env
+    np.testing.assert_array_equal(obs, ref_obs)  # already reset in the adapter, same starts
+    np.testing.assert_array_equal(obs[:, -5:], 0.0)
+
+
+def test_attribute_access():
+    venv = make(num_envs=3)
+    venv.reset()
+    assert venv.get_attr("window_size") == [8, 8, 8]
+    assert len(venv.get_attr("bars", indices=[0, 2])) == 2
+    assert venv.env_is_wrapped(gym.Wrapper) == [False] * 3
+    with pytest.raises(ValueError, match="TradingVectorEnv"):
+        to_sb3(object())
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
+def test_sb3_algorithms_learn_through_adapter_with_vecnormalize(algo):
+    venv = VecNormalize(VecMonitor(make(num_envs=8)))
+    cls, policy = (PPO, "MlpPolicy") if algo == "ppo" else (RecurrentPPO, "MlpLstmPolicy")
+    model = cls(policy, venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, verbose=0)
+    model.learn(total_timesteps=256 * 2)
+    assert model.num_timesteps >= 512
+    assert venv.obs_rms.count > 256  # statistics were updated from our observations
+    actions, _ = model.predict(venv.reset(), deterministic=True)
+    assert actions.shape == (8,)

@@ -1,0 +1,150 @@
+"""TradingVectorEnv: equals N single envs, gymnasium 1.0 NEXT_STEP autoreset, make_vec, errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from quantgym.envs import TradingEnv, TradingVectorEnv
+from tests.conftest import random_walk_frame
+
+N_ENVS, N_STEPS = 4, 70
+VOLATILE = random_walk_frame(700, seed=5, vol=0.04)
+
+
+def sample_actions(action_type, rng):
+    if action_type == "continuous":
+        return rng.uniform(-1, 1, (N_STEPS, N_ENVS, 1)).astype(np.float32)
+    return rng.integers(0, 3, (N_STEPS, N_ENVS))
+
+
+def run_single_envs(kwargs, actions, seed):
+    """N single envs driven with gymnasium's NEXT_STEP autoreset semantics by hand."""
+    envs = [TradingEnv(**kwargs) for _ in range(N_ENVS)]
+    first = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
+    done = [False] * N_ENVS
+    out = {k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar")}
+    for step_actions in actions:
+        row = {k: [] for k in out}
+        for i, env in enumerate(envs):
+            if done[i]:
+                obs, info = env.reset()
+                r, te, tr = 0.0, False, False
+            else:
+                obs, r, te, tr, info = env.step(step_actions[i])
+            done[i] = te or tr
+            for k, v in zip(out, (obs, r, te, tr, info["equity"], info["bar"]), strict=True):
+                row[k].append(v)
+        for k in out:
+            out[k].append(np.array(row[k]))
+    return np.stack(first), {k: np.stack(v) for k, v in out.items()}
+
+
+def run_vector_env(kwargs, actions, seed):
+    venv = TradingVectorEnv(N_ENVS, **kwargs)
+    first, _ = venv.reset(seed=seed)
+    out = {k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar")}
+    for step_actions in actions:
+        obs, r, te, tr, info = venv.step(step_actions)
+        for k, v in zip(out, (obs, r, te, tr, info["equity"], info["bar"]), strict=True):
+            out[k].append(np.array(v))
+    return first, {k: np.stack(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("reward", ["log_return", "differential_sharpe", "risk_adjusted"])
+@pytest.mark.parametrize("market", ["regime", "volatile"])
+def test_vector_env_equals_single_envs(action_type, reward, market):
+    kwargs = dict(action_type=action_type, reward=reward, episode_length=15, window_size=6, borrow_rate=1e-4,
+                  slippage="volatility", fixed_fee=0.5)  # fmt: skip
+    if market == "volatile":
+        kwargs.update(data=VOLATILE, positions=(-6.0, 0.0, 6.0), max_leverage=6.0, episode_length=40)
+    actions = sample_actions(action_type, np.random.default_rng(1))
+    first_s, single = run_single_envs(kwargs, actions, seed=11)
+    first_v, vector = run_vector_env(kwargs, actions, seed=11)
+    np.testing.assert_array_equal(first_v, first_s)
+    for key in ("terminated", "truncated", "bar"):
+        np.testing.assert_array_equal(vector[key], single[key], err_msg=key)
+    for key in ("obs", "reward", "equity"):
+        np.testing.assert_allclose(vector[key], single[key], rtol=1e-12, atol=1e-12, err_msg=key)
+    ended = single["terminated"] | single["truncated"]
+    assert ended.any(), "no episode ended: autoreset untested"
+    if market == "volatile" and action_type == "discrete":
+        assert single["terminated"].any(), "no bankruptcy: termination path untested"
+
+
+def test_make_vec_returns_native_vector_env_and_accepts_max_episode_steps():
+    venv = gym.make_vec("TradingEnv-v0", num_envs=3, window_size=4)
+    assert isinstance(venv, TradingVectorEnv) and venv.num_envs == 3
+    assert venv.observation_space.shape == (3, venv.single_observation_space.shape[0])
+    short = TradingVectorEnv(2, max_episode_steps=3)
+    short.reset(seed=0)
+    truncs = [short.step(np.array([1, 1]))[3].all() for _ in range(3)]
+    assert truncs == [False, False, True]
+
+
+def test_autoreset_step_ignores_action_returns_zero_reward_and_masks_step_infos():
+    venv = TradingVectorEnv(2, episode_length=2)
+    venv.reset(seed=0)
+    venv.step(np.array([2, 2]))
+    *_, truncated, _ = venv.step(np.array([2, 2]))
+    assert truncated.all()
+    obs, reward, terminated, truncated, info = venv.step(np.array([0, 0]))
+    np.testing.assert_array_equal(reward, 0.0)
+    assert not terminated.any() and not truncated.any()
+    np.testing.assert_array_equal(info["position"], 0.0)  # the action was ignored
+    assert not info["_fees"].any() and info["_equity"].all()
+    np.testing.assert_array_equal(info["equity"], 10_000.0)
+    np.testing.assert_array_equal(obs[:, -5:], 0.0)  # fresh accounts
+
+
+def test_infos_follow_gymnasium_mask_convention():
+    venv = TradingVectorEnv(3, episode_length=5)
+    _, info = venv.reset(seed=0)
+    assert {"equity", "_equity", "bar", "_bar", "regime", "_regime"} <= set(info)
+    *_, info = venv.step(np.array([0, 1, 2]))
+    for key in ("equity", "position", "trade", "fees", "slippage_cost", "borrow_cost", "bar", "timestamp"):
+        assert info[key].shape == (3,) and info[f"_{key}"].dtype == bool
+
+
+def test_returned_arrays_are_not_mutated_by_later_steps():
+    venv = TradingVectorEnv(2, episode_length=1)
+    _, info0 = venv.reset(seed=0)
+    bars0 = info0["bar"].copy()
+    obs, *_, info = venv.step(np.array([2, 0]))
+    kept = {k: np.array(v) for k, v in info.items()}
+    venv.step(np.array([1, 1]))  # autoreset step
+    venv.reset(seed=1)
+    np.testing.assert_array_equal(info0["bar"], bars0)
+    for k, v in kept.items():
+        np.testing.assert_array_equal(info[k], v)
+
+
+def test_reset_with_start_options():
+    venv = TradingVectorEnv(2, episode_length=5)
+    bar = venv.first_bar + 3
+    _, info = venv.reset(options={"start": bar})
+    np.testing.assert_array_equal(info["bar"], [bar, bar])
+    _, info = venv.reset(options={"start": [bar, bar + 1]})
+    np.testing.assert_array_equal(info["bar"], [bar, bar + 1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "actions", "match"),
+    [({}, np.array([0, 3]), "outside Discrete"), ({}, np.array([0]), "actions must be"), ({}, np.array([0.5, 1.0]), "integers"),
+     ({"action_type": "continuous"}, np.array([[0.1], [1.5]]), "outside Box"),
+     ({"action_type": "continuous"}, np.array([[np.nan], [0.0]]), "outside Box")],
+)  # fmt: skip
+def test_bad_actions_raise(kwargs, actions, match):
+    venv = TradingVectorEnv(2, episode_length=5, **kwargs)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        venv.step(actions)
+
+
+def test_bad_num_envs_and_seeds():
+    with pytest.raises(ValueError, match="num_envs"):
+        TradingVectorEnv(0)
+    with pytest.raises(ValueError, match="seeds"):
+        TradingVectorEnv(2).reset(seed=[1, 2, 3])
