@@ -32,13 +32,13 @@ try:
 except ImportError:  # pragma: no cover
     StocksEnv = None
 
-import gymnasium as gym
+import gymnasium as gym  # noqa: E402
 
 with warnings.catch_warnings():  # quantgym warns that only its namespaced id is free here
     warnings.simplefilter("ignore")
     import quantgym
-from quantgym.datasets import load_sample
-from quantgym.envs import TradingEnv, TradingVectorEnv
+from quantgym.datasets import load_sample  # noqa: E402
+from quantgym.envs import TradingEnv, TradingVectorEnv  # noqa: E402
 
 ENV_KWARGS = dict(data="sample:googl", window_size=32, commission=0.001, slippage=0.0005)
 
@@ -61,9 +61,12 @@ def time_single(env, n_steps: int, n_actions: int, repeats: int) -> float:
 def time_vector(venv, n_batches: int, repeats: int) -> float:
     """Median env-steps/s of a vector env's ``step`` with random actions."""
     rng = np.random.default_rng(0)
-    actions = [venv.action_space.sample() for _ in range(8)] if not hasattr(venv, "single_action_space") or not isinstance(
-        venv.single_action_space, gym.spaces.Discrete
-    ) else list(rng.integers(0, venv.single_action_space.n, (8, venv.num_envs)))
+    actions = (
+        [venv.action_space.sample() for _ in range(8)]
+        if not hasattr(venv, "single_action_space")
+        or not isinstance(venv.single_action_space, gym.spaces.Discrete)
+        else list(rng.integers(0, venv.single_action_space.n, (8, venv.num_envs)))
+    )
     venv.reset(seed=0)
     rates = []
     for _ in range(repeats):
@@ -94,7 +97,9 @@ def gym_trading_env_peer():
     df["feature_high"] = df["high"] / df["close"]
     df["feature_low"] = df["low"] / df["close"]
     df = df.dropna()
-    return gte.TradingEnv(df=df, positions=[-1, 0, 1], trading_fees=0.001, borrow_interest_rate=0.0, verbose=0)
+    return gte.TradingEnv(
+        df=df, positions=[-1, 0, 1], trading_fees=0.001, borrow_interest_rate=0.0, verbose=0
+    )
 
 
 def anytrading_peer():
@@ -103,9 +108,15 @@ def anytrading_peer():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run, noisier figures)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer steps (a smoke run, noisier figures)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the table"
+    )
     args = parser.parse_args()
     single_steps = 20_000 if args.quick else 100_000
     repeats = 1 if args.quick else 3
@@ -113,16 +124,33 @@ def main() -> None:
     rows: list[dict] = []
 
     def add(name: str, num_envs: int, window: int | str, rate: float, note: str = "") -> None:
-        rows.append({"env": name, "num_envs": num_envs, "window": window, "steps_per_s": rate, "note": note})
+        rows.append(
+            {"env": name, "num_envs": num_envs, "window": window, "steps_per_s": rate, "note": note}
+        )
 
     ours = TradingEnv(**ENV_KWARGS)
     add("quantgym TradingEnv", 1, 32, time_single(ours, single_steps, 3, repeats))
     if StocksEnv is not None:
-        add("gym-anytrading stocks-v0", 1, 32, time_single(anytrading_peer(), single_steps, 2, repeats))
+        add(
+            "gym-anytrading stocks-v0",
+            1,
+            32,
+            time_single(anytrading_peer(), single_steps, 2, repeats),
+        )
     if gte is not None:
-        add("Gym-Trading-Env TradingEnv", 1, 1, time_single(gym_trading_env_peer(), single_steps // 4, 3, repeats))
+        add(
+            "Gym-Trading-Env TradingEnv",
+            1,
+            1,
+            time_single(gym_trading_env_peer(), single_steps // 4, 3, repeats),
+        )
     sync = gym.vector.SyncVectorEnv([lambda: TradingEnv(**ENV_KWARGS) for _ in range(64)])
-    add("SyncVectorEnv(quantgym TradingEnv)", 64, 32, time_vector(sync, max(single_steps // 64, 50), repeats))
+    add(
+        "SyncVectorEnv(quantgym TradingEnv)",
+        64,
+        32,
+        time_vector(sync, max(single_steps // 64, 50), repeats),
+    )
     for window in (1, 32):
         for n in (1, 64, 1024, 4096):
             venv = TradingVectorEnv(n, **{**ENV_KWARGS, "window_size": window})
@@ -146,13 +174,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{'env':36s} {'N':>5s} {'win':>4s} {'steps/s':>13s} {'x anytrading':>13s} {'x GymTradEnv':>13s} {'x Sync64':>9s}")
+    print(
+        f"{'env':36s} {'N':>5s} {'win':>4s} {'steps/s':>13s} {'x anytrading':>13s} {'x GymTradEnv':>13s} {'x Sync64':>9s}"
+    )
     for r in rows:
         fmt = lambda x: f"{x:13.2f}" if x is not None else f"{'n/a':>13s}"  # noqa: E731
         print(f"{r['env']:36s} {r['num_envs']:5d} {str(r['window']):>4s} {r['steps_per_s']:13,.0f} "
               f"{fmt(r['x_gym_anytrading'])} {fmt(r['x_gym_trading_env'])} {r['x_sync_vector_env_64']:9.1f}")  # fmt: skip
     for w, m in memory.items():
-        print(f"peak memory, TradingVectorEnv N=4096 window {w}: {m:,.1f} MiB (tracemalloc, numpy buffers included)")
+        print(
+            f"peak memory, TradingVectorEnv N=4096 window {w}: {m:,.1f} MiB (tracemalloc, numpy buffers included)"
+        )
 
 
 if __name__ == "__main__":

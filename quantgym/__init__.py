@@ -15,16 +15,18 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "ENV_ID"]
 
 ENV_ID = "TradingEnv-v0"
-_ENTRY = {
-    "entry_point": "quantgym.envs.trading_env:TradingEnv",
-    "vector_entry_point": "quantgym.envs.vector_env:TradingVectorEnv",
-}
+_ENTRY_POINT = "quantgym.envs.trading_env:TradingEnv"
+_VECTOR_ENTRY_POINT = "quantgym.envs.vector_env:TradingVectorEnv"
 
 if "quantgym/TradingEnv-v0" not in registry:
-    register(id="quantgym/TradingEnv-v0", **_ENTRY)
+    register(
+        id="quantgym/TradingEnv-v0",
+        entry_point=_ENTRY_POINT,
+        vector_entry_point=_VECTOR_ENTRY_POINT,
+    )
 if ENV_ID not in registry:
     try:
-        register(id=ENV_ID, **_ENTRY)
+        register(id=ENV_ID, entry_point=_ENTRY_POINT, vector_entry_point=_VECTOR_ENTRY_POINT)
     except RegistrationError:
         ENV_ID = "quantgym/TradingEnv-v0"
         warnings.warn(

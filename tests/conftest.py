@@ -21,7 +21,9 @@ def random_walk_frame(
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, n)))
     volume = rng.lognormal(10.0, 0.5, n)
     index = pd.date_range(start, periods=n, freq=freq, name="timestamp")
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index)
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )
 
 
 def simple_feature_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:

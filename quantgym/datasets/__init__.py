@@ -1,5 +1,54 @@
-"""Trajectory datasets recorded from the env, splits, exports and bundled sample data."""
+"""Offline datasets recorded from the env: collection, storage, splits, exports, sample data.
 
+``SequenceDataset`` (Decision Transformer windows) needs torch: import it from
+``quantgym.datasets.sequence``.
+"""
+
+from quantgym.datasets.collect import collect, env_metadata
+from quantgym.datasets.export import to_d3rlpy, to_minari
+from quantgym.datasets.presets import QUALITIES, make_behavior_policy, make_dataset
 from quantgym.datasets.sample_data import SAMPLES, load_sample
+from quantgym.datasets.splits import (
+    ChronologicalSplit,
+    DateRange,
+    Fold,
+    PurgedFold,
+    bars_in,
+    chronological_split,
+    purged_kfold,
+    walk_forward,
+)
+from quantgym.datasets.trades import from_trades
+from quantgym.datasets.trajectory import (
+    FORMAT_VERSION,
+    DatasetMetadata,
+    Episode,
+    TrajectoryDataset,
+    concatenate,
+)
 
-__all__ = ["SAMPLES", "load_sample"]
+__all__ = [
+    "FORMAT_VERSION",
+    "QUALITIES",
+    "SAMPLES",
+    "ChronologicalSplit",
+    "DatasetMetadata",
+    "DateRange",
+    "Episode",
+    "Fold",
+    "PurgedFold",
+    "TrajectoryDataset",
+    "bars_in",
+    "chronological_split",
+    "collect",
+    "concatenate",
+    "env_metadata",
+    "from_trades",
+    "load_sample",
+    "make_behavior_policy",
+    "make_dataset",
+    "purged_kfold",
+    "to_d3rlpy",
+    "to_minari",
+    "walk_forward",
+]

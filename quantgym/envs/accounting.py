@@ -62,7 +62,9 @@ def mark(units: X, cash: X, close_price: X, borrow_rate: float) -> tuple[X, X, X
 
     Returns ``(cash, equity, borrow_cost)``.
     """
-    borrow_cost = (abs(units) - units) * 0.5 * close_price * borrow_rate  # short notional; inlined positive_part(-units)
+    borrow_cost = (
+        (abs(units) - units) * 0.5 * close_price * borrow_rate
+    )  # short notional; inlined positive_part(-units)
     cash = cash - borrow_cost
     equity = cash + units * close_price
     return cash, equity, borrow_cost

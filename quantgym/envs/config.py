@@ -50,13 +50,19 @@ class EnvConfig:
         """Check every scalar argument, raising ``ValueError`` naming the argument."""
         check_positive_int("window_size", self.window_size)
         if self.action_type not in ("discrete", "continuous"):
-            raise ValueError(f"action_type must be 'discrete' or 'continuous', got {self.action_type!r}")
+            raise ValueError(
+                f"action_type must be 'discrete' or 'continuous', got {self.action_type!r}"
+            )
         try:
             positions = tuple(float(p) for p in self.positions)
         except (TypeError, ValueError):
-            raise ValueError(f"positions must be a sequence of numbers, got {self.positions!r}") from None
+            raise ValueError(
+                f"positions must be a sequence of numbers, got {self.positions!r}"
+            ) from None
         if not positions or not all(np.isfinite(positions)):
-            raise ValueError(f"positions must be a non-empty sequence of finite numbers, got {self.positions!r}")
+            raise ValueError(
+                f"positions must be a non-empty sequence of finite numbers, got {self.positions!r}"
+            )
         self.positions = positions
         if not (np.isfinite(self.max_leverage) and 0 < self.max_leverage <= 100):
             raise ValueError(f"max_leverage must be in (0, 100], got {self.max_leverage}")
@@ -69,7 +75,9 @@ class EnvConfig:
         if self.episode_length is not None:
             check_positive_int("episode_length", self.episode_length)
         if self.render_mode not in (None, "ansi", "rgb_array"):
-            raise ValueError(f"render_mode must be None, 'ansi' or 'rgb_array', got {self.render_mode!r}")
+            raise ValueError(
+                f"render_mode must be None, 'ansi' or 'rgb_array', got {self.render_mode!r}"
+            )
 
     def build_market(self) -> MarketData:
         """Load and validate the market, and check it is long enough for the window."""

@@ -85,14 +85,21 @@ def _to_timestamp(value: Any, name: str) -> pd.Timestamp | None:
         raise ValueError(f"{name}={value!r} is not a date/timestamp") from None
 
 
-def _load_source(data: Any, market_kwargs: dict | None) -> tuple[pd.DataFrame, np.ndarray | None, dict | None, str]:
+def _load_source(
+    data: Any, market_kwargs: dict | None
+) -> tuple[pd.DataFrame, np.ndarray | None, dict | None, str]:
     """Resolve ``data`` into (frame, regime, params, name)."""
     from quantgym.envs.synthetic import SyntheticMarket, generate_market
 
     if data is None:
         data = "synthetic:regime"
     if isinstance(data, SyntheticMarket):
-        return data.frame, data.regime, data.params, f"synthetic:{data.params.get('kind', 'custom')}"
+        return (
+            data.frame,
+            data.regime,
+            data.params,
+            f"synthetic:{data.params.get('kind', 'custom')}",
+        )
     if isinstance(data, pd.DataFrame):
         return data, None, None, "dataframe"
     if isinstance(data, (str, os.PathLike)):
@@ -244,7 +251,14 @@ class MarketData:
         digest = getattr(self, "_fingerprint", None)
         if digest is None:
             h = hashlib.sha256()
-            for arr in (self.timestamps.view(np.int64), self.open, self.high, self.low, self.close, self.volume):
+            for arr in (
+                self.timestamps.view(np.int64),
+                self.open,
+                self.high,
+                self.low,
+                self.close,
+                self.volume,
+            ):
                 h.update(np.ascontiguousarray(arr).tobytes())
             digest = h.hexdigest()[:16]
             object.__setattr__(self, "_fingerprint", digest)

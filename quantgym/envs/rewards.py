@@ -97,8 +97,9 @@ class DifferentialSharpe:
         self.B = 0.0 if n is None else np.zeros(n)
 
     def reset_where(self, mask: np.ndarray) -> None:
-        self.A[mask] = 0.0
-        self.B[mask] = 0.0
+        # fresh arrays: the vector env may still hold references to the old ones
+        self.A = np.where(mask, 0.0, self.A)
+        self.B = np.where(mask, 0.0, self.B)
 
     def __call__(self, ctx: RewardContext) -> Any:
         ret = _floored(ctx.equity, ctx.initial_equity) / ctx.equity_prev - 1.0
@@ -171,7 +172,9 @@ def make_reward(spec: Any, kwargs: dict | None = None) -> Any:
     kwargs = kwargs or {}
     if isinstance(spec, str):
         if spec not in REWARDS:
-            raise ValueError(f"unknown reward {spec!r}; choose from {sorted(REWARDS)} or pass a callable")
+            raise ValueError(
+                f"unknown reward {spec!r}; choose from {sorted(REWARDS)} or pass a callable"
+            )
         try:
             return REWARDS[spec](**kwargs)
         except TypeError as exc:

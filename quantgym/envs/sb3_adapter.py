@@ -30,10 +30,14 @@ class TradingSB3VecEnv(VecEnv):
 
     def __init__(self, vec_env: TradingVectorEnv) -> None:
         if not isinstance(getattr(vec_env, "unwrapped", vec_env), TradingVectorEnv):
-            raise ValueError(f"to_sb3 expects a TradingVectorEnv (gym.make_vec('TradingEnv-v0')), got {type(vec_env).__name__}")
+            raise ValueError(
+                f"to_sb3 expects a TradingVectorEnv (gym.make_vec('TradingEnv-v0')), got {type(vec_env).__name__}"
+            )
         self.venv = vec_env
         self._actions: np.ndarray | None = None
-        super().__init__(vec_env.num_envs, vec_env.single_observation_space, vec_env.single_action_space)
+        super().__init__(
+            vec_env.num_envs, vec_env.single_observation_space, vec_env.single_action_space
+        )
 
     def reset(self) -> np.ndarray:
         seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
@@ -89,18 +93,28 @@ class TradingSB3VecEnv(VecEnv):
     def get_attr(self, attr_name: str, indices: None | int | Iterable[int] = None) -> list[Any]:
         return self._per_env(getattr(self.venv, attr_name), self._indices(indices))
 
-    def set_attr(self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None) -> None:
+    def set_attr(
+        self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None
+    ) -> None:
         if indices is not None and list(self._indices(indices)) != list(range(self.num_envs)):
-            raise ValueError("set_attr on a subset of accounts is not supported: they share one batched core")
+            raise ValueError(
+                "set_attr on a subset of accounts is not supported: they share one batched core"
+            )
         setattr(self.venv, attr_name, value)
 
     def env_method(
-        self, method_name: str, *method_args: Any, indices: None | int | Iterable[int] = None, **method_kwargs: Any
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: None | int | Iterable[int] = None,
+        **method_kwargs: Any,
     ) -> list[Any]:
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return self._per_env(result, self._indices(indices))
 
-    def env_is_wrapped(self, wrapper_class: type, indices: None | int | Iterable[int] = None) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type, indices: None | int | Iterable[int] = None
+    ) -> list[bool]:
         return [False for _ in self._indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:

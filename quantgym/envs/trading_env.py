@@ -27,7 +27,9 @@ def resolve_start(market: MarketData, start: Any) -> int:
     try:
         ts = pd.Timestamp(start)
     except (TypeError, ValueError):
-        raise ValueError(f"options['start'] must be a bar index or a timestamp, got {start!r}") from None
+        raise ValueError(
+            f"options['start'] must be a bar index or a timestamp, got {start!r}"
+        ) from None
     return int(np.searchsorted(market.timestamps, ts.to_datetime64(), side="left"))
 
 
@@ -114,7 +116,9 @@ class TradingEnv(gym.Env):
         self.n_account_features = len(ACCOUNT_FEATURES)
         self._market_dim = self.window_size * self.n_market_features
         self._obs_dim = self._market_dim + self.n_account_features
-        self._obs_offset = self.n_market_features - self._market_dim  # window of bar t starts at t*F + offset
+        self._obs_offset = (
+            self.n_market_features - self._market_dim
+        )  # window of bar t starts at t*F + offset
         self._features_flat = np.concatenate(
             [market.features32.reshape(-1), np.zeros(self.n_account_features, np.float32)]
         )
@@ -123,7 +127,9 @@ class TradingEnv(gym.Env):
             self.action_space = spaces.Discrete(len(config.positions))
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32
+        )
         self._positions = config.positions
         self._n_actions = len(config.positions)
         self._continuous = config.action_type == "continuous"
@@ -179,7 +185,9 @@ class TradingEnv(gym.Env):
         return self._first_bar
 
     # -- gymnasium API -----------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         start, end = self._episode_bounds(options)
         self._reset_account(start, end)
@@ -242,13 +250,23 @@ class TradingEnv(gym.Env):
         self._t, self._units, self._cash, self._equity, self._peak = t, units, cash, equity, peak
         self._target = target
         if self._log_reward:  # LogReturn without building a RewardContext (hot path)
-            reward = math.log((equity if equity > self._equity_floor else self._equity_floor) / equity_prev)
+            reward = math.log(
+                (equity if equity > self._equity_floor else self._equity_floor) / equity_prev
+            )
         else:
             reward = float(
                 self._reward_fn(
                     RewardContext(
-                        equity_prev, equity, target, notional, fees, slip, borrow,
-                        1.0 - equity_prev / peak_prev, 1.0 - equity / peak, self._initial,
+                        equity_prev,
+                        equity,
+                        target,
+                        notional,
+                        fees,
+                        slip,
+                        borrow,
+                        1.0 - equity_prev / peak_prev,
+                        1.0 - equity / peak,
+                        self._initial,
                     )  # fmt: skip
                 )
             )
@@ -278,7 +296,11 @@ class TradingEnv(gym.Env):
     def _action_to_target(self, action: Any) -> float:
         if self._continuous:
             try:
-                value = float(np.asarray(action, dtype=np.float64).reshape(-1)[0]) if np.size(action) == 1 else None
+                value = (
+                    float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+                    if np.size(action) == 1
+                    else None
+                )
             except (TypeError, ValueError):
                 value = None
             if value is None or not -1.0 <= value <= 1.0:
@@ -294,7 +316,9 @@ class TradingEnv(gym.Env):
                 ) from None
             index = int(arr.reshape(-1)[0])
         if not 0 <= index < self._n_actions:
-            raise ValueError(f"action {action!r} is outside the action space Discrete({self._n_actions})")
+            raise ValueError(
+                f"action {action!r} is outside the action space Discrete({self._n_actions})"
+            )
         return self._positions[index]
 
     def _observation(self) -> np.ndarray:
@@ -355,7 +379,7 @@ class TradingEnv(gym.Env):
         columns["bar"] = columns["bar"].astype(np.int64)
         return columns
 
-    def render(self) -> str | np.ndarray | None:
+    def render(self) -> Any:  # str for "ansi", (H, W, 3) uint8 for "rgb_array"
         from quantgym.envs.render import render_ansi, render_rgb_array
 
         if self.render_mode == "ansi":
@@ -378,4 +402,13 @@ class TradingEnv(gym.Env):
         return None
 
 
-_HISTORY_KEYS = ("bar", "position", "trade", "fees", "slippage_cost", "borrow_cost", "equity", "reward")
+_HISTORY_KEYS = (
+    "bar",
+    "position",
+    "trade",
+    "fees",
+    "slippage_cost",
+    "borrow_cost",
+    "equity",
+    "reward",
+)

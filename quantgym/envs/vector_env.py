@@ -42,7 +42,11 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": "NextStep"}
 
     def __init__(
-        self, num_envs: int = 1, data: Any = None, max_episode_steps: int | None = None, **kwargs: Any
+        self,
+        num_envs: int = 1,
+        data: Any = None,
+        max_episode_steps: int | None = None,
+        **kwargs: Any,
     ) -> None:
         check_positive_int("num_envs", num_envs)
         if max_episode_steps is not None:
@@ -76,7 +80,9 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         else:
             self.single_action_space = spaces.Discrete(len(config.positions))
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32)
+        self.single_observation_space = spaces.Box(
+            -np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32
+        )
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
 
@@ -146,7 +152,9 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     ) -> tuple[np.ndarray, dict]:
         n = self.num_envs
         if seed is not None:
-            seeds = [seed + i for i in range(n)] if isinstance(seed, (int, np.integer)) else list(seed)
+            seeds = (
+                [seed + i for i in range(n)] if isinstance(seed, (int, np.integer)) else list(seed)
+            )
             if len(seeds) != n:
                 raise ValueError(f"reset(seed=...) needs {n} seeds, got {len(seeds)}")
             self._rngs = [seeding.np_random(s)[0] for s in seeds]
@@ -155,7 +163,9 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             raw = options["start"]
             starts = list(raw) if isinstance(raw, (list, tuple, np.ndarray)) else [raw] * n
             if len(starts) != n:
-                raise ValueError(f"options['start'] needs one start or {n} starts, got {len(starts)}")
+                raise ValueError(
+                    f"options['start'] needs one start or {n} starts, got {len(starts)}"
+                )
         # Fresh arrays: infos returned earlier may alias the old state arrays.
         for name in _STATE_ARRAYS:
             setattr(self, name, getattr(self, name).copy())
@@ -184,7 +194,9 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     def _reset_accounts(self, idx: np.ndarray, starts: list | None = None) -> None:
         # A Python loop over the accounts being reset only (each draws from its own RNG).
         for k, i in enumerate(idx):
-            self._t[i], self._end[i] = self._draw_start(int(i), None if starts is None else starts[k])
+            self._t[i], self._end[i] = self._draw_start(
+                int(i), None if starts is None else starts[k]
+            )
         self._units[idx] = 0.0
         self._cash[idx] = self._initial
         self._equity[idx] = self._initial
@@ -219,8 +231,16 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         peak = np.maximum(peak_prev, equity)
         rewards = self._reward_fn(
             RewardContext(
-                equity_prev, equity, target, notional, fees, slip, borrow,
-                1.0 - equity_prev / peak_prev, 1.0 - equity / peak, self._initial,
+                equity_prev,
+                equity,
+                target,
+                notional,
+                fees,
+                slip,
+                borrow,
+                1.0 - equity_prev / peak_prev,
+                1.0 - equity / peak,
+                self._initial,
             )  # fmt: skip
         )
         rewards = np.asarray(rewards, dtype=np.float64)
@@ -286,14 +306,20 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         n = self.num_envs
         if self._continuous:
             if a.shape not in ((n,), (n, 1)) or not np.issubdtype(a.dtype, np.number):
-                raise ValueError(f"actions must have shape ({n}, 1) for Box(-1, 1, (1,)), got shape {a.shape}")
+                raise ValueError(
+                    f"actions must have shape ({n}, 1) for Box(-1, 1, (1,)), got shape {a.shape}"
+                )
             a = a.reshape(n).astype(np.float64)
             if not ((a >= -1.0) & (a <= 1.0)).all():  # also rejects NaN
                 bad = np.flatnonzero(~((a >= -1.0) & (a <= 1.0)))
-                raise ValueError(f"actions outside Box(-1, 1) for envs {bad[:5].tolist()}: {a[bad[:5]].tolist()}")
+                raise ValueError(
+                    f"actions outside Box(-1, 1) for envs {bad[:5].tolist()}: {a[bad[:5]].tolist()}"
+                )
             return a * self.config.max_leverage
         if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"actions must be {n} integers for Discrete({len(self._position_table)}), got {a!r}")
+            raise ValueError(
+                f"actions must be {n} integers for Discrete({len(self._position_table)}), got {a!r}"
+            )
         if a.min() < 0 or a.max() >= len(self._position_table):
             bad = np.flatnonzero((a < 0) | (a >= len(self._position_table)))
             raise ValueError(
@@ -304,7 +330,9 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     def _observations(self) -> np.ndarray:
         obs = np.empty((self.num_envs, self._obs_dim), dtype=np.float32)
         m = self._market_dim
-        np.take(self._windows, self._t - (self.window_size - 1), axis=0, out=obs[:, :m], mode="clip")
+        np.take(
+            self._windows, self._t - (self.window_size - 1), axis=0, out=obs[:, :m], mode="clip"
+        )
         t = self._t
         feats = account_features(
             self._target, self._units, self._close[t], self._equity,

@@ -58,14 +58,18 @@ def test_long_from_first_fill_tracks_price_exactly(seed, n):
 @given(seed=seeds, acts=actions, commission=costs, slippage=costs, fixed_fee=st.floats(0.0, 5.0))
 def test_costs_never_increase_final_equity(seed, acts, commission, slippage, fixed_fee):
     _, free = run(make_env(seed), acts)
-    _, costly = run(make_env(seed, commission=commission, slippage=slippage, fixed_fee=fixed_fee), acts)
+    _, costly = run(
+        make_env(seed, commission=commission, slippage=slippage, fixed_fee=fixed_fee), acts
+    )
     assert costly[-1]["equity"] <= free[-1]["equity"] * (1 + 1e-12)
 
 
 @PROPS
 @given(seed=seeds, n=st.integers(1, N_BARS - 1), borrow=costs)
 def test_flat_position_leaves_equity_unchanged(seed, n, borrow):
-    rewards, infos = run(make_env(seed, commission=0.001, slippage=0.001, borrow_rate=borrow), [1] * n)
+    rewards, infos = run(
+        make_env(seed, commission=0.001, slippage=0.001, borrow_rate=borrow), [1] * n
+    )
     assert all(info["equity"] == 10_000.0 for info in infos)
     assert all(r == 0.0 for r in rewards)
 
@@ -79,7 +83,9 @@ def test_log_rewards_sum_to_log_growth(seed, acts, commission, slippage):
 
 @PROPS
 @given(seed=seeds, acts=actions, commission=costs, slippage=costs, borrow=costs)
-def test_each_step_equity_change_is_pnl_minus_reported_costs(seed, acts, commission, slippage, borrow):
+def test_each_step_equity_change_is_pnl_minus_reported_costs(
+    seed, acts, commission, slippage, borrow
+):
     """Mark-to-market identity: old units over the gap + new units over the bar - costs."""
     env = make_env(seed, commission=commission, slippage=slippage, borrow_rate=borrow)
     frame = FRAMES[seed]
@@ -91,8 +97,12 @@ def test_each_step_equity_change_is_pnl_minus_reported_costs(seed, acts, commiss
         units_after = env.units
         pnl = units_before * (o[t + 1] - c[t]) + units_after * (c[t + 1] - o[t + 1])
         costs_paid = info["fees"] + info["slippage_cost"] + info["borrow_cost"]
-        assert info["equity"] == pytest.approx(equity_before + pnl - costs_paid, rel=1e-10, abs=1e-8)
-        assert info["trade"] * equity_before == pytest.approx((units_after - units_before) * o[t + 1], rel=1e-10, abs=1e-8)
+        assert info["equity"] == pytest.approx(
+            equity_before + pnl - costs_paid, rel=1e-10, abs=1e-8
+        )
+        assert info["trade"] * equity_before == pytest.approx(
+            (units_after - units_before) * o[t + 1], rel=1e-10, abs=1e-8
+        )
         if terminated or truncated:
             break
 
@@ -110,7 +120,9 @@ def test_reported_fees_are_the_equity_drop_they_cause(seed, acts, commission, fi
         *_, terminated, truncated, info = env.step(a)
         *_, free_info = free.step(a)
         assert free_info["fees"] == 0.0
-        assert free_info["equity"] - info["equity"] == pytest.approx(info["fees"], rel=1e-9, abs=1e-9)
+        assert free_info["equity"] - info["equity"] == pytest.approx(
+            info["fees"], rel=1e-9, abs=1e-9
+        )
         if terminated or truncated:
             break
 
@@ -125,15 +137,27 @@ def test_kernel_functions_agree_on_floats_and_arrays():
     )  # fmt: skip
     batched = rebalance(**args, commission=0.001, fixed_fee=1.0)
     for i in range(n):
-        single = rebalance(**{k: float(v[i]) for k, v in args.items()}, commission=0.001, fixed_fee=1.0)
+        single = rebalance(
+            **{k: float(v[i]) for k, v in args.items()}, commission=0.001, fixed_fee=1.0
+        )
         assert single == tuple(float(b[i]) for b in batched)
     units, cash = batched[0], batched[1]
     marked = mark(units, cash, args["open_price"] * 1.01, 0.001)
-    feats = account_features(args["target"], units, args["open_price"], marked[1], cash, marked[1], np.arange(n) * 1.0)
+    feats = account_features(
+        args["target"], units, args["open_price"], marked[1], cash, marked[1], np.arange(n) * 1.0
+    )
     for i in range(n):
         m = mark(float(units[i]), float(cash[i]), float(args["open_price"][i] * 1.01), 0.001)
         assert m == tuple(float(x[i]) for x in marked)
-        f = account_features(float(args["target"][i]), float(units[i]), float(args["open_price"][i]), m[1], float(cash[i]), m[1], float(i))
+        f = account_features(
+            float(args["target"][i]),
+            float(units[i]),
+            float(args["open_price"][i]),
+            m[1],
+            float(cash[i]),
+            m[1],
+            float(i),
+        )
         assert f == tuple(float(x[i]) for x in feats)
 
 

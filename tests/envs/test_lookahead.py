@@ -52,7 +52,9 @@ def test_future_bars_do_not_change_past_observations_or_rewards(seed, kwargs):
         _, obs_p, rewards_p = trajectory(perturb_after(frame, t, seed), actions, **kwargs)
         np.testing.assert_array_equal(obs_p[: k + 1], obs[: k + 1])
         np.testing.assert_array_equal(rewards_p[:k], rewards[:k])
-        assert not np.array_equal(obs_p[k + 1 :], obs[k + 1 :]), "perturbation had no effect: test is vacuous"
+        assert not np.array_equal(obs_p[k + 1 :], obs[k + 1 :]), (
+            "perturbation had no effect: test is vacuous"
+        )
 
 
 def test_leak_canary_is_not_reachable_through_default_features():

@@ -13,7 +13,9 @@ from tests.conftest import random_walk_frame
 
 def test_sources_dataframe_csv_sample_synthetic(tmp_path, walk_frame):
     path = tmp_path / "bars.csv"
-    walk_frame.rename(columns=str.upper).reset_index().rename(columns={"timestamp": "Date"}).to_csv(path, index=False)
+    walk_frame.rename(columns=str.upper).reset_index().rename(columns={"timestamp": "Date"}).to_csv(
+        path, index=False
+    )
     from_csv = MarketData.from_source(str(path))
     from_df = MarketData.from_source(walk_frame)
     np.testing.assert_allclose(from_csv.close, from_df.close, rtol=1e-12)
@@ -42,7 +44,9 @@ def test_end_drops_future_bars_and_start_moves_first_tradable_bar(walk_frame):
     assert len(md) == 351 and md.timestamps[-1] == cut.to_datetime64()
     assert md.first_bar == 300
     np.testing.assert_array_equal(md.features, full.features[:351])
-    env = TradingEnv(walk_frame, start=walk_frame.index[300], end=cut, window_size=4, episode_length=None)
+    env = TradingEnv(
+        walk_frame, start=walk_frame.index[300], end=cut, window_size=4, episode_length=None
+    )
     _, info = env.reset()
     assert info["bar"] == 300
     # a start inside the feature warm-up is moved to the first bar with valid features
@@ -68,7 +72,10 @@ def _bad(frame, mutate):
         (lambda f: f.iloc.__setitem__((7, 0), np.inf), r"'open' has NaN/inf values at row 7"),
         (lambda f: f.iloc.__setitem__((9, 2), -1.0), r"'low' has prices <= 0 at row 9"),
         (lambda f: f.iloc.__setitem__((11, 1), f.iloc[11, 2] * 0.5), r"high < low at row 11"),
-        (lambda f: f.iloc.__setitem__((13, 3), f.iloc[13, 1] * 1.5), r"close outside \[low, high\] at row 13"),
+        (
+            lambda f: f.iloc.__setitem__((13, 3), f.iloc[13, 1] * 1.5),
+            r"close outside \[low, high\] at row 13",
+        ),
     ],
 )
 def test_bad_values_name_column_and_row(walk_frame, mutate, match):
@@ -94,7 +101,11 @@ def test_too_few_rows_for_warmup_and_window():
 
 @pytest.mark.parametrize(
     ("data", "match"),
-    [("no/such/file.csv", "not a file"), (42, "data must be"), (pd.DataFrame({"open": [1.0]}), "DatetimeIndex")],
+    [
+        ("no/such/file.csv", "not a file"),
+        (42, "data must be"),
+        (pd.DataFrame({"open": [1.0]}), "DatetimeIndex"),
+    ],
 )
 def test_bad_sources(data, match):
     with pytest.raises(ValueError, match=match):

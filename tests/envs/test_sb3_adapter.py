@@ -26,7 +26,7 @@ def test_same_step_autoreset_with_terminal_observation():
     reference = TradingVectorEnv(2, window_size=8, episode_length=3)
     ref_obs, _ = reference.reset(seed=5)
     np.testing.assert_array_equal(obs, ref_obs)
-    for step in range(3):
+    for _ in range(3):
         obs, rewards, dones, infos = venv.step(np.array([2, 0]))
         ref_obs, ref_rewards, *_ = reference.step(np.array([2, 0]))
         np.testing.assert_allclose(rewards, ref_rewards.astype(np.float32))
@@ -53,8 +53,13 @@ def test_attribute_access():
 def test_sb3_algorithms_learn_through_adapter_with_vecnormalize(algo):
     venv = VecNormalize(VecMonitor(make(num_envs=8)))
     cls, policy = (PPO, "MlpPolicy") if algo == "ppo" else (RecurrentPPO, "MlpLstmPolicy")
-    model = cls(policy, venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, verbose=0)
-    model.learn(total_timesteps=256 * 2)
+    kwargs = (
+        {"policy_kwargs": {"lstm_hidden_size": 16, "net_arch": [16]}}
+        if algo == "recurrent_ppo"
+        else {}
+    )
+    model = cls(policy, venv, n_steps=32, batch_size=128, n_epochs=1, seed=0, verbose=0, **kwargs)
+    model.learn(total_timesteps=512)
     assert model.num_timesteps >= 512
     assert venv.obs_rms.count > 256  # statistics were updated from our observations
     actions, _ = model.predict(venv.reset(), deterministic=True)

@@ -14,7 +14,16 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from quantgym.envs import ACCOUNT_FEATURES, TradingEnv
 from tests.conftest import random_walk_frame, simple_feature_frame
 
-INFO_KEYS = {"equity", "position", "trade", "fees", "slippage_cost", "borrow_cost", "bar", "timestamp"}
+INFO_KEYS = {
+    "equity",
+    "position",
+    "trade",
+    "fees",
+    "slippage_cost",
+    "borrow_cost",
+    "bar",
+    "timestamp",
+}
 
 
 @pytest.mark.parametrize("action_type", ["discrete", "continuous"])
@@ -51,7 +60,9 @@ def test_observation_layout_attributes():
 
 def test_fill_at_next_open_mark_at_next_close():
     frame = simple_feature_frame(40)
-    env = TradingEnv(frame, features=["x"], window_size=1, commission=0.001, slippage=0.0005, episode_length=None)
+    env = TradingEnv(
+        frame, features=["x"], window_size=1, commission=0.001, slippage=0.0005, episode_length=None
+    )
     obs, info = env.reset(seed=0)
     t = info["bar"]
     o, c = frame["open"].to_numpy(), frame["close"].to_numpy()
@@ -76,7 +87,9 @@ def test_info_keys_and_types():
     assert {"equity", "position", "bar", "timestamp", "regime"} <= set(info)
     _, reward, terminated, truncated, info = env.step(0)
     assert INFO_KEYS | {"regime"} <= set(info)
-    assert isinstance(reward, float) and isinstance(terminated, bool) and isinstance(truncated, bool)
+    assert (
+        isinstance(reward, float) and isinstance(terminated, bool) and isinstance(truncated, bool)
+    )
     assert isinstance(info["timestamp"], np.datetime64)
 
 
@@ -137,7 +150,17 @@ def test_history_and_metrics():
         env.step(a)
     hist = env.unwrapped.history()
     assert len(hist) == 30
-    assert {"bar", "open", "close", "position", "trade", "fees", "equity", "reward", "regime"} <= set(hist.columns)
+    assert {
+        "bar",
+        "open",
+        "close",
+        "position",
+        "trade",
+        "fees",
+        "equity",
+        "reward",
+        "regime",
+    } <= set(hist.columns)
     assert isinstance(hist.index, pd.DatetimeIndex)
     m = env.unwrapped.metrics()
     for key in ("total_return", "annualized_return", "sharpe", "sortino", "max_drawdown", "calmar",
@@ -188,9 +211,19 @@ def test_bad_arguments_raise_value_error(kwargs, match):
 
 def test_bankruptcy_terminates():
     frame = simple_feature_frame(30)
-    frame.loc[frame.index[10:], ["open", "high", "low", "close"]] *= 3.0  # a gap up ruins a 3x short
+    frame.loc[frame.index[10:], ["open", "high", "low", "close"]] *= (
+        3.0  # a gap up ruins a 3x short
+    )
     frame.loc[frame.index[10], "low"] = frame["close"].iloc[9] * 0.5
-    env = TradingEnv(frame, features=["x"], window_size=1, positions=(-3.0, 0.0), episode_length=None, commission=0, slippage=0)
+    env = TradingEnv(
+        frame,
+        features=["x"],
+        window_size=1,
+        positions=(-3.0, 0.0),
+        episode_length=None,
+        commission=0,
+        slippage=0,
+    )
     env.reset(options={"start": 5})
     done = False
     for _ in range(10):
@@ -228,7 +261,9 @@ def test_custom_reward_callable_sees_the_ledger():
     assert reward == pytest.approx(info["equity"] - 10_000.0)
 
 
-@pytest.mark.parametrize("model", ["fixed", "spread", "volatility", {"model": "spread", "spread": 0.002}])
+@pytest.mark.parametrize(
+    "model", ["fixed", "spread", "volatility", {"model": "spread", "spread": 0.002}]
+)
 def test_slippage_models(model):
     env = TradingEnv(random_walk_frame(400), slippage=model, window_size=4, episode_length=10)
     env.reset(seed=0)
@@ -241,4 +276,6 @@ def test_borrow_rate_charges_shorts_only():
     env.reset(seed=0)
     assert env.step(2)[4]["borrow_cost"] == 0.0
     info = env.step(0)[4]
-    assert info["borrow_cost"] == pytest.approx(0.001 * -env.unwrapped.units * env.unwrapped.market.close[info["bar"]])
+    assert info["borrow_cost"] == pytest.approx(
+        0.001 * -env.unwrapped.units * env.unwrapped.market.close[info["bar"]]
+    )

@@ -59,7 +59,9 @@ def test_vector_env_equals_single_envs(action_type, reward, market):
     kwargs = dict(action_type=action_type, reward=reward, episode_length=15, window_size=6, borrow_rate=1e-4,
                   slippage="volatility", fixed_fee=0.5)  # fmt: skip
     if market == "volatile":
-        kwargs.update(data=VOLATILE, positions=(-6.0, 0.0, 6.0), max_leverage=6.0, episode_length=40)
+        kwargs.update(
+            data=VOLATILE, positions=(-6.0, 0.0, 6.0), max_leverage=6.0, episode_length=40
+        )
     actions = sample_actions(action_type, np.random.default_rng(1))
     first_s, single = run_single_envs(kwargs, actions, seed=11)
     first_v, vector = run_vector_env(kwargs, actions, seed=11)
@@ -104,7 +106,16 @@ def test_infos_follow_gymnasium_mask_convention():
     _, info = venv.reset(seed=0)
     assert {"equity", "_equity", "bar", "_bar", "regime", "_regime"} <= set(info)
     *_, info = venv.step(np.array([0, 1, 2]))
-    for key in ("equity", "position", "trade", "fees", "slippage_cost", "borrow_cost", "bar", "timestamp"):
+    for key in (
+        "equity",
+        "position",
+        "trade",
+        "fees",
+        "slippage_cost",
+        "borrow_cost",
+        "bar",
+        "timestamp",
+    ):
         assert info[key].shape == (3,) and info[f"_{key}"].dtype == bool
 
 
