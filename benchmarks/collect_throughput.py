@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
         "steps": best[2],
         "env_only_steps_per_s": round(env_rate),
         "collect_steps_per_s": round(best[0]),
+        "collect_steps_per_s_median": round(float(np.median([r[0] for r in runs]))),
+        "collect_over_env_only": round(best[0] / env_rate, 3),
         "collect_seconds": round(best[1], 3),
         "all_runs_steps_per_s": [round(r[0]) for r in runs],
     }

@@ -330,9 +330,9 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     def _observations(self) -> np.ndarray:
         obs = np.empty((self.num_envs, self._obs_dim), dtype=np.float32)
         m = self._market_dim
-        np.take(
-            self._windows, self._t - (self.window_size - 1), axis=0, out=obs[:, :m], mode="clip"
-        )
+        # Fancy indexing gathers rows of the strided window view directly; np.take would first
+        # copy the whole (non-contiguous) view, ~30x slower at N=256 (profiled).
+        obs[:, :m] = self._windows[self._t - (self.window_size - 1)]
         t = self._t
         feats = account_features(
             self._target, self._units, self._close[t], self._equity,
