@@ -61,6 +61,9 @@ def to_d3rlpy(dataset: TrajectoryDataset, *, keep_final_observation: bool = True
     Discrete datasets get ``ActionSpace.DISCRETE`` with ``action_size = n``; continuous ones
     ``ActionSpace.CONTINUOUS`` with ``action_size`` = the action dimension.
     """
+    from quantgym._compat import quiet_legacy_gym
+
+    quiet_legacy_gym()
     from d3rlpy.constants import ActionSpace
     from d3rlpy.dataset import MDPDataset
 

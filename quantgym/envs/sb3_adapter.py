@@ -14,9 +14,13 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
 
-from quantgym.envs.vector_env import TradingVectorEnv
+from quantgym._compat import quiet_legacy_gym
+
+quiet_legacy_gym()
+from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
+
+from quantgym.envs.vector_env import TradingVectorEnv  # noqa: E402
 
 __all__ = ["TradingSB3VecEnv", "to_sb3"]
 
