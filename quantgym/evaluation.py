@@ -25,6 +25,7 @@ __all__ = [
     "evaluate",
     "episode_starts",
     "normalized_score",
+    "DEFAULT_N_EPISODES",
     "reference_agent_name",
 ]
 
@@ -120,13 +121,16 @@ def normalized_score(ret: float, reference_ret: float, baseline_ret: float = 0.0
         raise ValueError(
             f"reference_ret equals baseline_ret ({reference_ret!r}): the score is undefined"
         )
-    return 100.0 * (float(ret) - float(baseline_ret)) / (float(reference_ret) - float(baseline_ret))
+    # divide first: the reference itself then scores exactly 100
+    return 100.0 * ((float(ret) - float(baseline_ret)) / (float(reference_ret) - float(baseline_ret)))
 
 
 def reference_agent_name(market: Any) -> str:
-    """Registered name of the 100-point reference: ``"bayes_filter_expert"`` on synthetic
-    markets (they carry ``market_params``), ``"buy_and_hold"`` on real data."""
-    return "bayes_filter_expert" if getattr(market, "market_params", None) else "buy_and_hold"
+    """Registered name of the 100-point reference: ``"bayes_filter_expert"`` on the synthetic
+    markets that have an edge (``regime``, ``mean_reversion``: the best causal policy is known),
+    ``"buy_and_hold"`` on real data and on ``gbm`` (no edge: the expert stays flat, return 0)."""
+    params = getattr(market, "market_params", None) or {}
+    return "bayes_filter_expert" if params.get("kind") in ("regime", "mean_reversion") else "buy_and_hold"
 
 
 def _as_env(env: Any) -> gym.Env:

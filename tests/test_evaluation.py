@@ -195,3 +195,22 @@ def test_reference_agent_is_bayes_on_synthetic_and_buy_and_hold_on_real(walk_fra
     assert reference_agent_name(make_env().unwrapped.market) == "bayes_filter_expert"
     real = gym.make("TradingEnv-v0", data=walk_frame, window_size=8)
     assert reference_agent_name(real.unwrapped.market) == "buy_and_hold"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [(None, "bayes_filter_expert"), ("synthetic:mean_reversion", "bayes_filter_expert"),
+     ("synthetic:gbm", "buy_and_hold"), ("sample:googl", "buy_and_hold")],
+)  # fmt: skip
+def test_reference_agent_per_market(data, expected):
+    from quantgym.envs import MarketData
+    from quantgym.evaluation import reference_agent_name
+
+    assert reference_agent_name(MarketData.from_source(data, market_kwargs={"n_bars": 600})) == expected
+
+
+@pytest.mark.parametrize("ret", [0.37, -0.2, 1e-7, 123.4])
+def test_reference_scores_exactly_100(ret):
+    from quantgym.evaluation import normalized_score
+
+    assert normalized_score(ret, ret) == 100.0
