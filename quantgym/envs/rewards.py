@@ -19,6 +19,7 @@ from quantgym.envs.accounting import positive_part
 
 __all__ = [
     "RewardContext",
+    "step_context",
     "LogReturn",
     "DifferentialSharpe",
     "RiskAdjusted",
@@ -46,6 +47,17 @@ class RewardContext(NamedTuple):
     drawdown_prev: Any  #: 1 - equity_prev / peak before this step (>= 0)
     drawdown: Any  #: 1 - equity / peak (>= 0)
     initial_equity: float
+
+
+def step_context(
+    equity_prev: Any, equity: Any, peak_prev: Any, peak: Any, position: Any, traded_notional: Any,
+    fees: Any, slippage_cost: Any, borrow_cost: Any, initial_equity: float,
+) -> RewardContext:  # fmt: skip
+    """The :class:`RewardContext` of one step, drawdowns derived from the peaks (floats or arrays)."""
+    return RewardContext(
+        equity_prev, equity, position, traded_notional, fees, slippage_cost, borrow_cost,
+        1.0 - equity_prev / peak_prev, 1.0 - equity / peak, initial_equity,
+    )  # fmt: skip
 
 
 def _log(x: Any) -> Any:

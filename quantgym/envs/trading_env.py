@@ -15,7 +15,7 @@ from quantgym.envs.accounting import account_features, mark, rebalance
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
 from quantgym.envs.market_data import MarketData
 from quantgym.envs.metrics import performance_metrics
-from quantgym.envs.rewards import EQUITY_FLOOR, LogReturn, RewardContext
+from quantgym.envs.rewards import EQUITY_FLOOR, LogReturn, step_context
 
 __all__ = ["TradingEnv", "resolve_start"]
 
@@ -256,18 +256,18 @@ class TradingEnv(gym.Env):
         else:
             reward = float(
                 self._reward_fn(
-                    RewardContext(
+                    step_context(
                         equity_prev,
                         equity,
+                        peak_prev,
+                        peak,
                         target,
                         notional,
                         fees,
                         slip,
                         borrow,
-                        1.0 - equity_prev / peak_prev,
-                        1.0 - equity / peak,
                         self._initial,
-                    )  # fmt: skip
+                    )
                 )
             )
         truncated = t >= self._end and not terminated

@@ -17,7 +17,7 @@ from gymnasium.vector.utils import batch_space
 
 from quantgym.envs.accounting import account_features, mark, rebalance
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
-from quantgym.envs.rewards import RewardContext
+from quantgym.envs.rewards import step_context
 from quantgym.envs.trading_env import resolve_start
 from quantgym.envs.validation import check_positive_int
 
@@ -230,18 +230,18 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             units = np.where(terminated, 0.0, units)
         peak = np.maximum(peak_prev, equity)
         rewards = self._reward_fn(
-            RewardContext(
+            step_context(
                 equity_prev,
                 equity,
+                peak_prev,
+                peak,
                 target,
                 notional,
                 fees,
                 slip,
                 borrow,
-                1.0 - equity_prev / peak_prev,
-                1.0 - equity / peak,
                 self._initial,
-            )  # fmt: skip
+            )
         )
         rewards = np.asarray(rewards, dtype=np.float64)
         if rewards.shape != (self.num_envs,):
