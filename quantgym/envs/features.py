@@ -2,11 +2,13 @@
 
 Every default feature at bar ``t`` is a function of bars ``t - K .. t`` only, for a fixed
 ``K``: indicators use trailing rolling windows (exponential averages are *finite* exponentially
-weighted windows), and normalisation is a trailing rolling z-score over ``normalize_window``
-rows up to and including ``t``. Nothing is back-filled: rows where any feature is not yet
+weighted windows), and normalisation uses the trailing ``normalize_window`` rows up to and
+including ``t``: directional features (``SCALE_ONLY``: returns, body, momentum) are divided by
+their trailing root mean square, so a persistent drift (a trend, a market regime) survives;
+the others get a trailing z-score. Nothing is back-filled: rows where any feature is not yet
 defined are the leading ``warmup`` rows of the result and hold NaN.
 
-Default features (``PRICE_FEATURES``, rolling z-scored and clipped to ``[-5, 5]``):
+Default features (``PRICE_FEATURES``, normalised as above and clipped to ``[-5, 5]``):
 
 ==================  ==================================================================
 log_return          ``log(close_t / close_{t-1})``
@@ -19,6 +21,8 @@ bollinger_b         Bollinger %B(20, 2)
 atr                 ATR(14) (14-bar mean of the true range) divided by close
 realized_vol        20-bar sample std of log returns
 yang_zhang_vol      Yang-Zhang volatility over 20 bars (per bar, not annualised)
+momentum_20         ``log(close_t / close_{t-20})``
+momentum_60         ``log(close_t / close_{t-60})``
 ==================  ==================================================================
 
 Calendar features (``CALENDAR_FEATURES``, not normalised, only for intraday data, see
@@ -38,6 +42,7 @@ __all__ = [
     "DEFAULT_FEATURES",
     "PRICE_FEATURES",
     "RAW_WARMUP",
+    "SCALE_ONLY",
     "FeatureSet",
     "compute_features",
     "is_intraday",
@@ -55,7 +60,12 @@ PRICE_FEATURES: tuple[str, ...] = (
     "atr",
     "realized_vol",
     "yang_zhang_vol",
+    "momentum_20",
+    "momentum_60",
 )
+# Directional features: scaled by their trailing RMS, not demeaned. A rolling z-score would
+# subtract the trailing mean and with it the drift of a regime that outlasts the window.
+SCALE_ONLY: frozenset[str] = frozenset({"log_return", "body", "momentum_20", "momentum_60"})
 CALENDAR_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 # Output order of the default set; the calendar names are included only for intraday data.
 DEFAULT_FEATURES: tuple[str, ...] = PRICE_FEATURES + CALENDAR_FEATURES
@@ -73,6 +83,8 @@ RAW_WARMUP: dict[str, int] = {
     "atr": 14,
     "realized_vol": 20,
     "yang_zhang_vol": 20,
+    "momentum_20": 20,
+    "momentum_60": 60,
 }
 CLIP = 5.0
 # Floor on standard deviations: flat, zero-volume stretches (FX weekends) give std == 0.
@@ -161,6 +173,8 @@ def raw_features(frame: pd.DataFrame) -> pd.DataFrame:
         "atr": _roll_mean(true_range, 14) / c,
         "realized_vol": _roll_std(log_ret, 20, ddof=1),
         "yang_zhang_vol": _yang_zhang(o, h, lo, c, prev_c, 20),
+        "momentum_20": np.log(c / _shift(c, 20)),
+        "momentum_60": np.log(c / _shift(c, 60)),
     }
     return pd.DataFrame(out, index=frame.index, columns=list(PRICE_FEATURES))
 
@@ -362,6 +376,13 @@ def _require_ohlcv(frame: pd.DataFrame) -> None:
         )
 
 
+def _shift(x: np.ndarray, k: int) -> np.ndarray:
+    """``x[t - k]`` at row t (NaN for the first k rows)."""
+    out = np.full_like(x, np.nan)
+    out[k:] = x[:-k]
+    return out
+
+
 def _lag(x: np.ndarray) -> np.ndarray:
     out = np.empty_like(x)
     out[0] = np.nan
@@ -439,11 +460,21 @@ def _yang_zhang(
 
 
 def _rolling_zscore(raw: pd.DataFrame, window: int) -> np.ndarray:
-    """Trailing z-score over ``window`` rows up to and including t, clipped to [-CLIP, CLIP]."""
+    """Trailing normalisation over ``window`` rows up to and including t, clipped to
+    [-CLIP, CLIP]: ``x / rms`` for ``SCALE_ONLY`` columns, ``(x - mean) / std`` for the rest."""
+    values = raw.to_numpy()
     rolling = raw.reset_index(drop=True).rolling(window, min_periods=window)
     mean = rolling.mean().to_numpy()
     std = rolling.std(ddof=1).to_numpy()
-    z = (raw.to_numpy() - mean) / np.maximum(std, EPS)
+    rms = np.sqrt(
+        (raw.reset_index(drop=True) ** 2).rolling(window, min_periods=window).mean().to_numpy()
+    )
+    scale_only = np.array([name in SCALE_ONLY for name in raw.columns])
+    z = np.where(
+        scale_only[None, :],
+        values / np.maximum(rms, EPS),
+        (values - mean) / np.maximum(std, EPS),
+    )
     return np.clip(z, -CLIP, CLIP)
 
 

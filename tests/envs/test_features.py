@@ -15,14 +15,16 @@ from quantgym.envs.features import (
     DEFAULT_FEATURES,
     PRICE_FEATURES,
     RAW_WARMUP,
+    SCALE_ONLY,
     FeatureSet,
     compute_features,
     is_intraday,
     raw_features,
 )
 
-# Longest indicator warm-up: MACD line needs 26 closes, its 9-bar signal 8 more -> row 33.
-MACD_FIRST_ROW = 33
+# Longest indicator warm-up (MACD would be row 33: 26 closes, then its 9-bar signal).
+SLOWEST_FIRST_ROW = 60  # momentum_60 needs 60 earlier closes
+MACD_FIRST_ROW = 33  # MACD line after 26 closes, its 9-bar signal after 8 more
 
 
 def make_bars(
@@ -90,6 +92,12 @@ def rolling_z(x: np.ndarray, t: int, window: int) -> float:
     return float(np.clip((x[t] - w.mean()) / w.std(ddof=1), -5, 5))
 
 
+def rolling_scale(x: np.ndarray, t: int, window: int) -> float:
+    """Reference x[t] over the RMS of x[t-window+1 .. t] (not demeaned), clipped to [-5, 5]."""
+    w = x[t - window + 1 : t + 1]
+    return float(np.clip(x[t] / np.sqrt(np.mean(w**2)), -5, 5))
+
+
 @pytest.fixture(scope="module")
 def daily() -> pd.DataFrame:
     return make_bars(1500, "D", seed=1)
@@ -105,15 +113,15 @@ def hourly() -> pd.DataFrame:
 
 def test_default_names_cover_price_then_calendar() -> None:
     assert DEFAULT_FEATURES == PRICE_FEATURES + CALENDAR_FEATURES
-    assert len(PRICE_FEATURES) == 10 and len(CALENDAR_FEATURES) == 4
+    assert len(PRICE_FEATURES) == 12 and len(CALENDAR_FEATURES) == 4
     assert len(set(DEFAULT_FEATURES)) == len(DEFAULT_FEATURES)
 
 
 def test_daily_default_shape_names_warmup(daily: pd.DataFrame) -> None:
     fs = compute_features(daily)
     assert fs.names == PRICE_FEATURES
-    assert fs.values.shape == (len(daily), 10) and fs.values.dtype == np.float64
-    assert fs.warmup == MACD_FIRST_ROW + 250 - 1 == 282
+    assert fs.values.shape == (len(daily), 12) and fs.values.dtype == np.float64
+    assert fs.warmup == SLOWEST_FIRST_ROW + 250 - 1 == 309
     assert np.isnan(fs.values[: fs.warmup]).all()
     assert np.isfinite(fs.values[fs.warmup :]).all()
     assert np.abs(fs.values[fs.warmup :]).max() <= 5.0
@@ -122,8 +130,8 @@ def test_daily_default_shape_names_warmup(daily: pd.DataFrame) -> None:
 def test_intraday_default_adds_calendar(hourly: pd.DataFrame) -> None:
     fs = compute_features(hourly)
     assert fs.names == DEFAULT_FEATURES
-    assert fs.values.shape == (len(hourly), 14)
-    assert fs.warmup == 282
+    assert fs.values.shape == (len(hourly), 16)
+    assert fs.warmup == 309
     assert np.isfinite(fs.values[fs.warmup :]).all()
     cal = fs.to_frame(hourly.index)[list(CALENDAR_FEATURES)].iloc[fs.warmup :]
     hours = cal.index.hour.to_numpy()
@@ -146,7 +154,7 @@ def test_tz_aware_intraday_uses_local_clock() -> None:
 @pytest.mark.parametrize("window", [2, 20, 100])
 def test_warmup_follows_normalize_window(daily: pd.DataFrame, window: int) -> None:
     fs = compute_features(daily, normalize_window=window)
-    assert fs.warmup == MACD_FIRST_ROW + window - 1
+    assert fs.warmup == SLOWEST_FIRST_ROW + window - 1
     assert np.isfinite(fs.values[fs.warmup :]).all()
 
 
@@ -259,12 +267,15 @@ def test_rsi_extremes(step: float, expected: float) -> None:
     np.testing.assert_allclose(raw_features(frame)["rsi"].iloc[14:], expected)
 
 
-def test_default_values_are_clipped_rolling_zscores(daily: pd.DataFrame) -> None:
+def test_default_values_are_clipped_rolling_zscores_or_rms_scaled(daily: pd.DataFrame) -> None:
     window = 60
     fs = compute_features(daily, normalize_window=window)
     raw = raw_features(daily).to_numpy()
     for t in (fs.warmup, fs.warmup + 1, 400, len(daily) - 1):
-        expected = [rolling_z(raw[:, j], t, window) for j in range(raw.shape[1])]
+        expected = [
+            (rolling_scale if name in SCALE_ONLY else rolling_z)(raw[:, j], t, window)
+            for j, name in enumerate(PRICE_FEATURES)
+        ]
         np.testing.assert_allclose(fs.values[t], expected, rtol=1e-8, atol=1e-10)
 
 
@@ -304,7 +315,7 @@ def test_features_have_finite_memory(daily: pd.DataFrame) -> None:
     start = 137
     full = compute_features(daily).values
     late = compute_features(daily.iloc[start:]).values
-    memory = MACD_FIRST_ROW + 4 * 26 + 4 * 9 + 250  # generous bound on the trailing window
+    memory = SLOWEST_FIRST_ROW + 4 * 26 + 4 * 9 + 250  # generous bound on the trailing window
     np.testing.assert_allclose(late[memory:], full[start + memory :], rtol=1e-9, atol=1e-9)
 
 
@@ -376,7 +387,7 @@ def test_constant_market_is_finite_and_centred() -> None:
     frame[["open", "high", "low", "close"]] = 50.0
     frame["volume"] = 0.0
     fs = compute_features(frame)
-    assert fs.warmup == 282
+    assert fs.warmup == 309
     assert np.isfinite(fs.values[fs.warmup :]).all()
     np.testing.assert_allclose(fs.values[fs.warmup :], 0.0, atol=1e-4)
 
@@ -399,10 +410,10 @@ def test_random_markets_give_bounded_finite_features(
     frame.loc[rng.random(150) < zero_volume, "volume"] = 0.0
     frame.loc[frame.index[75:], ["open", "high", "low", "close"]] *= np.exp(gap)
     fs = compute_features(frame, normalize_window=window)
-    assert fs.warmup == MACD_FIRST_ROW + window - 1
+    assert fs.warmup == SLOWEST_FIRST_ROW + window - 1
     assert np.isfinite(fs.values[fs.warmup :]).all()
-    assert np.abs(fs.values[fs.warmup :, :10]).max() <= 5.0
-    assert np.abs(fs.values[fs.warmup :, 10:]).max() <= 1.0
+    assert np.abs(fs.values[fs.warmup :, :12]).max() <= 5.0
+    assert np.abs(fs.values[fs.warmup :, 12:]).max() <= 1.0
 
 
 # --- list-of-columns path ----------------------------------------------------------------------
@@ -545,12 +556,12 @@ def test_bad_frames_raise() -> None:
     with pytest.raises(ValueError, match=r"missing columns \['volume'\]"):
         compute_features(frame.drop(columns="volume"))
     with pytest.raises(
-        ValueError, match=r"400 rows but .* need at least 533 .*normalize_window=500"
+        ValueError, match=r"400 rows but .* need at least 560 .*normalize_window=500"
     ):
         compute_features(frame, normalize_window=500)
-    with pytest.raises(ValueError, match=r"at least 283 "):
-        compute_features(frame.iloc[:282])
-    assert compute_features(frame.iloc[:283]).warmup == 282
+    with pytest.raises(ValueError, match=r"at least 310 "):
+        compute_features(frame.iloc[:309])
+    assert compute_features(frame.iloc[:310]).warmup == 309
     with pytest.raises(ValueError, match=r"at least 264 "):
         compute_features(frame.iloc[:263], ["rsi"])
     assert compute_features(frame.iloc[:264], ["rsi"]).warmup == 263
@@ -561,3 +572,17 @@ def test_featureset_checks_its_shape() -> None:
         FeatureSet(values=np.zeros((5, 2)), names=("a",), warmup=0)
     with pytest.raises(ValueError, match="warmup"):
         FeatureSet(values=np.zeros((5, 1)), names=("a",), warmup=5)
+
+
+def test_directional_features_keep_a_persistent_drift() -> None:
+    """RMS scaling keeps a regime's drift visible; a rolling z-score would centre it away."""
+    rng = np.random.default_rng(3)
+    n = 1200
+    close = 100 * np.exp(np.cumsum(0.002 + rng.normal(0, 0.01, n)))  # steady bull drift
+    frame = make_bars(n).assign(close=close, open=close, high=close * 1.001, low=close * 0.999)
+    fs = compute_features(frame).to_frame(frame.index).iloc[-500:]
+    for name in ("log_return", "momentum_20", "momentum_60"):
+        assert fs[name].mean() > 0.15, name
+        raw = raw_features(frame)[name].to_numpy()
+        centred = [rolling_z(raw, t, 250) for t in range(n - 500, n)]
+        assert abs(np.mean(centred)) < fs[name].mean() / 2, name

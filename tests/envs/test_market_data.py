@@ -39,16 +39,16 @@ def test_load_sample_frame():
 
 def test_end_drops_future_bars_and_start_moves_first_tradable_bar(walk_frame):
     full = MarketData.from_source(walk_frame)
-    cut = walk_frame.index[350]
-    md = MarketData.from_source(walk_frame, start=walk_frame.index[300], end=cut)
-    assert len(md) == 351 and md.timestamps[-1] == cut.to_datetime64()
-    assert md.first_bar == 300
-    np.testing.assert_array_equal(md.features, full.features[:351])
+    cut = walk_frame.index[390]
+    md = MarketData.from_source(walk_frame, start=walk_frame.index[340], end=cut)
+    assert len(md) == 391 and md.timestamps[-1] == cut.to_datetime64()
+    assert md.first_bar == 340
+    np.testing.assert_array_equal(md.features, full.features[:391])
     env = TradingEnv(
-        walk_frame, start=walk_frame.index[300], end=cut, window_size=4, episode_length=None
+        walk_frame, start=walk_frame.index[340], end=cut, window_size=4, episode_length=None
     )
     _, info = env.reset()
-    assert info["bar"] == 300
+    assert info["bar"] == 340
     # a start inside the feature warm-up is moved to the first bar with valid features
     assert MarketData.from_source(walk_frame, start=walk_frame.index[10]).first_bar == full.warmup
 
