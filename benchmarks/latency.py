@@ -31,9 +31,6 @@ __all__ = ["TARGETS_MS", "time_decisions", "build_agent", "main"]
 
 TARGETS_MS = {"ppo_mlp": 0.5, "ppo_lstm": 1.0, "ppo_transformer": 2.0}
 
-# extra constructor kwargs for agents that need more than ``env=``
-AGENT_KWARGS: dict[str, dict[str, Any]] = {}
-
 
 def record_observations(env: gym.Env, n: int = 256, seed: int = 0) -> np.ndarray:
     """``n`` observations of one episode under random actions."""
@@ -55,10 +52,12 @@ def build_agent(name: str, env: gym.Env) -> Any:
 
     cls = agent_class(name)
     if hasattr(cls, "build"):  # learned online agents: build the networks, no training
-        agent = make_agent(name, n_envs=1)
+        agent = make_agent(name, n_envs=1, n_steps=128, batch_size=128)
         agent.build(env)
         return agent
-    return make_agent(name, env=env, **AGENT_KWARGS.get(name, {}))
+    if name == "epsilon_mix":  # wraps another policy: time it around the SMA crossover
+        return make_agent(name, policy=make_agent("sma_crossover", env=env), epsilon=0.1, env=env)
+    return make_agent(name, env=env)
 
 
 def time_decisions(predict, observations: np.ndarray, calls: int, warmup: int = 100) -> np.ndarray:

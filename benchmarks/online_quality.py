@@ -75,11 +75,25 @@ def split_kwargs(
 
 
 def excess_over(result: EvaluationResult, other: EvaluationResult) -> tuple[float, float]:
-    """(log return of ``result`` minus ``other``, 2 standard errors of that difference)."""
-    a = np.diff(np.log(np.concatenate([[10_000.0], result.equity_curves[0].to_numpy()])))
-    b = np.diff(np.log(np.concatenate([[10_000.0], other.equity_curves[0].to_numpy()])))
-    d = a - b
-    return float(d.sum()), float(2.0 * d.std(ddof=1) * math.sqrt(d.size))
+    """(log growth of ``result`` minus ``other``, 2 standard errors of the per-bar difference).
+
+    A bankrupt episode ends early with equity 0: its excess is ``-inf`` and the noise is
+    measured over the bars both episodes traded.
+    """
+
+    def log_returns(res: EvaluationResult) -> np.ndarray:
+        equity = np.concatenate([[10_000.0], res.equity_curves[0].to_numpy()])
+        with np.errstate(divide="ignore"):
+            return np.diff(np.log(equity))
+
+    a, b = log_returns(result), log_returns(other)
+    n = min(a.size, b.size)
+    d = a[:n] - b[:n]
+    finite = d[np.isfinite(d)]
+    noise = float(2.0 * finite.std(ddof=1) * math.sqrt(n)) if finite.size > 1 else math.nan
+    with np.errstate(divide="ignore"):
+        excess = float(np.log1p(result.total_return) - np.log1p(other.total_return))
+    return excess, noise
 
 
 def print_curve(name: str, directory: Path, env: gym.Env, results: dict) -> None:

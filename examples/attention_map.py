@@ -1,6 +1,6 @@
 """Where does the attention encoder look? Heat-map of ``ppo_transformer``'s attention for one decision.
 
-    .venv/bin/python examples/attention_map.py                      # trains briefly (~1 min), then plots
+    .venv/bin/python examples/attention_map.py                      # trains briefly (~1-2 min), then plots
     .venv/bin/python examples/attention_map.py --load runs/my_transformer --out attention.png
 
 Needs matplotlib (``pip install 'quantgym[plot]'``). The figure has one panel per layer and
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument(
         "--load", default=None, help="a saved ppo_transformer directory (skips training)"
     )
-    parser.add_argument("--steps", type=int, default=30_000, help="training steps when not loading")
+    parser.add_argument("--steps", type=int, default=20_000, help="training steps when not loading")
     parser.add_argument("--window-size", type=int, default=32)
     parser.add_argument(
         "--bar", type=int, default=None, help="decision bar (default: 200 bars into the episode)"
@@ -118,7 +118,8 @@ def main() -> None:
     twin = ax.twinx()
     twin.plot(lags, closes, color="black", lw=1.5, label="close")
     twin.set_ylabel("close")
-    ax.legend(loc="upper left", fontsize=8)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
     fig.suptitle(f"ppo_transformer attention, one decision at bar {decision_bar}")
     fig.savefig(args.out, dpi=110)
     print(f"saved {args.out}")

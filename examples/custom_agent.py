@@ -28,17 +28,18 @@ from quantgym.evaluation import evaluate, normalized_score
 
 
 class TrendAgent(BaseAgent):
-    """Long when the mean normalised log return over the last ``lookback`` bars of the window is
-    positive, short otherwise. Reads only the observation (so it needs no env)."""
+    """Long when one market feature (default: Bollinger %b, rolling z-scored by the env) averaged
+    over the last ``lookback`` bars of the window is positive, short otherwise. Reads only the
+    observation, so it needs no env; ``config`` says where the feature sits in it."""
 
     name: ClassVar[str] = "trend"
 
     @dataclasses.dataclass
     class Config:
-        lookback: int = 16
+        lookback: int = 32
         window_size: int = 32
-        n_market_features: int = 14
-        feature_index: int = 0  # "log_return" is the first default feature
+        n_market_features: int = 10
+        feature_index: int = 6  # "bollinger_b" in the default feature set
 
     def predict(
         self,
@@ -71,11 +72,12 @@ class AlwaysLong:
 def main() -> None:
     env = gym.make("TradingEnv-v0", episode_length=500)
     base = env.unwrapped
-    assert base.feature_names[0] == "log_return"
-
     register_agent("trend", TrendAgent)
     trend = make_agent(
-        "trend", window_size=base.window_size, n_market_features=base.n_market_features, lookback=16
+        "trend",
+        window_size=base.window_size,
+        n_market_features=base.n_market_features,
+        feature_index=base.feature_names.index("bollinger_b"),
     )
     with tempfile.TemporaryDirectory() as tmp:  # BaseAgent gives save/load for free
         trend.save(tmp)

@@ -1,7 +1,7 @@
 """Train PPO-LSTM on the synthetic regime market and compare it with the baselines on held-out bars.
 
     .venv/bin/python examples/train_ppo_lstm.py                 # ~1-2 min on a laptop CPU
-    .venv/bin/python examples/train_ppo_lstm.py --steps 500000  # the agent's full default budget
+    .venv/bin/python examples/train_ppo_lstm.py --steps 1500000  # the agent's full default budget (~4 min)
 
 The market's last 20% of bars are held out: training never loads them (``end=``), the test
 env starts after them (``start=``, earlier bars only feed the causal features). The agent is
@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=60_000, help="training env steps")
+    parser.add_argument("--steps", type=int, default=300_000, help="training env steps")
     parser.add_argument("--out", default="runs/example_ppo_lstm", help="where the agent is saved")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

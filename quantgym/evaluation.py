@@ -122,7 +122,9 @@ def normalized_score(ret: float, reference_ret: float, baseline_ret: float = 0.0
             f"reference_ret equals baseline_ret ({reference_ret!r}): the score is undefined"
         )
     # divide first: the reference itself then scores exactly 100
-    return 100.0 * ((float(ret) - float(baseline_ret)) / (float(reference_ret) - float(baseline_ret)))
+    return 100.0 * (
+        (float(ret) - float(baseline_ret)) / (float(reference_ret) - float(baseline_ret))
+    )
 
 
 def reference_agent_name(market: Any) -> str:
@@ -130,7 +132,11 @@ def reference_agent_name(market: Any) -> str:
     markets that have an edge (``regime``, ``mean_reversion``: the best causal policy is known),
     ``"buy_and_hold"`` on real data and on ``gbm`` (no edge: the expert stays flat, return 0)."""
     params = getattr(market, "market_params", None) or {}
-    return "bayes_filter_expert" if params.get("kind") in ("regime", "mean_reversion") else "buy_and_hold"
+    return (
+        "bayes_filter_expert"
+        if params.get("kind") in ("regime", "mean_reversion")
+        else "buy_and_hold"
+    )
 
 
 def _as_env(env: Any) -> gym.Env:

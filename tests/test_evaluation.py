@@ -206,7 +206,10 @@ def test_reference_agent_per_market(data, expected):
     from quantgym.envs import MarketData
     from quantgym.evaluation import reference_agent_name
 
-    assert reference_agent_name(MarketData.from_source(data, market_kwargs={"n_bars": 600})) == expected
+    assert (
+        reference_agent_name(MarketData.from_source(data, market_kwargs={"n_bars": 600}))
+        == expected
+    )
 
 
 @pytest.mark.parametrize("ret", [0.37, -0.2, 1e-7, 123.4])

@@ -18,6 +18,7 @@ from quantgym.agents.sb3_agents import (
     PPOLstmAgent,
     PPOMlpAgent,
     PPOTransformerAgent,
+    RecentBarsExtractor,
     make_sb3_vec_env,
 )
 from quantgym.envs import to_sb3
@@ -258,6 +259,7 @@ def test_tensorboard_without_tensorboard_installed_raises(tmp_path):
         ({"gamma": 1.5}, "gamma"),
         ({"activation": "sigmoid"}, "activation"),
         ({"net_arch": [64, -1]}, "net_arch"),
+        ({"lr_schedule": "cosine"}, "lr_schedule"),
         ({"no_such_field": 1}, "no_such_field"),
     ],
 )
@@ -327,3 +329,36 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert "ppo_mlp" in printed and "sharpe" in printed
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["results"]["ppo_mlp"]["n_episodes"] == 1
+
+
+def test_recent_bars_extractor_is_the_newest_bar_plus_account_features():
+    space = spaces.Box(-np.inf, np.inf, (8 * 3 + 5,), np.float32)
+    extractor = RecentBarsExtractor(space, n_bars=2, n_market_features=3, n_account_features=5)
+    obs = torch.arange(2 * 29, dtype=torch.float32).reshape(2, 29)
+    out = extractor(obs)
+    assert extractor.features_dim == 11
+    assert torch.equal(out, obs[:, 6 * 3 :])  # bars 6 and 7 (newest) of the window, then account
+    with pytest.raises(ValueError, match="n_bars"):
+        RecentBarsExtractor(space, n_bars=9, n_market_features=3, n_account_features=5)
+
+
+def test_lstm_reads_recent_bars_or_the_whole_observation():
+    env = make_env()
+    recent = PPOLstmAgent(**TINY).build(env)
+    base = env.unwrapped
+    assert recent.model.policy.features_dim == base.n_market_features + base.n_account_features
+    assert recent.config.window_size == 8
+    full = PPOLstmAgent(**TINY, recent_bars=None).build(env)
+    assert full.model.policy.features_dim == env.observation_space.shape[0]
+    with pytest.raises(ValueError, match="recent_bars"):
+        PPOLstmAgent(**TINY, recent_bars=9).build(env)
+    with pytest.raises(ValueError, match="recent_bars"):
+        PPOLstmAgent(recent_bars=0)
+
+
+def test_linear_lr_schedule_anneals_to_zero_over_fit():
+    agent = PPOMlpAgent(**TINY, learning_rate=1e-3, lr_schedule="linear")
+    agent.fit(make_env(), total_timesteps=64, progress_bar=False)
+    assert agent.model.lr_schedule(1.0) == pytest.approx(1e-3)
+    assert agent.model.lr_schedule(0.0) == 0.0
+    assert agent.model.policy.optimizer.param_groups[0]["lr"] < 1e-3
