@@ -45,6 +45,7 @@ import numpy as np
 from quantgym._io import read_json
 from quantgym.agents.base import AGENT_FILE, BaseAgent
 from quantgym.envs.accounting import mark, rebalance
+from quantgym.envs.unwrap import find_trading_env
 
 __all__ = [
     "EnvBinding",
@@ -74,28 +75,7 @@ _REFERENCE_COST = 0.0015
 
 def _find_core(env: Any) -> Any:
     """The ``TradingEnv`` / ``TradingVectorEnv`` behind wrappers and adapters."""
-    seen: set[int] = set()
-    frontier = [env]
-    while frontier:
-        obj = frontier.pop(0)
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if (
-            hasattr(obj, "market")
-            and hasattr(obj, "config")
-            and (hasattr(obj, "bars") or hasattr(obj, "bar"))
-        ):
-            return obj
-        for attr in ("unwrapped", "venv", "vec_env", "env"):
-            try:
-                frontier.append(getattr(obj, attr, None))
-            except Exception:  # noqa: BLE001 - a broken property is simply not a path
-                continue
-    raise ValueError(
-        f"env must be a TradingEnv (gym.make('TradingEnv-v0')), a TradingVectorEnv or its SB3 "
-        f"adapter; got {type(env).__name__}"
-    )
+    return find_trading_env(env)
 
 
 class EnvBinding:

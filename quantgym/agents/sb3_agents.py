@@ -51,6 +51,7 @@ from torch import nn
 
 from quantgym._io import atomic_write, atomic_write_json, read_json
 from quantgym.agents.base import BaseAgent
+from quantgym.envs.unwrap import iter_env_layers
 
 __all__ = [
     "ENV_ID",
@@ -112,13 +113,7 @@ def _spec_kwargs(env: Any) -> dict[str, Any] | None:
 def env_attr(env: Any, name: str) -> Any:
     """Read an attribute such as ``window_size`` from a single env, a gymnasium vector env, an
     SB3 VecEnv or a wrapper of any of them (breadth-first); ``None`` when no layer has it."""
-    seen: set[int] = set()
-    queue = [env]
-    while queue:
-        current = queue.pop(0)
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in iter_env_layers(env):
         value = getattr(current, name, None)
         if value is not None:
             return value
@@ -129,9 +124,6 @@ def env_attr(env: Any, name: str) -> Any:
                 value = None
             if value is not None:
                 return value
-        queue.extend(
-            getattr(current, inner, None) for inner in ("unwrapped", "venv", "vec_env", "env")
-        )
     return None
 
 
