@@ -34,6 +34,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+
+from quantgym._compat import quiet_legacy_gym
+
+quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm

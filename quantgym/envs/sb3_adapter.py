@@ -18,9 +18,9 @@ from gymnasium import spaces
 from quantgym._compat import quiet_legacy_gym
 
 quiet_legacy_gym()
-from stable_baselines3.common.vec_env import VecEnv  # noqa: E402
+from stable_baselines3.common.vec_env import VecEnv
 
-from quantgym.envs.vector_env import TradingVectorEnv  # noqa: E402
+from quantgym.envs.vector_env import TradingVectorEnv
 
 __all__ = ["TradingSB3VecEnv", "to_sb3"]
 
