@@ -118,6 +118,7 @@ class DifferentialSharpe:
         A, B = self.A, self.B
         dA, dB = ret - A, ret * ret - B
         var = B - A * A
+        d: Any
         if isinstance(var, np.ndarray):
             ok = var > self.min_variance
             d = np.where(ok, (B * dA - 0.5 * A * dB) / np.where(ok, var, 1.0) ** 1.5, 0.0)
