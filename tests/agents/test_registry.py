@@ -219,3 +219,20 @@ def test_sb3_model_satisfies_the_agent_protocol():
     model = PPO("MlpPolicy", make_env(), n_steps=16, batch_size=16, device="cpu")
     assert isinstance(model, Agent)
     assert issubclass(agent_class("ppo_lstm"), BaseAgent)
+
+
+def test_base_agent_load_dispatches_to_subclass_load(tmp_path):
+    """BaseAgent.load on a directory saved by a class with its own load() uses that load()."""
+    import gymnasium as gym
+
+    from quantgym.agents import BaseAgent, EpsilonMix, RandomAgent
+
+    env = gym.make("TradingEnv-v0", episode_length=20)
+    agent = EpsilonMix(RandomAgent(env=env, seed=1), epsilon=0.3, seed=2)
+    agent.save(tmp_path / "mix")
+    loaded = BaseAgent.load(tmp_path / "mix", env=env)
+    assert isinstance(loaded, EpsilonMix)
+    obs, _ = env.reset(seed=0)
+    a = [agent.predict(obs)[0] for _ in range(20)]
+    again = BaseAgent.load(tmp_path / "mix", env=env)
+    assert [again.predict(obs)[0] for _ in range(20)] == a
