@@ -5,7 +5,7 @@ resetting when an episode ends. Run ``make bench`` (installs the ``bench`` extra
 ``python benchmarks/env_throughput.py [--quick] [--json]``.
 
 Work per step:
-- quantgym ``TradingEnv``: window 32 x 10 causal features + 5 account features, fill at next
+- quantgym ``TradingEnv``: window 32 x 12 causal features + 5 account features, fill at next
   open with commission and slippage, borrow, mark at close, reward, 9-key info, history.
 - gym-anytrading ``StocksEnv``: window of (price, diff), fee-adjusted profit bookkeeping.
 - Gym-Trading-Env ``TradingEnv``: flat features, fees, portfolio valuation, history.
