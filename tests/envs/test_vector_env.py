@@ -159,3 +159,17 @@ def test_bad_num_envs_and_seeds():
         TradingVectorEnv(0)
     with pytest.raises(ValueError, match="seeds"):
         TradingVectorEnv(2).reset(seed=[1, 2, 3])
+
+
+def test_large_data_fallback_gathers_the_same_observations(monkeypatch):
+    """Above the precompute cap the strided window view is gathered instead: same result."""
+    import quantgym.envs.vector_env as vector_env
+
+    actions = np.random.default_rng(0).integers(0, 3, (30, 3))
+    fast = TradingVectorEnv(3, episode_length=10)
+    monkeypatch.setattr(vector_env, "_MAX_PRECOMPUTED_BYTES", 0)
+    slow = TradingVectorEnv(3, episode_length=10)
+    assert fast._obs_rows is not None and slow._obs_rows is None
+    np.testing.assert_array_equal(fast.reset(seed=4)[0], slow.reset(seed=4)[0])
+    for a in actions:
+        np.testing.assert_array_equal(fast.step(a)[0], slow.step(a)[0])
