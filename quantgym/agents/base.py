@@ -115,10 +115,8 @@ class BaseAgent:
         target = import_object(meta["class"]) if cls is BaseAgent else cls
         if not (isinstance(target, type) and issubclass(target, BaseAgent)):
             raise ValueError(f"{path} holds {meta['class']}, not a quantgym BaseAgent")
-        if (
-            cls is BaseAgent
-            and getattr(target.load, "__func__", None) is not BaseAgent.load.__func__
-        ):
+        defines_load = next(k for k in target.__mro__ if "load" in vars(k))
+        if cls is BaseAgent and defines_load is not BaseAgent:
             return target.load(path, **kwargs)  # the subclass knows how to restore itself
         agent = target._from_config(meta.get("config", {}), **kwargs)
         agent._load_state(path)
