@@ -107,7 +107,6 @@ class TradingEnv(gym.Env):
         self.market = market = config.build_market()
         self._first_bar = config.first_bar(market)
         self._reward_fn = config.make_reward()
-        self._slippage = config.slippage_rates(market)
 
         self.window_size = config.window_size
         self.feature_names = market.feature_names
@@ -137,7 +136,7 @@ class TradingEnv(gym.Env):
         # Python lists/floats on the hot path: per-step numpy calls would dominate.
         self._open = market.open.tolist()
         self._close = market.close.tolist()
-        self._slip = self._slippage.tolist()
+        self._slip = config.slippage_rates(market).tolist()
         self._regime = None if market.regime is None else market.regime.tolist()
         self._timestamps = market.timestamps
         self._timestamp_list = list(market.timestamps)  # list indexing beats numpy scalar indexing

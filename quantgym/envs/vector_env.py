@@ -41,7 +41,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     Attributes ``bars``, ``positions`` and ``equity`` are ``(num_envs,)`` arrays.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "autoreset_mode": "NextStep"}
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": "NextStep"}
 
     def __init__(
         self,
@@ -58,6 +58,11 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         except TypeError as exc:
             raise ValueError(f"TradingVectorEnv: {exc}") from None
         config.validate()
+        if config.render_mode == "rgb_array":
+            raise ValueError(
+                "TradingVectorEnv renders 'ansi' only (it keeps no per-step history); "
+                "use a single TradingEnv with render_mode='rgb_array' to draw an episode"
+            )
         if hasattr(gym.vector, "AutoresetMode"):  # gymnasium >= 1.1
             self.metadata = {**self.metadata, "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
         self.config = config
@@ -121,6 +126,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         self._entry_equity = np.full(n, self._initial)
         self._bars_in_position = np.zeros(n)
         self._autoreset = np.zeros(n, dtype=bool)
+        self._last_fees = np.zeros(n)  # for render()
         self._reward_fn.reset(n)
 
     # -- public state ------------------------------------------------------------------
@@ -274,6 +280,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             mask = ~resetting
             errstate.__exit__(None, None, None)
         self._autoreset = terminated | truncated
+        self._last_fees = fees
         t = self._t
         infos = {
             "equity": self._equity,
@@ -373,7 +380,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         return infos
 
     def render(self) -> tuple | None:
-        """Render the first account (``ansi`` line or ``rgb_array`` of its latest state)."""
+        """Render the first account's latest state as an ``ansi`` line (a 1-tuple)."""
         if self.render_mode == "ansi":
             import pandas as pd
 
@@ -389,7 +396,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
                         "position": float(self._target[0]),
                         "equity": float(self._equity[0]),
                         "initial_equity": self._initial,
-                        "fees": 0.0,
+                        "fees": float(self._last_fees[0]),
                     }
                 ),
             )

@@ -173,3 +173,13 @@ def test_large_data_fallback_gathers_the_same_observations(monkeypatch):
     np.testing.assert_array_equal(fast.reset(seed=4)[0], slow.reset(seed=4)[0])
     for a in actions:
         np.testing.assert_array_equal(fast.step(a)[0], slow.step(a)[0])
+
+
+def test_render_ansi_shows_first_account_and_rgb_array_is_refused():
+    venv = TradingVectorEnv(2, episode_length=5, render_mode="ansi")
+    venv.reset(seed=0)
+    *_, info = venv.step(np.array([2, 0]))
+    (line,) = venv.render()
+    assert f"{info['equity'][0]:,.2f}" in line
+    with pytest.raises(ValueError, match="'ansi' only"):
+        TradingVectorEnv(2, render_mode="rgb_array")
