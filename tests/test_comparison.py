@@ -331,7 +331,8 @@ def test_results_files_are_complete_and_tagged(tmp_path):
     assert payload["config"]["agents"] == ["flat", "bayes_filter_expert", "hindsight_oracle"]
     assert [set(r) for r in payload["rows"]] == [set(RESULT_COLUMNS)] * 3
     assert payload["rows"][0]["sharpe"] is None  # NaN is written as null (strict JSON)
-    csv = pd.read_csv(tmp_path / "results.csv")
+    # hex ids can be all digits (e.g. a short rev "9929031"): read them as text
+    csv = pd.read_csv(tmp_path / "results.csv", dtype={"git_rev": str, "config_id": str})
     assert list(csv.columns) == list(RESULT_COLUMNS) and len(csv) == 3
     assert set(csv["git_rev"]) == {payload["git_rev"]}
     assert set(csv["config_id"]) == {results.config.config_id}
