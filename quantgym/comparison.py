@@ -237,11 +237,7 @@ def agent_label(name: str, cls: type | None = None) -> str:
 
 
 def reference_for(market: Any) -> str:
-    """The 100-point reference agent of a ``MarketData``: :func:`reference_agent_name`
-    (``bayes_filter_expert`` on synthetic markets, ``buy_and_hold`` on real data), except
-    ``buy_and_hold`` on ``gbm``, where the Bayes expert has no edge, stays flat and returns 0."""
-    if (getattr(market, "market_params", None) or {}).get("kind") == "gbm":
-        return "buy_and_hold"
+    """The 100-point reference agent of a market (:func:`reference_agent_name`)."""
     return reference_agent_name(market)
 
 

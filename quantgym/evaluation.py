@@ -19,6 +19,8 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from quantgym import ENV_ID
+
 __all__ = [
     "ENV_ID",
     "EvaluationResult",
@@ -29,7 +31,6 @@ __all__ = [
     "reference_agent_name",
 ]
 
-ENV_ID = "TradingEnv-v0"
 DEFAULT_N_EPISODES = 10
 
 
@@ -128,15 +129,11 @@ def normalized_score(ret: float, reference_ret: float, baseline_ret: float = 0.0
 
 
 def reference_agent_name(market: Any) -> str:
-    """Registered name of the 100-point reference: ``"bayes_filter_expert"`` on the synthetic
-    markets that have an edge (``regime``, ``mean_reversion``: the best causal policy is known),
-    ``"buy_and_hold"`` on real data and on ``gbm`` (no edge: the expert stays flat, return 0)."""
-    params = getattr(market, "market_params", None) or {}
-    return (
-        "bayes_filter_expert"
-        if params.get("kind") in ("regime", "mean_reversion")
-        else "buy_and_hold"
-    )
+    """Registered name of the 100-point reference on ``market``
+    (:func:`quantgym.policies.references.reference_policy_name`)."""
+    from quantgym.policies.references import reference_policy_name
+
+    return reference_policy_name(market)
 
 
 def _as_env(env: Any) -> gym.Env:

@@ -197,7 +197,7 @@ def test_presets():
 
 
 def test_agent_kinds_and_labels(fake_agents):
-    from quantgym.agents.baselines import FlatAgent, HindsightOracle
+    from quantgym.policies import FlatAgent, HindsightOracle
 
     assert agent_kind(FlatAgent) == "env_bound"
     assert agent_kind(LongOnlineAgent) == "online"

@@ -5,7 +5,15 @@ Torch-backed agents are imported lazily by :func:`make_agent`, so importing this
 """
 
 from quantgym.agents.base import Agent, BaseAgent, import_object
-from quantgym.agents.baselines import (
+from quantgym.agents.registry import (
+    agent_class,
+    list_agents,
+    load_agent,
+    make_agent,
+    register_agent,
+    unregister_agent,
+)
+from quantgym.policies import (
     BayesFilterExpert,
     BuyAndHoldAgent,
     EpsilonMix,
@@ -15,14 +23,6 @@ from quantgym.agents.baselines import (
     RandomAgent,
     RegimeExpert,
     SMACrossoverAgent,
-)
-from quantgym.agents.registry import (
-    agent_class,
-    list_agents,
-    load_agent,
-    make_agent,
-    register_agent,
-    unregister_agent,
 )
 
 __all__ = [

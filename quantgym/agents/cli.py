@@ -202,8 +202,8 @@ def _accepts_env(cls: type) -> bool:
 
 def _load_with_env(path: Path, env: Any) -> Any:
     from quantgym._io import read_json
-    from quantgym.agents.base import AGENT_FILE, import_object
     from quantgym.agents.registry import load_agent
+    from quantgym.policies.base import AGENT_FILE, import_object
 
     meta = read_json(path / AGENT_FILE)
     cls = import_object(meta["class"])

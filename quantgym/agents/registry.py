@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgym._io import read_json
-from quantgym.agents.base import AGENT_FILE, BaseAgent, import_object
+from quantgym.policies.base import AGENT_FILE, BaseAgent, import_object
 
 __all__ = [
     "register_agent",
@@ -28,19 +28,19 @@ __all__ = [
     "load_agent",
 ]
 
-_BASELINES = "quantgym.agents.baselines"
+_POLICIES = "quantgym.policies"
 _SB3 = "quantgym.agents.sb3_agents"
 
 _REGISTRY: dict[str, str | type] = {
-    "random": f"{_BASELINES}:RandomAgent",
-    "flat": f"{_BASELINES}:FlatAgent",
-    "buy_and_hold": f"{_BASELINES}:BuyAndHoldAgent",
-    "sma_crossover": f"{_BASELINES}:SMACrossoverAgent",
-    "mean_reversion": f"{_BASELINES}:MeanReversionAgent",
-    "regime_expert": f"{_BASELINES}:RegimeExpert",
-    "bayes_filter_expert": f"{_BASELINES}:BayesFilterExpert",
-    "hindsight_oracle": f"{_BASELINES}:HindsightOracle",
-    "epsilon_mix": f"{_BASELINES}:EpsilonMix",
+    "random": f"{_POLICIES}:RandomAgent",
+    "flat": f"{_POLICIES}:FlatAgent",
+    "buy_and_hold": f"{_POLICIES}:BuyAndHoldAgent",
+    "sma_crossover": f"{_POLICIES}:SMACrossoverAgent",
+    "mean_reversion": f"{_POLICIES}:MeanReversionAgent",
+    "regime_expert": f"{_POLICIES}:RegimeExpert",
+    "bayes_filter_expert": f"{_POLICIES}:BayesFilterExpert",
+    "hindsight_oracle": f"{_POLICIES}:HindsightOracle",
+    "epsilon_mix": f"{_POLICIES}:EpsilonMix",
     "ppo_mlp": f"{_SB3}:PPOMlpAgent",
     "ppo_lstm": f"{_SB3}:PPOLstmAgent",
     "ppo_transformer": f"{_SB3}:PPOTransformerAgent",

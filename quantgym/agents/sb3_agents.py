@@ -54,8 +54,8 @@ from stable_baselines3.common.vec_env import (
 from torch import nn
 
 from quantgym._io import atomic_write, atomic_write_json, read_json
-from quantgym.agents.base import BaseAgent
 from quantgym.envs.unwrap import iter_env_layers
+from quantgym.policies.base import BaseAgent
 
 __all__ = [
     "ENV_ID",
@@ -69,7 +69,8 @@ __all__ = [
     "make_sb3_vec_env",
 ]
 
-ENV_ID = "TradingEnv-v0"
+from quantgym import ENV_ID  # noqa: E402
+
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.pkl"
 ENV_FILE = "env.json"

@@ -120,7 +120,7 @@ def env_metadata(env: Any) -> dict[str, Any]:
 def _metadata(
     env: Any, policy: Any, seed: int, infos: dict[str, np.ndarray], extra: dict
 ) -> dict[str, Any]:
-    from quantgym.agents.baselines import describe_policy
+    from quantgym.policies import describe_policy
 
     policy_info = describe_policy(policy)
     meta = env_metadata(env)

@@ -97,20 +97,20 @@ def preset_env_kwargs(
 
 
 def _expert(env: Any) -> Any:
-    from quantgym.agents.baselines import BayesFilterExpert, HindsightOracle, RegimeExpert
+    from quantgym.policies import BayesFilterExpert, HindsightOracle, RegimeExpert
+    from quantgym.policies.references import expert_policy_name
 
-    market = env.unwrapped.market
-    kind = (market.market_params or {}).get("kind")
-    if kind == "regime" and market.regime is not None:
+    name = expert_policy_name(env.unwrapped.market)
+    if name == "regime_expert":
         return RegimeExpert(env=env)
-    if kind == "mean_reversion":
+    if name == "bayes_filter_expert":
         return BayesFilterExpert(env=env)
     return HindsightOracle(env=env, on_deviation="follow")
 
 
 def make_behavior_policy(quality: str, env: Any, seed: int = 0) -> Any:
     """The behaviour policy of ``quality`` (``"random"``, ``"medium"`` or ``"expert"``) on ``env``."""
-    from quantgym.agents.baselines import EpsilonMix, RandomAgent
+    from quantgym.policies import EpsilonMix, RandomAgent
 
     if quality == "random":
         return RandomAgent(env=env, seed=seed)

@@ -250,8 +250,8 @@ def from_trades(
             bad size/price, a timestamp outside the data or before the first tradable bar, a
             target outside ``positions`` or beyond ``max_leverage``.
     """
-    from quantgym.agents.baselines import EnvBinding
     from quantgym.datasets.collect import collect
+    from quantgym.policies import EnvBinding
 
     frame, targets, bad = _parse_trades(trades)
     if "episode_length" in env_kwargs:

@@ -11,7 +11,10 @@ import pytest
 
 import quantgym  # noqa: F401 - registers TradingEnv-v0
 from quantgym.agents.base import BaseAgent
-from quantgym.agents.baselines import (
+from quantgym.agents.registry import make_agent
+from quantgym.envs.synthetic import SyntheticMarket, generate_market
+from quantgym.envs.vector_env import TradingVectorEnv
+from quantgym.policies import (
     BayesFilterExpert,
     BuyAndHoldAgent,
     EnvBinding,
@@ -24,9 +27,6 @@ from quantgym.agents.baselines import (
     SMACrossoverAgent,
     hindsight_plan,
 )
-from quantgym.agents.registry import make_agent
-from quantgym.envs.synthetic import SyntheticMarket, generate_market
-from quantgym.envs.vector_env import TradingVectorEnv
 
 REGIME = {"market_kwargs": {"n_bars": 1500}}
 ALL_AGENTS = [

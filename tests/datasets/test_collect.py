@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import quantgym  # noqa: F401 - registers TradingEnv-v0
-from quantgym.agents.baselines import RandomAgent, SMACrossoverAgent
 from quantgym.datasets.collect import collect
+from quantgym.policies import RandomAgent, SMACrossoverAgent
 
 KWARGS = {"market_kwargs": {"n_bars": 1500}, "episode_length": 20}
 
