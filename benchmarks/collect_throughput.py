@@ -2,9 +2,12 @@
 
     python benchmarks/collect_throughput.py                      # random policy, N=256, 1M steps
     python benchmarks/collect_throughput.py --num-envs 64 --steps 200000 --policy regime_expert
+    python benchmarks/collect_throughput.py --observations dense   # today's dense recording
 
 Reports the env-only stepping rate (same actions, nothing recorded) next to the collection
-rate, so the recording overhead is visible. Target: >= 500k recorded steps/s at N=256 with
+rate, so the recording overhead is visible, and the bytes per transition the dataset holds.
+``--observations auto`` (default) records a raw env by reference (bar + account features);
+``dense`` stores every observation whole. Target: >= 500k recorded steps/s at N=256 with
 the random policy.
 """
 
@@ -41,16 +44,23 @@ def env_steps_per_second(num_envs: int, n_steps: int, seed: int = 0, **env_kwarg
 
 
 def collect_steps_per_second(
-    num_envs: int, n_steps: int, policy: str = "random", seed: int = 0, **env_kwargs
-) -> tuple[float, float, int]:
-    """``(steps/s, seconds, n_steps)`` of a full ``collect`` call (episode split included)."""
+    num_envs: int,
+    n_steps: int,
+    policy: str = "random",
+    seed: int = 0,
+    observations: str = "auto",
+    **env_kwargs,
+) -> tuple[float, float, int, float]:
+    """``(steps/s, seconds, n_steps, bytes per transition)`` of a full ``collect`` call."""
     env = gym.make_vec("TradingEnv-v0", num_envs=num_envs, **env_kwargs)
     agent = make_agent(policy, env=env)
     start = time.perf_counter()
-    dataset = collect(env, agent, n_steps=n_steps, seed=seed, progress=False)
+    dataset = collect(
+        env, agent, n_steps=n_steps, seed=seed, progress=False, observations=observations
+    )
     elapsed = time.perf_counter() - start
     env.close()
-    return dataset.n_steps / elapsed, elapsed, dataset.n_steps
+    return dataset.n_steps / elapsed, elapsed, dataset.n_steps, dataset.nbytes / dataset.n_steps
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -60,10 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--policy", default="random", help="registered baseline name (env-bound)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--observations", default="auto", choices=("auto", "dense"))
     args = parser.parse_args(argv)
     env_rate = env_steps_per_second(args.num_envs, args.steps, args.seed)
     runs = [
-        collect_steps_per_second(args.num_envs, args.steps, args.policy, args.seed + r)
+        collect_steps_per_second(
+            args.num_envs, args.steps, args.policy, args.seed + r, args.observations
+        )
         for r in range(args.repeats)
     ]
     best = max(runs)
@@ -76,6 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
         "collect_steps_per_s_median": round(float(np.median([r[0] for r in runs]))),
         "collect_over_env_only": round(best[0] / env_rate, 3),
         "collect_seconds": round(best[1], 3),
+        "observations": args.observations,
+        "bytes_per_transition": round(best[3], 1),
         "all_runs_steps_per_s": [round(r[0]) for r in runs],
     }
     print(json.dumps(result, indent=2))

@@ -8,6 +8,12 @@ from quantgym.datasets.collect import collect, env_metadata
 from quantgym.datasets.export import to_d3rlpy, to_minari
 from quantgym.datasets.presets import QUALITIES, make_behavior_policy, make_dataset
 from quantgym.datasets.sample_data import SAMPLES, load_sample
+from quantgym.datasets.shards import (
+    collect_sharded,
+    iter_shards,
+    load_sharded,
+    make_sharded_dataset,
+)
 from quantgym.datasets.splits import (
     ChronologicalSplit,
     DateRange,
@@ -18,6 +24,7 @@ from quantgym.datasets.splits import (
     purged_kfold,
     walk_forward,
 )
+from quantgym.datasets.storage import MarketReference, ObservationReferences
 from quantgym.datasets.trades import from_trades
 from quantgym.datasets.trajectory import (
     FORMAT_VERSION,
@@ -29,6 +36,8 @@ from quantgym.datasets.trajectory import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "MarketReference",
+    "ObservationReferences",
     "QUALITIES",
     "SAMPLES",
     "ChronologicalSplit",
@@ -41,12 +50,16 @@ __all__ = [
     "bars_in",
     "chronological_split",
     "collect",
+    "collect_sharded",
     "concatenate",
     "env_metadata",
     "from_trades",
+    "iter_shards",
     "load_sample",
+    "load_sharded",
     "make_behavior_policy",
     "make_dataset",
+    "make_sharded_dataset",
     "purged_kfold",
     "to_d3rlpy",
     "to_minari",

@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_dataset_parser", "cmd_make", "cmd_info", "format_summary", "main"]
+__all__ = [
+    "AUTO_SHARD_STEPS",
+    "add_dataset_parser",
+    "cmd_make",
+    "cmd_info",
+    "format_summary",
+    "main",
+]
+
+AUTO_SHARD_STEPS = 1_000_000
+"""``dataset make`` writes shards of this many steps when ``--steps`` exceeds it."""
 
 
 def add_dataset_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -55,6 +65,20 @@ def add_dataset_parser(subparsers: Any) -> argparse.ArgumentParser:
     make.add_argument(
         "--no-compress", action="store_true", help="write an uncompressed .npz (faster, larger)"
     )
+    make.add_argument(
+        "--shard-steps",
+        type=_positive_int,
+        default=None,
+        help="write a sharded directory, one shard per this many steps, as the collection goes "
+        f"(bounded memory, resumable); default: sharded with {AUTO_SHARD_STEPS} from "
+        f"--steps > {AUTO_SHARD_STEPS}, else one .npz",
+    )
+    make.add_argument("--num-envs", type=_positive_int, default=16, help="vector env width")
+    make.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start a sharded collection afresh instead of keeping the finished shards",
+    )
     make.set_defaults(func=cmd_make)
 
     info = commands.add_parser(
@@ -62,7 +86,7 @@ def add_dataset_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="summarise a saved dataset",
         description="Print episodes, steps, return stats, action histogram and date range.",
     )
-    info.add_argument("path", help="dataset file (.npz suffix optional)")
+    info.add_argument("path", help="dataset file (.npz suffix optional) or sharded directory")
     info.set_defaults(func=cmd_info)
     return parser
 
@@ -78,7 +102,33 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_make(args: argparse.Namespace) -> int:
-    """Handler of ``dataset make``: ``presets.make_dataset(...)`` then ``.save(out)``."""
+    """Handler of ``dataset make``: ``presets.make_dataset(...)`` then ``.save(out)``, or, with
+    ``--shard-steps`` (or more than :data:`AUTO_SHARD_STEPS` steps), a sharded directory
+    written as the collection goes (``shards.make_sharded_dataset``)."""
+    shard_steps = getattr(args, "shard_steps", None)
+    if shard_steps is None and args.steps > AUTO_SHARD_STEPS:
+        shard_steps = AUTO_SHARD_STEPS
+    if shard_steps is not None:
+        from quantgym.datasets.shards import make_sharded_dataset
+
+        try:
+            sharded = make_sharded_dataset(
+                args.out,
+                market=args.market,
+                quality=args.quality,
+                n_steps=args.steps,
+                seed=args.seed,
+                split=args.split,
+                num_envs=getattr(args, "num_envs", 16),
+                shard_steps=shard_steps,
+                progress=True,
+                resume=not getattr(args, "no_resume", False),
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"saved {sharded.n_episodes} episodes, {sharded.n_steps} steps to {args.out}/")
+        return 0
     from quantgym.datasets.presets import make_dataset
 
     dataset = make_dataset(
@@ -98,7 +148,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from quantgym.datasets.trajectory import TrajectoryDataset
 
     try:
-        dataset = TrajectoryDataset.load(args.path)
+        dataset = TrajectoryDataset.load(args.path, mmap=True)  # shards stay on disk
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

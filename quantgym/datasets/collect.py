@@ -19,15 +19,22 @@ from __future__ import annotations
 import ctypes
 import datetime as _dt
 import math
+import os
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from quantgym import __version__
+from quantgym.datasets.storage import (
+    DERIVED_INFO_KEYS,
+    MarketReference,
+    ObservationReferences,
+    market_reference,
+)
 from quantgym.datasets.trajectory import TrajectoryDataset
 
-__all__ = ["collect", "env_metadata"]
+__all__ = ["OBSERVATION_MODES", "collect", "env_metadata"]
 
 _DEFAULT_ENV_ID = "TradingEnv-v0"
 _INFO_DTYPES: dict[str, Any] = {
@@ -147,17 +154,63 @@ def _metadata(
 # --------------------------------------------------------------------------------------------
 
 
+_PROBE_STEPS = 8  # vector steps recorded both ways before choosing by-reference storage
+OBSERVATION_MODES = ("auto", "reference", "dense")
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-for-bit equality (NaN payloads and signed zeros included)."""
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
 class _Buffers:
-    """Preallocated env-major arrays ``(N, T, ...)``, grown by doubling when needed."""
+    """Preallocated env-major arrays ``(N, T, ...)``, grown by doubling when needed.
+
+    Observations are recorded by reference (bar + account features, ``self.market`` set)
+    when the env is a quantgym env whose recorded observations equal its own: the first
+    ``_PROBE_STEPS`` steps are kept both ways and compared bit for bit, then storage is
+    chosen; after that one env's observation per step is still checked (rotating).
+    """
 
     def __init__(
-        self, n_envs: int, capacity: int, obs_space: gym.Space, continuous: bool, act_shape: tuple
+        self,
+        n_envs: int,
+        capacity: int,
+        obs_space: gym.Space,
+        continuous: bool,
+        act_shape: tuple,
+        market: MarketReference | None = None,
+        mode: str = "auto",
     ) -> None:
         self.n = n_envs
         self.capacity = max(int(capacity), 1)
-        obs_shape = tuple(obs_space.shape or ())
-        obs_dtype = obs_space.dtype
-        self.obs = np.empty((n_envs, self.capacity + 1, *obs_shape), dtype=obs_dtype)
+        self.obs_shape = tuple(obs_space.shape or ())
+        self.obs_dtype = obs_space.dtype
+        compatible = (
+            market is not None
+            and self.obs_shape == (market.observation_dim,)
+            and self.obs_dtype == np.float32
+        )
+        if mode == "reference" and not compatible:
+            raise ValueError(
+                "observations='reference' needs a quantgym env with flat float32 observations "
+                "of its window + account features"
+            )
+        self.market = market if compatible and mode != "dense" else None
+        self.deciding = self.market is not None and mode == "auto"
+        self.forced = mode == "reference"
+        self.obs: np.ndarray | None = None
+        self.probe: np.ndarray | None = None
+        if self.market is not None:
+            a = self.market.n_account_features
+            self.bars: np.ndarray = np.zeros((n_envs, self.capacity + 1), dtype=np.int32)
+            self.account: np.ndarray = np.empty((n_envs, self.capacity + 1, a), dtype=np.float32)
+            if self.deciding or self.forced:
+                self.probe = np.empty(
+                    (n_envs, _PROBE_STEPS + 1, *self.obs_shape), dtype=self.obs_dtype
+                )
+        else:
+            self.obs = np.empty((n_envs, self.capacity + 1, *self.obs_shape), dtype=self.obs_dtype)
         act_dtype = np.float32 if continuous else np.int64
         self.actions = np.empty((n_envs, self.capacity, *act_shape), dtype=act_dtype)
         self.rewards = np.empty((n_envs, self.capacity), dtype=np.float64)
@@ -175,13 +228,91 @@ class _Buffers:
             pad = np.empty((a.shape[0], grow, *a.shape[2:]), dtype=a.dtype)
             return np.concatenate([a, pad], axis=1)
 
-        self.obs = extend(self.obs)
+        if self.obs is not None:
+            self.obs = extend(self.obs)
+        if self.market is not None:
+            self.bars = extend(self.bars)
+            self.account = extend(self.account)
         self.actions = extend(self.actions)
         self.rewards = extend(self.rewards)
         self.terminated = extend(self.terminated)
         self.truncated = extend(self.truncated)
         self.infos = {key: extend(v) for key, v in self.infos.items()}
         self.capacity += grow
+
+    def record_observations(self, k: int, obs: np.ndarray, infos: dict[str, Any]) -> None:
+        """Store observation row ``k`` of every env (``obs`` is ``(N, *obs_shape)``)."""
+        if self.market is not None:
+            bars = infos.get("bar")
+            if bars is None or np.shape(bars) != (self.n,):
+                self._fall_back(k, "its info has no per-env 'bar'")
+            else:
+                self.bars[:, k] = bars
+                self.account[:, k] = obs[:, self.market.market_dim :]
+                if self.probe is not None and k <= _PROBE_STEPS:
+                    self.probe[:, k] = obs
+                    if k == _PROBE_STEPS:
+                        self._decide(k)
+                elif self.market is not None:
+                    self._spot_check(k, obs)
+        if self.obs is not None:
+            self.obs[:, k] = obs
+
+    def _rebuilt(self, rows: slice, envs: slice | int) -> np.ndarray:
+        assert self.market is not None
+        bars = np.asarray(self.bars[envs, rows]).reshape(-1)
+        account = np.asarray(self.account[envs, rows]).reshape(bars.size, -1)
+        return ObservationReferences(self.market, bars, account).take(slice(None))
+
+    def _decide(self, k: int) -> None:
+        """After probe row ``k``: keep references when they rebuild every probed row exactly."""
+        assert self.probe is not None
+        recorded = self.probe[:, : k + 1].reshape(-1, *self.obs_shape)
+        try:
+            ok = _same_bits(self._rebuilt(slice(0, k + 1), slice(None)), recorded)
+        except ValueError:  # bars outside the market: not this env's own observations
+            ok = False
+        if ok:
+            self.probe = None
+            self.deciding = False
+        else:
+            self._fall_back(k, "its observations differ from the market's (wrapped env?)")
+
+    def _fall_back(self, k: int, why: str) -> None:
+        """Switch to dense storage (rows ``0 .. k - 1`` come from the probe buffer)."""
+        if self.forced or not self.deciding or self.probe is None:
+            raise ValueError(
+                f"cannot record observations by reference: {why}; use observations='dense'"
+            )
+        self.obs = np.empty((self.n, self.capacity + 1, *self.obs_shape), dtype=self.obs_dtype)
+        self.obs[:, : k + 1] = self.probe[:, : k + 1]
+        self.market = self.probe = None
+        self.bars = np.zeros((self.n, 0), dtype=np.int32)  # free the reference buffers
+        self.account = np.zeros((self.n, 0, 0), dtype=np.float32)
+        self.deciding = False
+
+    def finish_probe(self, k: int) -> None:
+        """Decide on the rows recorded so far when the run ended inside the probe."""
+        if self.probe is not None and self.market is not None:
+            self._decide(k)
+        if self.forced:
+            self.probe = None
+
+    def _spot_check(self, k: int, obs: np.ndarray) -> None:
+        env = k % self.n
+        if not _same_bits(self._rebuilt(slice(k, k + 1), env), obs[env : env + 1]):
+            raise ValueError(
+                f"observation of env {env} at vector step {k} differs from its market "
+                "reference although the first steps matched; record with observations='dense'"
+            )
+
+    def observation_prefixes(self, n_obs: np.ndarray) -> np.ndarray | ObservationReferences:
+        """The first ``n_obs[i]`` observation rows of every env, env-major (see below)."""
+        if self.market is None:
+            return self.take_observation_prefixes(n_obs)
+        rows = self.capacity + 1
+        keep = np.arange(rows)[None, :] < n_obs[:, None]
+        return ObservationReferences(self.market, self.bars[keep], self.account[keep])
 
     def take_observation_prefixes(self, n_obs: np.ndarray) -> np.ndarray:
         """The first ``n_obs[i]`` observations of every env, concatenated env-major.
@@ -190,6 +321,7 @@ class _Buffers:
         cost more than the copy) and returns a view of its head; the buffer is consumed.
         """
         rows = self.capacity + 1
+        assert self.obs is not None
         flat = self.obs.reshape(self.n * rows, *self.obs.shape[2:])
         if np.all(n_obs == rows):
             return flat
@@ -271,7 +403,8 @@ def _split(
 
     # Observations: rows 0 .. last_k + 1 of every env with kept steps (a prefix of its stream).
     n_obs = np.where(counts > 0, last_k + 2, 0)
-    observations = buf.take_observation_prefixes(n_obs)
+    buf.finish_probe(k)
+    observations = buf.observation_prefixes(n_obs)
 
     def take(a: np.ndarray) -> np.ndarray:
         a = a[:, :k]
@@ -331,6 +464,7 @@ def _run_vector(
     seed: int,
     progress: bool,
     deterministic: bool,
+    obs_mode: str = "auto",
 ) -> tuple[_Buffers, int]:
     n = int(env.num_envs)
     space = env.single_action_space
@@ -342,9 +476,11 @@ def _run_vector(
         env.single_observation_space,
         continuous,
         act_shape,
+        market_reference(env),
+        obs_mode,
     )
-    obs, _ = env.reset(seed=seed)
-    buf.obs[:, 0] = obs
+    obs, reset_infos = env.reset(seed=seed)
+    buf.record_observations(0, obs, reset_infos)
     state = None
     episode_start = np.ones(n, dtype=bool)
     resetting = np.zeros(n, dtype=bool)
@@ -361,7 +497,7 @@ def _run_vector(
             action = _normalise_actions(action, n, continuous, act_shape)
             buf.actions[:, k] = action
             obs, reward, terminated, truncated, infos = env.step(action)
-            buf.obs[:, k + 1] = obs
+            buf.record_observations(k + 1, obs, infos)
             buf.rewards[:, k] = reward
             buf.terminated[:, k] = terminated
             buf.truncated[:, k] = truncated
@@ -394,16 +530,23 @@ def _run_single(
     seed: int,
     progress: bool,
     deterministic: bool,
+    obs_mode: str = "auto",
 ) -> tuple[_Buffers, int]:
     """A single env run with the vector env's NEXT_STEP semantics (N = 1)."""
     space = env.action_space
     continuous = isinstance(space, gym.spaces.Box)
     act_shape = tuple(space.shape or ()) if continuous else ()
     buf = _Buffers(
-        1, _capacity(env, 1, n_steps, n_episodes), env.observation_space, continuous, act_shape
+        1,
+        _capacity(env, 1, n_steps, n_episodes),
+        env.observation_space,
+        continuous,
+        act_shape,
+        market_reference(env),
+        obs_mode,
     )
-    obs, _ = env.reset(seed=seed)
-    buf.obs[0, 0] = obs
+    obs, reset_infos = env.reset(seed=seed)
+    buf.record_observations(0, np.asarray(obs)[None], {k: [v] for k, v in reset_infos.items()})
     state = None
     episode_start = np.ones(1, dtype=bool)
     resetting = False
@@ -427,7 +570,9 @@ def _run_single(
                     action[0] if continuous else int(action[0])
                 )
                 reward = float(raw_reward)
-            buf.obs[0, k + 1] = obs
+            buf.record_observations(
+                k + 1, np.asarray(obs)[None], {key: [v] for key, v in infos.items()}
+            )
             buf.rewards[0, k] = reward
             buf.terminated[0, k] = terminated
             buf.truncated[0, k] = truncated
@@ -450,6 +595,41 @@ def _run_single(
     return buf, k
 
 
+def _derive_infos(arrays: dict[str, Any]) -> tuple[str, ...]:
+    """Drop the infos that equal their value derived from the market reference (checked on
+    every step, so nothing is guessed) and return their names."""
+    refs = arrays["observations"]
+    if not isinstance(refs, ObservationReferences):
+        return ()
+    lengths = arrays["episode_lengths"]
+    n = int(lengths.sum())
+    next_rows = np.arange(n, dtype=np.int64) + np.repeat(
+        np.arange(lengths.size, dtype=np.int64), lengths
+    )
+    bars = refs.bars[next_rows + 1]
+    derived = []
+    for name in DERIVED_INFO_KEYS:
+        values = arrays["infos"].get(name)
+        if values is None:
+            continue
+        try:
+            expected = refs.market.derived_info(name, bars)
+        except ValueError:
+            continue
+        if values.dtype == expected.dtype and np.array_equal(values, expected):
+            derived.append(name)
+    for name in derived:
+        del arrays["infos"][name]
+    return tuple(derived)
+
+
+def _check_budget(name: str, value: Any) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+    ):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def collect(
     env: Any,
     policy: Any,
@@ -460,6 +640,10 @@ def collect(
     *,
     deterministic: bool = True,
     metadata: dict[str, Any] | None = None,
+    observations: str = "auto",
+    out: str | os.PathLike | None = None,
+    shard_steps: int = 1_000_000,
+    resume: bool = True,
 ) -> TrajectoryDataset:
     """Run ``policy`` on ``env`` and return the recorded :class:`TrajectoryDataset`.
 
@@ -468,43 +652,76 @@ def collect(
             num_envs=N)``, seeded ``seed + i``) or a single env (``gym.make(...)``).
         policy: anything with SB3's ``predict(obs, state, episode_start, deterministic)``; with a
             vector env it gets the ``(N, D)`` batch. Recurrent state is passed back each step;
-            ``episode_start[i]`` is True on the first step of each of env i's episodes.
+            ``episode_start[i]`` is True on the first step of each of env i's episodes. With
+            ``out``, also a factory ``policy(env, seed) -> policy`` called once per shard (what
+            makes a resumed collection equal an uninterrupted one for a stochastic policy).
         n_steps: record exactly this many transitions (episodes still running at the end are
             cut and marked truncated, their final observation kept).
         n_episodes: record the first ``n_episodes`` episodes to finish (running ones dropped).
         seed: ``env.reset(seed=seed)``.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (steps or episodes, with an ETA).
         deterministic: passed to ``policy.predict``.
         metadata: extra metadata keys (override the recorded ones).
+        observations: ``"auto"`` (default) records a quantgym env's observations by reference
+            (bar + account features, market features once) after checking bit for bit on the
+            first steps that they are the env's own, else densely; ``"dense"`` always stores
+            them whole; ``"reference"`` insists (``ValueError`` when impossible).
+        out: a directory: collect ``n_steps`` in independent shards of ``shard_steps``
+            transitions (shard ``j`` resets the env with seed ``seed + j * num_envs``), write
+            each as it completes (bounded memory) and return the dataset loaded from disk;
+            see :func:`quantgym.datasets.shards.collect_sharded`.
+        shard_steps: transitions per shard with ``out``.
+        resume: with ``out``, keep the verified shards already there and collect only the
+            missing ones.
 
     Recorded per step: observations (final observation of every episode kept), actions,
     rewards, terminations, truncations and infos ``equity``, ``position``, ``bar``,
-    ``timestamp`` (int64 ns) and ``regime`` (synthetic regime markets). Metadata: env id and
-    kwargs, data name, fingerprint and date range, behaviour policy name and params, seed,
-    created-at and package version.
+    ``timestamp`` (int64 ns) and ``regime`` (synthetic regime markets; by reference ``bar``,
+    ``timestamp`` and ``regime`` are derived from the market when they equal it on every
+    step). Metadata: env id and kwargs, data name, fingerprint and date range, behaviour
+    policy name and params, seed, created-at and package version.
     """
+    if observations not in OBSERVATION_MODES:
+        raise ValueError(f"observations must be one of {OBSERVATION_MODES}, got {observations!r}")
+    if out is not None:
+        from quantgym.datasets.shards import collect_sharded
+
+        if n_steps is None or n_episodes is not None:
+            raise ValueError("collect(out=...) needs n_steps (and no n_episodes)")
+        return collect_sharded(
+            env,
+            policy,
+            out,
+            n_steps=n_steps,
+            shard_steps=shard_steps,
+            seed=seed,
+            progress=progress,
+            deterministic=deterministic,
+            metadata=metadata,
+            observations=observations,
+            resume=resume,
+        )
     if (n_steps is None) == (n_episodes is None):
         raise ValueError("give exactly one of n_steps or n_episodes")
-    for name, value in (("n_steps", n_steps), ("n_episodes", n_episodes)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
-        ):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    _check_budget("n_steps", n_steps)
+    _check_budget("n_episodes", n_episodes)
     if not hasattr(policy, "predict"):
         raise ValueError(
             f"policy must have a predict(obs, state, episode_start, deterministic) method, got {type(policy).__name__}"
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    args = (policy, n_steps, n_episodes, int(seed), progress, deterministic, observations)
     if isinstance(env, gym.vector.VectorEnv):
-        buf, k = _run_vector(env, policy, n_steps, n_episodes, int(seed), progress, deterministic)
+        buf, k = _run_vector(env, *args)
         n_envs = int(env.num_envs)
     elif isinstance(env, gym.Env):
-        buf, k = _run_single(env, policy, n_steps, n_episodes, int(seed), progress, deterministic)
+        buf, k = _run_single(env, *args)
         n_envs = 1
     else:
         raise ValueError(f"env must be a gymnasium Env or VectorEnv, got {type(env).__name__}")
     arrays = _split(buf, k, n_steps, n_episodes)
+    del buf
     space = env.single_action_space if isinstance(env, gym.vector.VectorEnv) else env.action_space
     extra = {
         "n_envs": n_envs,
@@ -516,5 +733,6 @@ def collect(
         },
     }
     meta = _metadata(env, policy, int(seed), arrays["infos"], extra)
+    derived = _derive_infos(arrays)
     meta.update(metadata or {})
-    return TrajectoryDataset.from_arrays(metadata=meta, **arrays)
+    return TrajectoryDataset(metadata=meta, derived_infos=derived, **arrays)

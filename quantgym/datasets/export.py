@@ -7,6 +7,8 @@ optional extra (``pip install quantgym[minari]``).
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,76 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from quantgym.datasets.trajectory import TrajectoryDataset
 
-__all__ = ["to_d3rlpy", "to_minari", "gym_action_space", "gym_observation_space"]
+__all__ = [
+    "export_memory_bytes",
+    "gym_action_space",
+    "gym_observation_space",
+    "to_d3rlpy",
+    "to_minari",
+]
+
+logger = logging.getLogger(__name__)
+_CHUNK_BYTES = 64 * 2**20  # observations are gathered 64 MiB at a time
+_PROGRESS_STEPS = 1_000_000  # progress=None shows a bar from this many steps on
+
+
+def _n_extra_rows(dataset: TrajectoryDataset) -> int:
+    ends = np.cumsum(dataset.episode_lengths)
+    return int((dataset.truncations & ~dataset.terminations)[ends - 1].sum())
+
+
+def export_memory_bytes(
+    dataset: TrajectoryDataset, target: str = "d3rlpy", *, keep_final_observation: bool = True
+) -> int:
+    """Bytes the arrays handed to ``target`` (``"d3rlpy"`` or ``"minari"``) will take.
+
+    d3rlpy: float32 observations, actions, float32 rewards/terminals/timeouts for ``N`` rows
+    (+ one per truncated episode with ``keep_final_observation``). Minari: every episode's
+    ``L + 1`` observations plus actions, rewards, flags and infos, built one episode at a time
+    but all held until the HDF5 file is written.
+    """
+    dim = int(np.prod(dataset.observation_shape, dtype=np.int64))
+    action_bytes = int(np.prod(dataset.actions.shape[1:], dtype=np.int64)) * (
+        8 if dataset.is_discrete else 4
+    )
+    if target == "d3rlpy":
+        rows = dataset.n_steps + (_n_extra_rows(dataset) if keep_final_observation else 0)
+        return int(rows * (4 * dim + action_bytes + 12))
+    if target == "minari":
+        info_bytes = sum(v.itemsize * v[:1].size for v in dataset.infos.values())
+        obs_rows = dataset.n_steps + dataset.n_episodes
+        obs_bytes = obs_rows * dim * dataset.observations_at(slice(0, 1)).dtype.itemsize
+        return int(obs_bytes + dataset.n_steps * (action_bytes + 8 + 2 + info_bytes))
+    raise ValueError(f"target must be 'd3rlpy' or 'minari', got {target!r}")
+
+
+def _announce(what: str, n_bytes: int, show: bool) -> None:
+    message = f"{what}: materialising about {n_bytes / 2**30:.2f} GiB"
+    logger.info(message)
+    if show:
+        print(message, file=sys.stderr)
+
+
+def _show(progress: bool | None, dataset: TrajectoryDataset) -> bool:
+    return dataset.n_steps >= _PROGRESS_STEPS if progress is None else bool(progress)
+
+
+def _gather_observations(
+    dataset: TrajectoryDataset, rows: np.ndarray, show: bool, desc: str
+) -> np.ndarray:
+    """``dataset.observations[rows]`` as float32, filled chunk by chunk into one array."""
+    dim = int(np.prod(dataset.observation_shape, dtype=np.int64))
+    out = np.empty((rows.shape[0], *dataset.observation_shape), dtype=np.float32)
+    flat = out.reshape(rows.shape[0], dim)
+    chunk = max(1, _CHUNK_BYTES // (4 * max(dim, 1)))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=int(rows.shape[0]), desc=desc, unit="row", disable=not show) as bar:
+        for lo in range(0, rows.shape[0], chunk):
+            hi = min(lo + chunk, rows.shape[0])
+            flat[lo:hi] = dataset.observations_at(rows[lo:hi]).reshape(hi - lo, dim)
+            bar.update(hi - lo)
+    return out
 
 
 def gym_action_space(dataset: TrajectoryDataset) -> gym.spaces.Space:
@@ -37,14 +108,16 @@ def gym_observation_space(dataset: TrajectoryDataset) -> gym.spaces.Box:
     """An unbounded ``Box`` with the dataset's observation shape and dtype."""
     from gymnasium import spaces
 
-    dtype = dataset.observations.dtype
+    dtype = dataset.observations_at(slice(0, 1)).dtype
     if dtype.kind != "f":
         raise ValueError(f"observations must be floating point to build a Box space, got {dtype}")
     box_dtype = np.float32 if dtype == np.float32 else np.float64
     return spaces.Box(low=-np.inf, high=np.inf, shape=dataset.observation_shape, dtype=box_dtype)
 
 
-def to_d3rlpy(dataset: TrajectoryDataset, *, keep_final_observation: bool = True) -> Any:
+def to_d3rlpy(
+    dataset: TrajectoryDataset, *, keep_final_observation: bool = True, progress: bool | None = None
+) -> Any:
     """A ``d3rlpy.dataset.MDPDataset`` with the same episodes and transitions.
 
     d3rlpy stores ``L`` observations per episode and, for an episode that ends in a timeout,
@@ -60,6 +133,10 @@ def to_d3rlpy(dataset: TrajectoryDataset, *, keep_final_observation: bool = True
 
     Discrete datasets get ``ActionSpace.DISCRETE`` with ``action_size = n``; continuous ones
     ``ActionSpace.CONTINUOUS`` with ``action_size`` = the action dimension.
+
+    Observations are gathered in chunks into one float32 array (by-reference datasets never
+    hold a second copy); the memory needed (:func:`export_memory_bytes`) is logged first, and
+    printed with a progress bar when ``progress`` (default: from 1M steps on).
     """
     from quantgym._compat import quiet_legacy_gym
 
@@ -78,7 +155,13 @@ def to_d3rlpy(dataset: TrajectoryDataset, *, keep_final_observation: bool = True
         action_size = int(np.prod(actions.shape[1:], dtype=np.int64))
         actions = actions.reshape(actions.shape[0], action_size).astype(np.float32, copy=False)
 
-    observations = dataset.step_observations().astype(np.float32, copy=False)
+    show = _show(progress, dataset)
+    _announce(
+        "to_d3rlpy",
+        export_memory_bytes(dataset, "d3rlpy", keep_final_observation=keep_final_observation),
+        show,
+    )
+    obs_rows = dataset.observation_index()
     rewards = dataset.rewards.astype(np.float32)
     terminals = terminal.astype(np.float32)
     timeouts = timeout.astype(np.float32)
@@ -87,14 +170,13 @@ def to_d3rlpy(dataset: TrajectoryDataset, *, keep_final_observation: bool = True
         truncated_ends = ends[timeout[ends - 1]]
         final_rows = truncated_ends + np.flatnonzero(timeout[ends - 1])  # final obs rows
         # Insert the extra row after each truncated episode's last step.
-        observations = np.insert(
-            observations, truncated_ends, dataset.observations[final_rows], axis=0
-        )
+        obs_rows = np.insert(obs_rows, truncated_ends, final_rows)
         actions = np.insert(actions, truncated_ends, actions[truncated_ends - 1], axis=0)
         rewards = np.insert(rewards, truncated_ends, 0.0)
         terminals = np.insert(terminals, truncated_ends, 0.0)
         timeouts[truncated_ends - 1] = 0.0
         timeouts = np.insert(timeouts, truncated_ends, 1.0)
+    observations = _gather_observations(dataset, obs_rows, show, "to_d3rlpy")
     return MDPDataset(
         observations=observations,
         actions=actions,
@@ -126,6 +208,7 @@ def to_minari(
     code_permalink: str = "https://github.com/quantgym/quantgym",
     description: str | None = None,
     algorithm_name: str | None = None,
+    progress: bool | None = None,
 ) -> Any:
     """Write a Minari dataset (HDF5, under ``$MINARI_DATASETS_PATH``) and return it.
 
@@ -135,13 +218,21 @@ def to_minari(
     per-step arrays (``L`` rows, no reset info); ``timestamp`` is stored as int64 ns since the
     epoch because HDF5 has no datetime type. The quantgym metadata is kept as a JSON string
     under the Minari metadata key ``quantgym_metadata``. Needs ``pip install quantgym[minari]``.
+    Episodes are materialised one at a time (progress bar when ``progress``, default from 1M
+    steps on); the memory Minari's buffers will need is logged first.
     """
     minari = _import_minari()
     from minari.data_collector import EpisodeBuffer
+    from tqdm.auto import tqdm
 
     metadata = dataset.metadata
+    show = _show(progress, dataset)
+    _announce("to_minari", export_memory_bytes(dataset, "minari"), show)
     buffers = []
-    for i, episode in enumerate(dataset.iter_episodes()):
+    episodes = tqdm(
+        dataset.iter_episodes(), total=dataset.n_episodes, desc="to_minari", disable=not show
+    )
+    for i, episode in enumerate(episodes):
         infos = {
             name: (
                 values.astype("datetime64[ns]").view(np.int64)

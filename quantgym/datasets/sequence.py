@@ -96,51 +96,69 @@ class SequenceDataset(Dataset):
         self.state_dim = int(np.prod(dataset.observation_shape, dtype=np.int64))
 
         n = dataset.n_steps
-        self._states = (
-            dataset.step_observations().reshape(n, self.state_dim).astype(np.float32, copy=False)
-        )
+        # Nothing per step is copied but the returns-to-go: states are gathered per batch from
+        # the dataset's references (or its dense observations), actions are read in place when
+        # their dtype already fits, and a window's episode comes from a search over its start.
+        self._references = dataset.observation_references
+        self._observations: np.ndarray | None = None
+        if self._references is None:
+            self._observations = dataset.observations.reshape(-1, self.state_dim)
+        self._n = n
         if self.discrete:
-            self._actions = dataset.actions.astype(np.int64)
+            self._actions = dataset.actions.astype(np.int64, copy=False)
             self.action_dim = 1
         else:
             self.action_dim = int(np.prod(dataset.actions.shape[1:], dtype=np.int64))
-            self._actions = dataset.actions.reshape(n, self.action_dim).astype(np.float32)
+            self._actions = dataset.actions.reshape(n, self.action_dim).astype(
+                np.float32, copy=False
+            )
         rtg = dataset.returns_to_go(self.gamma) / rtg_scale
         self._rtg = rtg.astype(np.float32).reshape(n, 1)
-        self._timesteps = np.minimum(dataset.step_index(), self.max_timestep)
-        # End (exclusive) of the episode each step belongs to, and per-episode tables.
         self._episode_lengths = dataset.episode_lengths.astype(np.int64)
         self._episode_starts = dataset.episode_starts.astype(np.int64)
-        self._step_episode_end = np.repeat(
-            self._episode_starts + self._episode_lengths, self._episode_lengths
-        )
+        self._episode_ends = self._episode_starts + self._episode_lengths
 
     def __len__(self) -> int:
-        return int(self._states.shape[0])
+        return self._n
 
     @property
     def episode_probabilities(self) -> np.ndarray:
         """``(E,)`` probability of sampling each episode: ``L_i / N`` (the DT paper's scheme)."""
         return self._episode_lengths / self._episode_lengths.sum()
 
-    def _window(self, start: int) -> tuple[np.ndarray, ...]:
-        end = min(start + self.context_length, int(self._step_episode_end[start]))
-        real = end - start
-        pad = self.context_length - real
-        states = np.zeros((self.context_length, self.state_dim), dtype=np.float32)
-        states[pad:] = self._states[start:end]
-        if self.discrete:
-            actions = np.zeros(self.context_length, dtype=np.int64)
+    def _gather(self, starts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Windows starting at global steps ``starts`` ``(B,)``, left-padded: one gather per
+        field into preallocated ``(B, K, ...)`` arrays; cost independent of the dataset size."""
+        k = self.context_length
+        b = int(starts.shape[0])
+        episodes = np.searchsorted(self._episode_ends, starts, side="right")  # (B,)
+        ends = np.minimum(starts + k, self._episode_ends[episodes])
+        pad = k - (ends - starts)  # (B,)
+        offsets = np.arange(k, dtype=np.int64)
+        mask = offsets[None, :] >= pad[:, None]  # (B, K)
+        steps = np.where(mask, starts[:, None] + offsets[None, :] - pad[:, None], starts[:, None])
+        obs_rows = (steps + episodes[:, None]).reshape(-1)  # each episode keeps one extra row
+        flat_states = np.empty((b * k, self.state_dim), dtype=np.float32)
+        if self._references is not None:
+            self._references.take(obs_rows, out=flat_states)
         else:
-            actions = np.zeros((self.context_length, self.action_dim), dtype=np.float32)
-        actions[pad:] = self._actions[start:end]
-        rtg = np.zeros((self.context_length, 1), dtype=np.float32)
-        rtg[pad:] = self._rtg[start:end]
-        timesteps = np.zeros(self.context_length, dtype=np.int64)
-        timesteps[pad:] = self._timesteps[start:end]
-        mask = np.zeros(self.context_length, dtype=np.int64)
-        mask[pad:] = 1
-        return states, actions, rtg, timesteps, mask
+            assert self._observations is not None
+            if self._observations.dtype == np.float32:
+                np.take(self._observations, obs_rows, axis=0, out=flat_states)
+            else:
+                flat_states[:] = self._observations[obs_rows]
+        states = flat_states.reshape(b, k, self.state_dim)  # (B, K, D)
+        actions = self._actions[steps]  # (B, K) | (B, K, A)
+        rtg = self._rtg[steps]  # (B, K, 1)
+        timesteps = np.minimum(
+            steps - self._episode_starts[episodes][:, None], self.max_timestep
+        )  # (B, K)
+        padding = ~mask
+        states[padding] = 0.0
+        actions[padding] = 0
+        rtg[padding] = 0.0
+        timesteps[padding] = 0
+        return states, actions, rtg, timesteps, mask.astype(np.int64)
 
     def __getitem__(self, index: int) -> SequenceBatch:
         """The window starting at global step ``index`` (left-padded when the episode ends first)."""
@@ -151,7 +169,8 @@ class SequenceDataset(Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
-        return SequenceBatch(*(torch.from_numpy(a) for a in self._window(index)))
+        parts = self._gather(np.array([index], dtype=np.int64))
+        return SequenceBatch(*(torch.from_numpy(a[0]) for a in parts))
 
     def window(self, episode: int, start: int) -> SequenceBatch:
         """The window of episode ``episode`` starting at its step ``start``."""
@@ -180,10 +199,7 @@ class SequenceDataset(Dataset):
             self._episode_lengths.size, size=int(batch_size), p=self.episode_probabilities
         )
         starts = self._episode_starts[episodes] + rng.integers(0, self._episode_lengths[episodes])
-        windows = [self._window(int(s)) for s in starts]
-        return SequenceBatch(
-            *(torch.from_numpy(np.stack(parts)) for parts in zip(*windows, strict=True))
-        )
+        return SequenceBatch(*(torch.from_numpy(a) for a in self._gather(starts)))
 
     def sampler(
         self, num_samples: int | None = None, generator: torch.Generator | None = None

@@ -20,9 +20,17 @@ Every episode's last step is terminated or truncated (a collector that stops mid
 marks the cut as a truncation) and no earlier step is, so boundaries are exact and vector-env
 autoreset steps can never hide inside an episode.
 
+Observations are stored densely, or by reference (:mod:`quantgym.datasets.storage`): per
+row the bar index and the account features, the market's feature matrix once. ``collect``
+chooses by reference for a raw ``TradingEnv`` after checking bit for bit that the recorded
+observations are the env's own; :attr:`TrajectoryDataset.observations` then materialises
+them in chunks, and ``bar``/``timestamp``/``regime`` infos are derived from the market.
+
 Storage. :meth:`TrajectoryDataset.save` writes a single ``.npz`` (``np.savez``/
-``np.savez_compressed``) atomically; metadata JSON lives in a ``uint8`` array, so
-:meth:`TrajectoryDataset.load` never unpickles anything (``allow_pickle=False``).
+``np.savez_compressed``) atomically, or with ``format="sharded"`` a directory of
+memory-mappable shards plus a JSON manifest (:mod:`quantgym.datasets.shards`); metadata JSON
+lives in a ``uint8`` array or the manifest, so :meth:`TrajectoryDataset.load` never
+unpickles anything (``allow_pickle=False``).
 """
 
 from __future__ import annotations
@@ -43,6 +51,11 @@ import numpy as np
 
 from quantgym import __version__
 from quantgym._io import atomic_write
+from quantgym.datasets.storage import (
+    DERIVED_INFO_KEYS,
+    MarketReference,
+    ObservationReferences,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -72,6 +85,7 @@ _CORE_KEYS = (
     "episode_lengths",
 )
 _HEADER_KEYS = ("format_version", "metadata")
+_MARKET_PREFIX = "market."
 _INFO_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -335,7 +349,9 @@ class TrajectoryDataset:
     (:class:`quantgym.datasets.sequence.SequenceDataset`). The arrays are read-only views.
 
     Args:
-        observations: ``(N + E, *obs_shape)``, ``L_i + 1`` rows per episode (final obs kept).
+        observations: ``(N + E, *obs_shape)``, ``L_i + 1`` rows per episode (final obs kept),
+            or :class:`~quantgym.datasets.storage.ObservationReferences` of that many rows
+            (by-reference storage: bar + account features per row, the market once).
         actions: ``(N,)`` integer indices (discrete) or ``(N, *shape)`` floats (continuous).
         rewards: ``(N,)`` floats.
         terminations: ``(N,)`` bool (or 0/1), True only on an episode's last step.
@@ -349,7 +365,7 @@ class TrajectoryDataset:
 
     def __init__(
         self,
-        observations: np.ndarray,
+        observations: np.ndarray | ObservationReferences,
         actions: np.ndarray,
         rewards: np.ndarray,
         terminations: np.ndarray,
@@ -357,6 +373,8 @@ class TrajectoryDataset:
         episode_lengths: np.ndarray | Sequence[int],
         infos: Mapping[str, np.ndarray] | None = None,
         metadata: Mapping[str, Any] | DatasetMetadata | None = None,
+        *,
+        derived_infos: Sequence[str] = (),
     ) -> None:
         lengths = _check_episode_lengths(episode_lengths)
         n_steps, n_episodes = int(lengths.sum()), int(lengths.size)
@@ -370,13 +388,25 @@ class TrajectoryDataset:
             )
         _check_kind("actions", actions, "iuf", "integer (discrete) or float (continuous)")
 
-        observations = np.asarray(observations)
-        if observations.ndim < 2 or observations.shape[0] != n_steps + n_episodes:
+        references = observations if isinstance(observations, ObservationReferences) else None
+        if references is None:
+            observations = np.asarray(observations)
+            _check_kind("observations", observations, "biuf", "numeric")
+        if len(observations.shape) < 2 or observations.shape[0] != n_steps + n_episodes:
             raise ValueError(
                 f"observations must have shape ({n_steps + n_episodes}, ...) = n_steps + n_episodes "
                 f"rows (each episode keeps its final observation), got {observations.shape}"
             )
-        _check_kind("observations", observations, "biuf", "numeric")
+        derived = tuple(derived_infos)
+        if derived and references is None:
+            raise ValueError("derived_infos needs observations by reference")
+        for name in derived:
+            if name not in DERIVED_INFO_KEYS or (infos and name in infos):
+                raise ValueError(
+                    f"derived_infos: {name!r} must be one of {DERIVED_INFO_KEYS} and not in infos"
+                )
+            if references is not None:
+                references.market.derived_info(name, np.zeros(0, dtype=np.int64))
 
         rewards = np.asarray(rewards)
         if rewards.shape != (n_steps,):
@@ -406,7 +436,16 @@ class TrajectoryDataset:
             meta["action_space"] = _infer_action_space(actions)
         _check_action_space(meta["action_space"], actions)
 
-        self._observations = _readonly(observations)
+        self._references: ObservationReferences | None = None
+        self._dense_observations: np.ndarray | None = None
+        if references is not None:
+            self._references = ObservationReferences(
+                references.market, _readonly(references.bars), _readonly(references.account)
+            )
+        else:
+            assert isinstance(observations, np.ndarray)
+            self._dense_observations = _readonly(observations)
+        self._derived = derived
         self._actions = _readonly(actions)
         self._rewards = _readonly(rewards)
         self._terminations = _readonly(terminations)
@@ -570,8 +609,59 @@ class TrajectoryDataset:
 
     @property
     def observations(self) -> np.ndarray:
-        """``(N + E, *obs_shape)``: each episode's ``L + 1`` observations, episodes concatenated."""
-        return self._observations
+        """``(N + E, *obs_shape)``: each episode's ``L + 1`` observations, episodes concatenated.
+
+        By-reference datasets (:attr:`observation_storage` ``"reference"``) materialise a new
+        array on every access, gathered in chunks; use :meth:`observations_at`,
+        :meth:`step_observations` or :class:`~quantgym.datasets.sequence.SequenceDataset` to
+        avoid holding all of them.
+        """
+        if self._references is not None:
+            return _readonly(self._references.materialize())
+        assert self._dense_observations is not None
+        return self._dense_observations
+
+    def observations_at(self, rows: np.ndarray | slice) -> np.ndarray:
+        """Observation rows ``rows`` (indices into :attr:`observations`), without the rest."""
+        if self._references is not None:
+            return self._references.take(rows)
+        assert self._dense_observations is not None
+        return self._dense_observations[rows]
+
+    @property
+    def observation_storage(self) -> str:
+        """``"reference"`` (bar + account features, market stored once) or ``"dense"``."""
+        return "dense" if self._references is None else "reference"
+
+    @property
+    def observation_references(self) -> ObservationReferences | None:
+        """The references of a by-reference dataset (``None`` when dense)."""
+        return self._references
+
+    @property
+    def derived_infos(self) -> tuple[str, ...]:
+        """Info names derived from the bar of each step's next observation (not stored)."""
+        return self._derived
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the dataset's arrays (a by-reference market counted once)."""
+        total = sum(
+            a.nbytes
+            for a in (
+                self._actions,
+                self._rewards,
+                self._terminations,
+                self._truncations,
+                self._episode_lengths,
+                *self._infos.values(),
+            )
+        )
+        if self._references is not None:
+            market = sum(a.nbytes for a in self._references.market.arrays().values())
+            return int(total + self._references.nbytes + market)
+        assert self._dense_observations is not None
+        return int(total + self._dense_observations.nbytes)
 
     @property
     def actions(self) -> np.ndarray:
@@ -606,7 +696,18 @@ class TrajectoryDataset:
     @property
     def infos(self) -> dict[str, np.ndarray]:
         """Per-step info arrays ``name -> (N, ...)``."""
-        return dict(self._infos)
+        return self._infos_at(slice(None))
+
+    def _infos_at(self, steps: slice | np.ndarray) -> dict[str, np.ndarray]:
+        """Infos of ``steps`` (stored ones sliced, derived ones computed), in recording order."""
+        out = {k: v[steps] for k, v in self._infos.items()}
+        if self._derived:
+            assert self._references is not None
+            next_rows = (self.observation_index() + 1)[steps]
+            bars = self._references.bars[next_rows]
+            for name in self._derived:
+                out[name] = _readonly(self._references.market.derived_info(name, bars))
+        return out
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -629,7 +730,10 @@ class TrajectoryDataset:
     @property
     def observation_shape(self) -> tuple[int, ...]:
         """Shape of one observation."""
-        return tuple(self._observations.shape[1:])
+        if self._references is not None:
+            return (self._references.market.observation_dim,)
+        assert self._dense_observations is not None
+        return tuple(self._dense_observations.shape[1:])
 
     @property
     def action_space(self) -> dict[str, Any]:
@@ -662,11 +766,11 @@ class TrajectoryDataset:
 
     def step_observations(self) -> np.ndarray:
         """``(N, *obs_shape)`` observation before each step (a copy)."""
-        return self._observations[self.observation_index()]
+        return self.observations_at(self.observation_index())
 
     def next_observations(self) -> np.ndarray:
         """``(N, *obs_shape)`` observation after each step (a copy)."""
-        return self._observations[self.observation_index() + 1]
+        return self.observations_at(self.observation_index() + 1)
 
     # ---- episodes --------------------------------------------------------------------------
 
@@ -681,18 +785,19 @@ class TrajectoryDataset:
         return i
 
     def episode(self, i: int) -> Episode:
-        """Episode ``i`` as views: obs ``(L+1, ...)``, actions ``(L, ...)``, rewards/flags/infos ``(L,)``."""
+        """Episode ``i`` as views: obs ``(L+1, ...)``, actions ``(L, ...)``, rewards/flags/infos ``(L,)``
+        (by reference, observations and derived infos are gathered copies)."""
         i = self._check_episode(i)
         start, length = int(self._step_starts[i]), int(self._episode_lengths[i])
         steps = slice(start, start + length)
         obs = slice(start + i, start + i + length + 1)
         return Episode(
-            observations=self._observations[obs],
+            observations=self.observations_at(obs),
             actions=self._actions[steps],
             rewards=self._rewards[steps],
             terminations=self._terminations[steps],
             truncations=self._truncations[steps],
-            infos={k: v[steps] for k, v in self._infos.items()},
+            infos=self._infos_at(steps),
         )
 
     def iter_episodes(self) -> Iterator[Episode]:
@@ -713,6 +818,18 @@ class TrajectoryDataset:
         gamma = float(gamma)
         if not 0.0 <= gamma <= 1.0 or math.isnan(gamma):
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if gamma == 1.0:
+            # Per episode a reversed running sum: np.add.accumulate adds sequentially, in the
+            # recursion's order, so the result equals the loop below bit for bit.
+            values = self._rewards.astype(np.float64)
+            returns = np.empty(self.n_steps, dtype=np.float64)
+            for start, length in zip(
+                self._step_starts.tolist(), self._episode_lengths.tolist(), strict=True
+            ):
+                returns[start : start + length] = np.add.accumulate(
+                    values[start : start + length][::-1]
+                )[::-1]
+            return returns
         rewards = self._rewards.astype(np.float64).tolist()
         last = np.zeros(self.n_steps, dtype=np.bool_)
         last[np.cumsum(self._episode_lengths) - 1] = True
@@ -751,8 +868,13 @@ class TrajectoryDataset:
         obs_rows = _episode_ranges(self._step_starts[chosen] + chosen, lengths + 1)
         metadata = dict(self._metadata)
         metadata["parent_episodes"] = chosen.tolist()
+        observations: np.ndarray | ObservationReferences = (
+            self._references.subset(obs_rows)
+            if self._references is not None
+            else self.observations_at(obs_rows)
+        )
         return TrajectoryDataset(
-            observations=self._observations[obs_rows],
+            observations=observations,
             actions=self._actions[step_rows],
             rewards=self._rewards[step_rows],
             terminations=self._terminations[step_rows],
@@ -760,6 +882,7 @@ class TrajectoryDataset:
             episode_lengths=lengths.copy(),
             infos={k: v[step_rows] for k, v in self._infos.items()},
             metadata=metadata,
+            derived_infos=self._derived,
         )
 
     @classmethod
@@ -790,7 +913,7 @@ class TrajectoryDataset:
         columns["reward"] = self._rewards
         columns["terminated"] = self._terminations
         columns["truncated"] = self._truncations
-        for name, values in self._infos.items():
+        for name, values in self.infos.items():
             flat = values.reshape(self.n_steps, -1)
             if values.ndim == 1:
                 columns[name] = values
@@ -807,7 +930,7 @@ class TrajectoryDataset:
         """First and last ``timestamp`` info (else ``metadata['date_range']``, else ``None``)."""
         import pandas as pd
 
-        stamps = self._infos.get("timestamp")
+        stamps = self.infos.get("timestamp") if "timestamp" in self._infos else None
         if stamps is not None and stamps.dtype.kind == "M":
             return pd.Timestamp(stamps.min()), pd.Timestamp(stamps.max())
         meta = self._metadata.get("date_range")
@@ -867,27 +990,43 @@ class TrajectoryDataset:
 
     # ---- storage ---------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike, *, compress: bool = True) -> Path:
-        """Write one ``.npz`` atomically and return its path.
+    def save(
+        self,
+        path: str | os.PathLike,
+        *,
+        compress: bool = True,
+        format: str = "npz",
+        shard_steps: int = 1_000_000,
+    ) -> Path:
+        """Write the dataset atomically and return its path.
 
-        ``.npz`` is appended when ``path`` does not already end with it (as ``np.savez`` does).
-        ``compress=True`` uses ``np.savez_compressed`` (windowed observations compress well).
-        The previous file at ``path``, if any, stays intact when writing fails.
+        ``format="npz"`` (default): one ``.npz``; ``.npz`` is appended when ``path`` does not
+        already end with it (as ``np.savez`` does). ``compress=True`` uses
+        ``np.savez_compressed`` (windowed observations compress well). The previous file at
+        ``path``, if any, stays intact when writing fails.
+
+        ``format="sharded"``: a directory of shards of whole episodes (about ``shard_steps``
+        transitions each, one ``.npy`` per column, memory-mappable) plus ``manifest.json``
+        (format version, every file's size and SHA-256, metadata); see
+        :mod:`quantgym.datasets.shards`. ``compress`` is ignored.
         """
+        if format == "sharded":
+            from quantgym.datasets.shards import save_sharded
+
+            return save_sharded(self, path, shard_steps=shard_steps)
+        if format != "npz":
+            raise ValueError(f"format must be 'npz' or 'sharded', got {format!r}")
         target = _npz_path(path)
         metadata = _normalize_metadata(self._metadata)
         arrays: dict[str, np.ndarray] = {
             "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-            "metadata": np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8),
-            "observations": self._observations,
-            "actions": self._actions,
-            "rewards": self._rewards,
-            "terminations": self._terminations,
-            "truncations": self._truncations,
-            "episode_lengths": self._episode_lengths,
+            "metadata": _json_bytes(metadata),
         }
-        for name, values in self._infos.items():
-            arrays[_INFO_PREFIX + name] = values
+        storage = self.storage_description()
+        if storage["observations"] == "reference":
+            arrays["storage"] = _json_bytes(storage)
+        arrays.update(self.columns())
+        arrays.update(self.shared_columns())
 
         def _write(tmp: str) -> None:
             # Looked up at call time (not bound at import) so tests can make it fail.
@@ -897,16 +1036,108 @@ class TrajectoryDataset:
 
         return atomic_write(target, _write)
 
+    def storage_description(self) -> dict[str, Any]:
+        """JSON description of the observation storage (what :meth:`from_columns` needs)."""
+        if self._references is None:
+            return {"observations": "dense"}
+        return {
+            "observations": "reference",
+            "market": self._references.market.describe(),
+            "derived_infos": list(self._derived),
+        }
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The per-step and per-episode arrays, by storage name (observations, actions, ...,
+        ``info.<name>``; by reference ``ref.bars``/``ref.account`` instead of observations)."""
+        out: dict[str, np.ndarray] = {}
+        if self._references is not None:
+            out["ref.bars"] = self._references.bars
+            out["ref.account"] = self._references.account
+        else:
+            assert self._dense_observations is not None
+            out["observations"] = self._dense_observations
+        out.update(
+            actions=self._actions,
+            rewards=self._rewards,
+            terminations=self._terminations,
+            truncations=self._truncations,
+            episode_lengths=self._episode_lengths,
+        )
+        for name, values in self._infos.items():
+            out[_INFO_PREFIX + name] = values
+        return out
+
+    def shared_columns(self) -> dict[str, np.ndarray]:
+        """Arrays stored once per dataset: the market of a by-reference dataset (``market.*``)."""
+        if self._references is None:
+            return {}
+        return {_MARKET_PREFIX + k: v for k, v in self._references.market.arrays().items()}
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> TrajectoryDataset:
-        """Read a dataset written by :meth:`save` (``path`` with or without ``.npz``).
+    def from_columns(
+        cls,
+        columns: Mapping[str, np.ndarray],
+        metadata: Mapping[str, Any],
+        storage: Mapping[str, Any] | None = None,
+        *,
+        market: MarketReference | None = None,
+    ) -> TrajectoryDataset:
+        """Inverse of :meth:`columns` + :meth:`shared_columns` + :meth:`storage_description`.
+
+        ``market`` reuses an already built market reference (the ``market.*`` columns are then
+        not needed). Raises ``ValueError`` for inconsistent columns.
+        """
+        storage = dict(storage or {"observations": "dense"})
+        infos = {
+            k[len(_INFO_PREFIX) :]: v for k, v in columns.items() if k.startswith(_INFO_PREFIX)
+        }
+        observations: np.ndarray | ObservationReferences
+        if storage.get("observations") == "reference":
+            if market is None:
+                shared = {
+                    k[len(_MARKET_PREFIX) :]: v
+                    for k, v in columns.items()
+                    if k.startswith(_MARKET_PREFIX)
+                }
+                if "features" not in shared:
+                    raise ValueError("by-reference storage without market.features")
+                market = MarketReference.from_arrays(dict(storage.get("market") or {}), shared)
+            observations = ObservationReferences(
+                market, columns["ref.bars"], columns["ref.account"]
+            )
+        elif storage.get("observations") == "dense":
+            observations = columns["observations"]
+        else:
+            raise ValueError(f"unknown observation storage {storage.get('observations')!r}")
+        return cls(
+            observations=observations,
+            actions=columns["actions"],
+            rewards=columns["rewards"],
+            terminations=columns["terminations"],
+            truncations=columns["truncations"],
+            episode_lengths=columns["episode_lengths"],
+            infos=infos,
+            metadata=metadata,
+            derived_infos=tuple(storage.get("derived_infos") or ()),
+        )
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, *, mmap: bool = False, verify: bool = True
+    ) -> TrajectoryDataset:
+        """Read a dataset written by :meth:`save`: an ``.npz`` (with or without the suffix) or a
+        sharded directory (:func:`quantgym.datasets.shards.load_sharded`: ``mmap=True`` maps
+        the shard files instead of reading them, ``verify`` checks every SHA-256 first).
 
         Raises ``ValueError`` for a missing, truncated, corrupted, foreign or wrong-version
-        file. Never unpickles (``allow_pickle=False``).
+        file, naming the file. Never unpickles (``allow_pickle=False``).
         """
+        if Path(path).is_dir():
+            from quantgym.datasets.shards import load_sharded
+
+            return load_sharded(path, mmap=mmap, verify=verify)
         source = _existing_path(path)
         arrays = _read_npz(source)
-        missing = [k for k in (*_HEADER_KEYS, *_CORE_KEYS) if k not in arrays]
         if "format_version" not in arrays or "metadata" not in arrays:
             raise ValueError(
                 f"{source} is not a quantgym dataset (no format_version/metadata entries)"
@@ -920,51 +1151,47 @@ class TrajectoryDataset:
                 f"{source} has dataset format_version {version}; this quantgym "
                 f"({__version__}) reads format_version {FORMAT_VERSION}"
             )
+        storage = {"observations": "dense"}
+        if "storage" in arrays:
+            storage = _json_entry(arrays["storage"], "storage", source)
+        by_reference = storage.get("observations") == "reference"
+        core = tuple(k for k in _CORE_KEYS if not (by_reference and k == "observations"))
+        if by_reference:
+            core += ("ref.bars", "ref.account", _MARKET_PREFIX + "features")
+        missing = [k for k in (*_HEADER_KEYS, *core) if k not in arrays]
         if missing:
             raise ValueError(f"{source} is not a complete quantgym dataset: missing {missing}")
         unknown = [
             k
             for k in arrays
-            if k not in (*_HEADER_KEYS, *_CORE_KEYS) and not k.startswith(_INFO_PREFIX)
+            if k not in (*_HEADER_KEYS, *core, "storage")
+            and not k.startswith(_INFO_PREFIX)
+            and not (by_reference and k.startswith(_MARKET_PREFIX))
         ]
         if unknown:
             raise ValueError(f"{source} is not a quantgym dataset: unexpected entries {unknown}")
-        raw = arrays["metadata"]
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"{source} is corrupted: metadata entry is not a uint8 byte string")
-        try:
-            metadata = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{source} is corrupted: metadata is not valid JSON ({exc})") from None
-        if not isinstance(metadata, dict) or metadata.get("format_version") != version:
+        metadata = _json_entry(arrays["metadata"], "metadata", source)
+        if metadata.get("format_version") != version:
             raise ValueError(
                 f"{source} is corrupted: metadata format_version does not match the file"
             )
         for key, kinds in (("terminations", "b"), ("truncations", "b"), ("episode_lengths", "i")):
             if arrays[key].dtype.kind not in kinds:
                 raise ValueError(f"{source} is corrupted: {key} has dtype {arrays[key].dtype}")
-        infos = {k[len(_INFO_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_INFO_PREFIX)}
         try:
-            return cls(
-                observations=arrays["observations"],
-                actions=arrays["actions"],
-                rewards=arrays["rewards"],
-                terminations=arrays["terminations"],
-                truncations=arrays["truncations"],
-                episode_lengths=arrays["episode_lengths"],
-                infos=infos,
-                metadata=metadata,
-            )
-        except ValueError as exc:
+            return cls.from_columns(arrays, metadata, storage)
+        except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{source} is corrupted: {exc}") from None
 
     # ---- exports (lazy: d3rlpy/minari import torch/h5py) -------------------------------------
 
-    def to_d3rlpy(self, *, keep_final_observation: bool = True) -> Any:
+    def to_d3rlpy(
+        self, *, keep_final_observation: bool = True, progress: bool | None = None
+    ) -> Any:
         """``d3rlpy.dataset.MDPDataset``; see :func:`quantgym.datasets.export.to_d3rlpy`."""
         from quantgym.datasets.export import to_d3rlpy
 
-        return to_d3rlpy(self, keep_final_observation=keep_final_observation)
+        return to_d3rlpy(self, keep_final_observation=keep_final_observation, progress=progress)
 
     def to_minari(self, dataset_id: str, **kwargs: Any) -> Any:
         """A Minari dataset; see :func:`quantgym.datasets.export.to_minari`."""
@@ -1028,21 +1255,58 @@ def concatenate(
         merged.pop("created_at", None)
         merged["components"] = [ds.metadata for ds in datasets]
         metadata = merged
+    # By reference when every input references the same market and derives the same infos.
+    refs = [ds.observation_references for ds in datasets]
+    first_ref = refs[0]
+    observations: np.ndarray | ObservationReferences
+    if (
+        first_ref is not None
+        and all(r is not None and r.market.same_as(first_ref.market) for r in refs)
+        and all(ds.derived_infos == first.derived_infos for ds in datasets)
+    ):
+        observations = ObservationReferences(
+            first_ref.market,
+            np.concatenate([r.bars for r in refs if r is not None]),
+            np.concatenate([r.account for r in refs if r is not None]),
+        )
+        derived = first.derived_infos
+    else:
+        observations = np.concatenate([ds.observations for ds in datasets])
+        derived = ()
+    stored = [k for k in first.infos if k not in derived]
     return TrajectoryDataset(
-        observations=np.concatenate([ds.observations for ds in datasets]),
+        observations=observations,
         actions=np.concatenate([ds.actions for ds in datasets]),
         rewards=np.concatenate([ds.rewards for ds in datasets]),
         terminations=np.concatenate([ds.terminations for ds in datasets]),
         truncations=np.concatenate([ds.truncations for ds in datasets]),
         episode_lengths=np.concatenate([ds.episode_lengths for ds in datasets]),
-        infos={k: np.concatenate([ds.infos[k] for ds in datasets]) for k in first.infos},
+        infos={k: np.concatenate([ds.infos[k] for ds in datasets]) for k in stored},
         metadata=metadata,
+        derived_infos=derived,
     )
 
 
 # --------------------------------------------------------------------------------------------
 # File helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _json_bytes(obj: Any) -> np.ndarray:
+    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
+
+
+def _json_entry(raw: np.ndarray, name: str, source: Path) -> dict[str, Any]:
+    """A JSON dict stored as a ``uint8`` entry, or ``ValueError`` naming ``source``."""
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{source} is corrupted: {name} entry is not a uint8 byte string")
+    try:
+        value = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{source} is corrupted: {name} is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{source} is corrupted: {name} is not a JSON object")
+    return value
 
 
 def _npz_path(path: str | os.PathLike) -> Path:
