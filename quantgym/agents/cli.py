@@ -5,8 +5,16 @@
     quantgym train ppo_lstm --market regime --steps 200000 --out runs/x
     quantgym evaluate runs/x --data sample:googl
 
-``train`` builds a registered online agent (config overrides with ``--set key=value``),
-trains it on ``TradingEnv-v0`` made from the env options and saves it to ``--out``.
+``train`` builds a registered agent (config overrides with ``--set key=value``) and saves it
+to ``--out``. Online agents train on ``TradingEnv-v0`` made from the env options; offline
+agents (``bc``, ``cql``, ``dt``, ``dt_d3rlpy``, ``supervised``) train on a saved dataset::
+
+    quantgym dataset make --market regime --quality mixed --steps 100000 --out data/mixed
+    quantgym train dt --dataset data/mixed.npz --steps 5000 --out runs/dt
+
+and their ``env.json`` records the env kwargs the dataset was collected with, so
+``quantgym evaluate runs/dt`` rebuilds that market (``--start``/``--end``/``--data`` pick the
+evaluation range).
 ``evaluate`` loads a saved agent, rebuilds the env it trained on (its saved env kwargs) with
 the data/range options replaced, runs :func:`quantgym.evaluation.evaluate` and prints a
 metrics table next to cash and the reference policy, with the normalised score.
@@ -29,6 +37,7 @@ __all__ = [
     "parse_assignments",
     "format_table",
     "run_train",
+    "run_train_offline",
     "run_evaluate",
 ]
 
@@ -108,13 +117,23 @@ def add_agent_parsers(subparsers: Any) -> None:
     """Register ``train`` and ``evaluate`` on an ``argparse`` sub-parsers object."""
     train = subparsers.add_parser(
         "train",
-        help="train an online agent on TradingEnv-v0 and save it",
-        description="Train a registered online agent (ppo_mlp, ppo_lstm, ppo_transformer or "
-        "'package.module:Class') and save it to --out.",
+        help="train an agent (online on TradingEnv-v0, offline on --dataset) and save it",
+        description="Train a registered agent and save it to --out: an online agent (ppo_mlp, "
+        "ppo_lstm, ppo_transformer) on TradingEnv-v0, an offline agent (bc, cql, dt, dt_d3rlpy, "
+        "supervised) on a saved TrajectoryDataset given with --dataset, or "
+        "'package.module:Class'.",
     )
     train.add_argument("agent", help="registered agent name or 'package.module:Class'")
     train.add_argument(
-        "--steps", type=int, default=None, help="env steps (default: the agent's total_timesteps)"
+        "--dataset",
+        default=None,
+        help="saved TrajectoryDataset (offline agents; read with TrajectoryDataset.load)",
+    )
+    train.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="env steps (online) or gradient steps (offline); default: the agent's config",
     )
     train.add_argument("--out", required=True, help="directory to save the trained agent to")
     train.add_argument("--seed", type=int, default=None, help="training seed (config.seed)")
@@ -160,6 +179,49 @@ def add_agent_parsers(subparsers: Any) -> None:
     ev.set_defaults(func=run_evaluate)
 
 
+def _is_offline(agent: Any) -> bool:
+    return bool(getattr(agent, "offline", False))
+
+
+def _dataset_env_kwargs(dataset: Any) -> dict[str, Any]:
+    """The JSON-safe env kwargs a dataset was collected with (an in-memory market is dropped)."""
+    kwargs = dict(dataset.metadata.get("env_kwargs") or {})
+    if isinstance(kwargs.get("data"), str) and kwargs["data"].startswith("<"):
+        kwargs.pop("data")  # e.g. "<MarketData>": evaluate needs --data
+    return {k: v for k, v in kwargs.items() if _json_round_trips(v)}
+
+
+def _json_round_trips(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def run_train_offline(agent: Any, args: argparse.Namespace) -> int:
+    """``quantgym train <offline agent> --dataset PATH``: fit on the dataset and save."""
+    from quantgym._io import atomic_write_json
+    from quantgym.datasets.trajectory import TrajectoryDataset
+
+    if args.dataset is None:
+        raise ValueError(f"agent {args.agent!r} learns offline: pass --dataset PATH")
+    if args.n_envs is not None or args.checkpoint_every is not None or args.tensorboard_log:
+        raise ValueError("--n-envs, --checkpoint-every and --tensorboard-log are for online agents")
+    dataset = TrajectoryDataset.load(args.dataset)
+    agent.fit(dataset, n_steps=args.steps, progress_bar=not args.no_progress)
+    out = Path(args.out)
+    agent.save(out)
+    env_kwargs = {**_dataset_env_kwargs(dataset), **env_kwargs_from_args(args)}
+    atomic_write_json(
+        out / "env.json",
+        {"env_kwargs": env_kwargs, "dataset": str(args.dataset), "n_steps": args.steps},
+    )
+    steps = args.steps if args.steps is not None else getattr(agent.config, "n_steps", "?")
+    print(f"saved {agent.name} ({steps} gradient steps on {dataset.n_steps} transitions) to {out}")
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``quantgym train``: returns the exit status."""
     from quantgym.agents.registry import make_agent
@@ -167,9 +229,14 @@ def run_train(args: argparse.Namespace) -> int:
     config = parse_assignments(args.set)
     if args.seed is not None:
         config["seed"] = args.seed
-    if args.n_envs is not None:
+    agent_cls_offline = _is_offline(_agent_class(args.agent))
+    if args.n_envs is not None and not agent_cls_offline:
         config["n_envs"] = args.n_envs
     agent = make_agent(args.agent, **config)
+    if _is_offline(agent):
+        return run_train_offline(agent, args)
+    if args.dataset is not None:
+        raise ValueError(f"agent {args.agent!r} learns online; --dataset is for offline agents")
     if (
         not callable(getattr(agent, "fit", None))
         or "total_timesteps" not in inspect.signature(agent.fit).parameters
@@ -192,7 +259,15 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent_class(name: str) -> type:
+    from quantgym.agents.registry import agent_class
+
+    return agent_class(name)
+
+
 def _accepts_env(cls: type) -> bool:
+    if _is_offline(cls):
+        return False  # learned from a dataset: nothing to bind to an env
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):

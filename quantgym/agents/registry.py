@@ -30,6 +30,7 @@ __all__ = [
 
 _POLICIES = "quantgym.policies"
 _SB3 = "quantgym.agents.sb3_agents"
+_D3RLPY = "quantgym.agents.d3rlpy_agents"
 
 _REGISTRY: dict[str, str | type] = {
     "random": f"{_POLICIES}:RandomAgent",
@@ -44,6 +45,11 @@ _REGISTRY: dict[str, str | type] = {
     "ppo_mlp": f"{_SB3}:PPOMlpAgent",
     "ppo_lstm": f"{_SB3}:PPOLstmAgent",
     "ppo_transformer": f"{_SB3}:PPOTransformerAgent",
+    "bc": f"{_D3RLPY}:BCAgent",
+    "cql": f"{_D3RLPY}:CQLAgent",
+    "dt_d3rlpy": f"{_D3RLPY}:D3rlpyDecisionTransformerAgent",
+    "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",
+    "supervised": "quantgym.agents.supervised:SupervisedAgent",
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
