@@ -6,6 +6,7 @@ quantgym dataset info data/regime_expert.npz
 quantgym train ppo_lstm --market regime --steps 200000 --out runs/x
 quantgym evaluate runs/x --data sample:googl
 quantgym agents                     # list registered agents
+quantgym check-features my_features:make --data prices.csv   # look-ahead check (exit 1 on a leak)
 ```
 """
 
@@ -34,7 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_agent_parsers(sub)
     agents = sub.add_parser("agents", help="list registered agents")
     agents.set_defaults(func=_list_agents)
+    check = sub.add_parser(
+        "check-features",
+        help="check a features callable (module:function, or 'default') for look-ahead",
+    )
+    check.add_argument("features", help="'module:function' returning a DataFrame, or 'default'")
+    check.add_argument(
+        "--data", required=True, help="CSV path, 'sample:googl' or 'synthetic:<kind>'"
+    )
+    check.add_argument("--cutoffs", type=int, default=16, help="cut-off bars to perturb after")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(func=_check_features)
     return parser
+
+
+def _check_features(args: argparse.Namespace) -> int:
+    import json
+
+    from quantgym.envs.lookahead import check_lookahead, load_feature_function
+
+    fn = load_feature_function(args.features)
+    report = check_lookahead(args.data, features=fn, n_cutoffs=args.cutoffs, seed=args.seed)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0 if report.passed else 1
 
 
 def _list_agents(args: argparse.Namespace) -> int:

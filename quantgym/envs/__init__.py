@@ -1,20 +1,32 @@
 """Market data, causal features, execution, accounting, rewards and the trading envs."""
 
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
+from quantgym.envs.layout import EnvLayout
+from quantgym.envs.lookahead import LookaheadReport, check_lookahead
 from quantgym.envs.market_data import MarketData
-from quantgym.envs.slippage import FixedSlippage, SpreadSlippage, VolatilitySlippage, make_slippage
+from quantgym.envs.slippage import (
+    FixedSlippage,
+    SpreadSlippage,
+    SqrtImpactSlippage,
+    VolatilitySlippage,
+    make_slippage,
+)
 from quantgym.envs.trading_env import TradingEnv
 from quantgym.envs.vector_env import TradingVectorEnv
 
 __all__ = [
     "ACCOUNT_FEATURES",
     "EnvConfig",
+    "EnvLayout",
+    "LookaheadReport",
+    "check_lookahead",
     "MarketData",
     "TradingEnv",
     "TradingVectorEnv",
     "FixedSlippage",
     "SpreadSlippage",
     "VolatilitySlippage",
+    "SqrtImpactSlippage",
     "make_slippage",
     "to_sb3",
 ]

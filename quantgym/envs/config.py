@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from quantgym.envs.market_data import MarketData
 from quantgym.envs.rewards import make_reward
 from quantgym.envs.slippage import make_slippage
 from quantgym.envs.validation import check_fraction, check_min_rows, check_positive_int
+
+if TYPE_CHECKING:
+    from quantgym.envs.layout import EnvLayout
 
 __all__ = ["EnvConfig", "ACCOUNT_FEATURES"]
 
@@ -38,6 +41,11 @@ class EnvConfig:
     fixed_fee: float = 0.0
     slippage: Any = 0.0005
     borrow_rate: float = 0.0
+    financing_rate: float = 0.0
+    maintenance_margin: float | None = None
+    liquidation_fee: float = 0.0
+    on_liquidation: str = "terminate"
+    rebalance: str = "on_change"
     initial_equity: float = 10_000.0
     reward: Any = "log_return"
     reward_kwargs: dict | None = None
@@ -68,6 +76,18 @@ class EnvConfig:
             raise ValueError(f"max_leverage must be in (0, 100], got {self.max_leverage}")
         check_fraction("commission", self.commission, upper=0.5)
         check_fraction("borrow_rate", self.borrow_rate, upper=0.5)
+        check_fraction("financing_rate", self.financing_rate, upper=0.5)
+        if self.maintenance_margin is not None:
+            check_fraction("maintenance_margin", self.maintenance_margin, upper=0.99)
+        check_fraction("liquidation_fee", self.liquidation_fee, upper=0.5)
+        if self.on_liquidation not in ("terminate", "flat"):
+            raise ValueError(
+                f"on_liquidation must be 'terminate' or 'flat', got {self.on_liquidation!r}"
+            )
+        if self.rebalance not in ("on_change", "every_bar"):
+            raise ValueError(
+                f"rebalance must be 'on_change' or 'every_bar', got {self.rebalance!r}"
+            )
         if not (np.isfinite(self.fixed_fee) and self.fixed_fee >= 0):
             raise ValueError(f"fixed_fee must be >= 0, got {self.fixed_fee}")
         if not (np.isfinite(self.initial_equity) and self.initial_equity > 0):
@@ -108,6 +128,13 @@ class EnvConfig:
     def first_bar(self, market: MarketData) -> int:
         """First bar an episode may start at: features valid over the whole window."""
         return max(market.first_bar, market.warmup + self.window_size - 1)
+
+    def build_layout(self) -> EnvLayout:
+        """Validate, load the market and build the layout both envs step on."""
+        from quantgym.envs.layout import EnvLayout
+
+        self.validate()
+        return EnvLayout.from_config(self, self.build_market())
 
     def make_reward(self) -> Any:
         return make_reward(self.reward, self.reward_kwargs)

@@ -9,28 +9,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-from gymnasium import spaces
 
-from quantgym.envs.accounting import account_features, mark, rebalance
+from quantgym.envs.accounting import (
+    account_features,
+    finance,
+    impact_fill,
+    liquidate,
+    mark,
+    rebalance,
+)
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
-from quantgym.envs.market_data import MarketData
+from quantgym.envs.layout import resolve_start
 from quantgym.envs.metrics import performance_metrics
 from quantgym.envs.rewards import EQUITY_FLOOR, LogReturn, step_context
 
 __all__ = ["TradingEnv", "resolve_start"]
-
-
-def resolve_start(market: MarketData, start: Any) -> int:
-    """A bar index from an int or a timestamp (the first bar at or after it)."""
-    if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
-        return int(start)
-    try:
-        ts = pd.Timestamp(start)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"options['start'] must be a bar index or a timestamp, got {start!r}"
-        ) from None
-    return int(np.searchsorted(market.timestamps, ts.to_datetime64(), side="left"))
 
 
 class TradingEnv(gym.Env):
@@ -76,22 +69,58 @@ class TradingEnv(gym.Env):
 
     ## Costs
     ``commission`` and ``slippage`` are fractions of traded notional (valued at the open);
-    ``fixed_fee`` per order; ``borrow_rate`` per bar on short notional at the close.
-    ``slippage`` may be a model: ``"fixed"``, ``"spread"``, ``"volatility"``.
+    ``fixed_fee`` per order; ``borrow_rate`` per bar on short notional at the close;
+    ``financing_rate`` per bar on borrowed cash (negative cash: a levered long) at the close.
+    ``slippage`` may be a model: ``"fixed"``, ``"spread"``, ``"volatility"`` or
+    ``"sqrt_impact"`` (``{"model": "sqrt_impact", "half_spread": 5e-4, "impact": 1.0,
+    "window": 20, "max_participation": None}``): the cost fraction of an order of ``q`` units
+    is ``half_spread + impact * sigma_t * sqrt(q / V_t)`` with ``sigma_t`` the trailing std of
+    log returns and ``V_t`` the trailing mean volume (bars ``<= t``), so ``initial_equity``
+    matters. With ``max_participation`` at most ``max_participation * V_t`` units fill per bar;
+    the rest is reported and sent again at the next open.
+
+    ## Rebalancing
+    ``rebalance="on_change"`` (default): an order is sent only when the target changes (or an
+    order is still partly unfilled), so the exposure drifts with the price between trades.
+    ``"every_bar"``: the exposure is restored to the target at every open, paying costs on
+    the drift (a held short keeps its size).
+
+    ## Margin and Liquidation
+    ``maintenance_margin=None`` (default) checks the account at the close only (bankruptcy).
+    With ``maintenance_margin=m`` the account is checked after the fill at the bar's adverse
+    extreme (low for a long, high for a short): if equity there is below ``m * |units| *
+    price`` the position is closed at the liquidation level (equity = requirement), or at the
+    open when the bar opened beyond it, paying commission, slippage and ``liquidation_fee``
+    (fraction of liquidated notional). ``on_liquidation="terminate"`` (default) ends the
+    episode; ``"flat"`` leaves the account flat and lets it trade on.
 
     ## Episode End
-    Terminated: equity <= 0 (bankruptcy). Truncated: ``episode_length`` steps taken or the
-    data range ends (no next open to trade at).
+    Terminated: equity <= 0 (bankruptcy), or a liquidation with
+    ``on_liquidation="terminate"``. Truncated: ``episode_length`` steps taken or the data
+    range ends (no next open to trade at).
+
+    ## Info
+    After ``step``: ``equity``, ``position``, ``trade`` (traded notional / equity),
+    ``fees``, ``slippage_cost``, ``borrow_cost``, ``bar``, ``timestamp``; plus
+    ``financing_cost`` with ``financing_rate``; ``liquidated`` and ``liquidation_price`` with
+    ``maintenance_margin``; ``participation`` (filled units / trailing mean volume) and
+    ``unfilled`` (signed fraction of equity left unfilled) with ``"sqrt_impact"``; ``regime``
+    on synthetic markets. ``env.layout.info_keys`` lists them in order (both envs).
 
     ## Arguments
     See :class:`quantgym.envs.config.EnvConfig`: ``data`` (None = seeded synthetic ``regime``
     market; DataFrame, CSV path, ``"sample:googl"``, ``"synthetic:gbm"``, MarketData),
     ``start``/``end`` date range, ``features``, ``window_size=32``, ``positions``,
     ``action_type``, ``max_leverage``, ``commission=0.001``, ``fixed_fee``, ``slippage=0.0005``,
-    ``borrow_rate``, ``initial_equity=10_000``, ``reward``, ``episode_length=1000``.
+    ``borrow_rate``, ``financing_rate=0``, ``maintenance_margin=None``, ``liquidation_fee=0``,
+    ``on_liquidation="terminate"``, ``rebalance="on_change"``, ``initial_equity=10_000``,
+    ``reward``, ``episode_length=1000``. The validated set-up shared with
+    ``TradingVectorEnv`` is ``env.layout`` (:class:`quantgym.envs.layout.EnvLayout`).
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release; financing, maintenance margin and liquidation, ``rebalance``,
+      ``"sqrt_impact"`` slippage added as options whose defaults keep v0's trajectories
+      bit-identical.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 30}
@@ -101,42 +130,50 @@ class TradingEnv(gym.Env):
             config = EnvConfig(data=data, **kwargs)
         except TypeError as exc:
             raise ValueError(f"TradingEnv: {exc}") from None
-        config.validate()
         self.config = config
+        self.layout = layout = config.build_layout()
         self.render_mode = config.render_mode
-        self.market = market = config.build_market()
-        self._first_bar = config.first_bar(market)
+        self.market = market = layout.market
+        self._first_bar = layout.first_bar
         self._reward_fn = config.make_reward()
 
-        self.window_size = config.window_size
-        self.feature_names = market.feature_names
+        self.window_size = layout.window_size
+        self.feature_names = layout.feature_names
         self.account_feature_names = ACCOUNT_FEATURES
-        self.n_market_features = market.n_features
-        self.n_account_features = len(ACCOUNT_FEATURES)
-        self._market_dim = self.window_size * self.n_market_features
-        self._obs_dim = self._market_dim + self.n_account_features
+        self.n_market_features = layout.n_market_features
+        self.n_account_features = layout.n_account_features
+        self._market_dim = layout.market_dim
+        self._obs_dim = layout.obs_dim
         self._obs_offset = (
             self.n_market_features - self._market_dim
         )  # window of bar t starts at t*F + offset
         self._features_flat = np.concatenate(
             [market.features32.reshape(-1), np.zeros(self.n_account_features, np.float32)]
         )
-
-        if config.action_type == "discrete":
-            self.action_space = spaces.Discrete(len(config.positions))
-        else:
-            self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        self.observation_space = spaces.Box(
-            -np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32
-        )
-        self._positions = config.positions
-        self._n_actions = len(config.positions)
-        self._continuous = config.action_type == "continuous"
+        self.action_space = layout.action_space
+        self.observation_space = layout.observation_space
+        self._positions = layout.positions
+        self._n_actions = len(layout.positions)
+        self._continuous = layout.continuous
 
         # Python lists/floats on the hot path: per-step numpy calls would dominate.
-        self._open = market.open.tolist()
-        self._close = market.close.tolist()
-        self._slip = config.slippage_rates(market).tolist()
+        self._open = layout.open.tolist()
+        self._high = layout.high.tolist()
+        self._low = layout.low.tolist()
+        self._close = layout.close.tolist()
+        self._slip = layout.slippage_rates.tolist()
+        self._impact = layout.has_impact
+        if layout.has_impact:
+            self._impact_coef = layout.impact_coef.tolist()  # type: ignore[union-attr]
+            self._adv = layout.average_volume.tolist()  # type: ignore[union-attr]
+            self._max_units = layout.max_units.tolist()  # type: ignore[union-attr]
+        self._margin = layout.has_margin
+        self._maintenance = float(config.maintenance_margin or 0.0)
+        self._liq_fee_rate = layout.liquidation_fee_rate
+        self._flat_on_liquidation = config.on_liquidation == "flat"
+        self._every_bar = layout.every_bar
+        self._plain = not (self._impact or self._margin or self._every_bar or config.financing_rate)
+        self._financing = float(config.financing_rate)
         self._regime = None if market.regime is None else market.regime.tolist()
         self._timestamps = market.timestamps
         self._timestamp_list = list(market.timestamps)  # list indexing beats numpy scalar indexing
@@ -194,21 +231,7 @@ class TradingEnv(gym.Env):
         return self._observation(), self._reset_info()
 
     def _episode_bounds(self, options: dict | None) -> tuple[int, int]:
-        last = self.market.last_bar
-        length = self.config.episode_length
-        if options and options.get("start") is not None:
-            start = resolve_start(self.market, options["start"])
-            if not self._first_bar <= start < last:
-                raise ValueError(
-                    f"options['start']={options['start']!r} is bar {start}, outside the tradable "
-                    f"bars [{self._first_bar}, {last - 1}]"
-                )
-        elif length is None or last - self._first_bar <= length:
-            start = self._first_bar
-        else:
-            start = int(self.np_random.integers(self._first_bar, last - length + 1))
-        end = last if length is None else min(start + length, last)
-        return start, end
+        return self.layout.episode_bounds(self.np_random, (options or {}).get("start"))
 
     def _reset_account(self, start: int, end: int) -> None:
         self._t = start
@@ -220,6 +243,7 @@ class TradingEnv(gym.Env):
         self._target = 0.0
         self._entry_equity = self._initial
         self._bars_in_position = 0
+        self._unfilled = 0.0
         self._done = False
         self._hist: list[tuple] = []  # one tuple per step, in _HISTORY_KEYS order
 
@@ -232,10 +256,16 @@ class TradingEnv(gym.Env):
             target = self._action_to_target(action)
         t = self._t + 1
         equity_prev, peak_prev = self._equity, self._peak
-        units, cash, notional, fees, slip = rebalance(
-            target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
-            self._commission, self._fixed_fee,
-        )  # fmt: skip
+        if self._plain:  # v0's ledger: the hot path
+            units, cash, notional, fees, slip = rebalance(
+                target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
+                self._commission, self._fixed_fee,
+            )  # fmt: skip
+            financing, liquidated, extra = 0.0, False, None
+        else:
+            units, cash, notional, fees, slip, financing, liquidated, target, extra = (
+                self._execute_with_options(target, t, equity_prev)
+            )
         cash, equity, borrow = mark(units, cash, self._close[t], self._borrow)
         if notional != 0.0:
             self._entry_equity = equity_prev
@@ -243,7 +273,9 @@ class TradingEnv(gym.Env):
         else:
             self._bars_in_position += 1
         terminated = equity <= 0.0
-        if terminated:  # liquidated: nothing left to trade with
+        if liquidated and not self._flat_on_liquidation:
+            terminated = True
+        if equity <= 0.0:  # bankrupt: nothing left to trade with
             equity = cash = units = 0.0
         peak = equity if equity > peak_prev else peak_prev
         self._t, self._units, self._cash, self._equity, self._peak = t, units, cash, equity, peak
@@ -264,7 +296,7 @@ class TradingEnv(gym.Env):
                         notional,
                         fees,
                         slip,
-                        borrow,
+                        borrow if self._plain else borrow + financing,
                         self._initial,
                     )
                 )
@@ -272,7 +304,7 @@ class TradingEnv(gym.Env):
         truncated = t >= self._end and not terminated
         self._done = terminated or truncated
         trade = notional / equity_prev
-        self._hist.append((t, target, trade, fees, slip, borrow, equity, reward))
+        self._hist.append((t, target, trade, fees, slip, borrow, financing, equity, reward))
         info = {
             "equity": equity,
             "position": target,
@@ -283,6 +315,8 @@ class TradingEnv(gym.Env):
             "bar": t,
             "timestamp": self._timestamp_list[t],
         }
+        if extra is not None:
+            info.update(extra)
         if self._regime is not None:
             info["regime"] = self._regime[t]
         lo = t * self.n_market_features + self._obs_offset
@@ -291,6 +325,60 @@ class TradingEnv(gym.Env):
             target, units, self._close[t], equity, self._entry_equity, peak, self._bars_in_position
         )
         return obs, reward, terminated, truncated, info
+
+    def _execute_with_options(self, target: float, t: int, equity_prev: float) -> tuple:
+        """The fill of ``step`` with impact, margin, financing or ``every_bar`` enabled.
+
+        Returns ``(units, cash, notional, fees, slippage, financing, liquidated, target,
+        extra_info)``; the target becomes 0 after a liquidation with ``on_liquidation="flat"``.
+        """
+        extra: dict[str, Any] = {}
+        if self._impact:
+            units, cash, notional, fees, slip, participation, unfilled = impact_fill(
+                target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
+                self._impact_coef[t - 1], self._adv[t - 1], self._max_units[t - 1],
+                self._commission, self._fixed_fee, self._every_bar or self._unfilled != 0.0,
+            )  # fmt: skip
+            self._unfilled = unfilled
+        else:
+            units, cash, notional, fees, slip = rebalance(
+                target,
+                math.nan if self._every_bar else self._target,  # nan: every_bar always trades
+                self._units,
+                self._cash,
+                self._open[t],
+                self._slip[t - 1],
+                self._commission,
+                self._fixed_fee,
+            )
+        liquidated = False
+        if self._margin:
+            slip_rate = self._slip[t - 1]
+            if self._impact:
+                slip_rate += self._impact_coef[t - 1] * abs(units) ** 0.5
+            units_before = units
+            units, cash, liquidated, liq_price, liq_fees, liq_slip = liquidate(
+                units, cash, self._open[t], self._low[t], self._high[t], self._maintenance,
+                self._liq_fee_rate, slip_rate, self._fixed_fee,
+            )  # fmt: skip
+            if liquidated:
+                notional -= units_before * liq_price
+                fees += liq_fees
+                slip += liq_slip
+                unfilled = self._unfilled = 0.0  # a liquidation cancels the working order
+                if self._flat_on_liquidation:
+                    target = 0.0
+        financing = 0.0
+        if self._financing:
+            cash, financing = finance(cash, self._financing)
+            extra["financing_cost"] = financing
+        if self._margin:
+            extra["liquidated"] = liquidated
+            extra["liquidation_price"] = liq_price if liquidated else 0.0
+        if self._impact:
+            extra["participation"] = participation
+            extra["unfilled"] = unfilled * self._open[t] / equity_prev
+        return units, cash, notional, fees, slip, financing, liquidated, target, extra
 
     def _action_to_target(self, action: Any) -> float:
         if self._continuous:
@@ -408,6 +496,7 @@ _HISTORY_KEYS = (
     "fees",
     "slippage_cost",
     "borrow_cost",
+    "financing_cost",
     "equity",
     "reward",
 )

@@ -11,14 +11,19 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from quantgym.envs.accounting import account_features, mark, rebalance
+from quantgym.envs.accounting import (
+    account_features,
+    finance,
+    impact_fill,
+    liquidate,
+    mark,
+    rebalance,
+)
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
 from quantgym.envs.rewards import step_context
-from quantgym.envs.trading_env import resolve_start
 from quantgym.envs.validation import check_positive_int
 
 __all__ = ["TradingVectorEnv"]
@@ -27,6 +32,7 @@ _MAX_PRECOMPUTED_BYTES = 512 * 2**20
 
 _STATE_ARRAYS = (
     "_t", "_end", "_units", "_cash", "_equity", "_peak", "_target", "_entry_equity", "_bars_in_position",
+    "_unfilled",
 )  # fmt: skip
 
 
@@ -57,7 +63,6 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             config = EnvConfig(data=data, **kwargs)
         except TypeError as exc:
             raise ValueError(f"TradingVectorEnv: {exc}") from None
-        config.validate()
         if config.render_mode == "rgb_array":
             raise ValueError(
                 "TradingVectorEnv renders 'ansi' only (it keeps no per-step history); "
@@ -66,19 +71,20 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         if hasattr(gym.vector, "AutoresetMode"):  # gymnasium >= 1.1
             self.metadata = {**self.metadata, "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
         self.config = config
+        self.layout = layout = config.build_layout()
         self.num_envs = num_envs
         self.render_mode = config.render_mode
-        self.market = market = config.build_market()
-        self._first_bar = config.first_bar(market)
+        self.market = market = layout.market
+        self._first_bar = layout.first_bar
         self._reward_fn = config.make_reward()
 
-        self.window_size = config.window_size
-        self.feature_names = market.feature_names
+        self.window_size = layout.window_size
+        self.feature_names = layout.feature_names
         self.account_feature_names = ACCOUNT_FEATURES
-        self.n_market_features = market.n_features
-        self.n_account_features = len(ACCOUNT_FEATURES)
-        self._market_dim = self.window_size * self.n_market_features
-        self._obs_dim = self._market_dim + self.n_account_features
+        self.n_market_features = layout.n_market_features
+        self.n_account_features = layout.n_account_features
+        self._market_dim = layout.market_dim
+        self._obs_dim = layout.obs_dim
         self._windows = market.window_view(self.window_size)
         # Observation rows precomputed contiguously (account columns zero, filled per step) so
         # a step gathers straight into its output with one np.take and no temporary: 2-6x
@@ -90,20 +96,25 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             self._obs_rows = np.zeros((n_rows, self._obs_dim), dtype=np.float32)
             self._obs_rows[:, : self._market_dim] = self._windows
 
-        self._continuous = config.action_type == "continuous"
-        self._position_table = np.asarray(config.positions, dtype=np.float64)
-        if self._continuous:
-            self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        else:
-            self.single_action_space = spaces.Discrete(len(config.positions))
-        self.single_observation_space = spaces.Box(
-            -np.inf, np.inf, shape=(self._obs_dim,), dtype=np.float32
-        )
+        self._continuous = layout.continuous
+        self._position_table = np.asarray(layout.positions, dtype=np.float64)
+        self.single_action_space = layout.action_space
+        self.single_observation_space = layout.observation_space
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
 
-        self._open, self._close = market.open, market.close
-        self._slip = config.slippage_rates(market)
+        self._open, self._high, self._low, self._close = (
+            layout.open, layout.high, layout.low, layout.close,
+        )  # fmt: skip
+        self._slip = layout.slippage_rates
+        self._impact = layout.has_impact
+        self._margin = layout.has_margin
+        self._maintenance = float(config.maintenance_margin or 0.0)
+        self._flat_on_liquidation = config.on_liquidation == "flat"
+        self._every_bar = layout.every_bar
+        self._plain = not (self._impact or self._margin or self._every_bar or config.financing_rate)
+        self._financing = float(config.financing_rate)
+        self._info_keys = layout.info_keys
         self._timestamps = market.timestamps
         self._regime = market.regime
         self._initial = float(config.initial_equity)
@@ -114,6 +125,8 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         self._all_true.flags.writeable = False
         self._all_false = np.zeros(num_envs, dtype=bool)
         self._all_false.flags.writeable = False
+        self._nan_targets = np.full(num_envs, np.nan)  # unequal to any target: always trade
+        self._nan_targets.flags.writeable = False
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         n = num_envs
         self._t = np.full(n, self._first_bar, dtype=np.int64)
@@ -125,6 +138,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         self._target = np.zeros(n)
         self._entry_equity = np.full(n, self._initial)
         self._bars_in_position = np.zeros(n)
+        self._unfilled = np.zeros(n)
         self._autoreset = np.zeros(n, dtype=bool)
         self._last_fees = np.zeros(n)  # for render()
         self._reward_fn.reset(n)
@@ -191,28 +205,11 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         self._autoreset = np.zeros(n, dtype=bool)
         return self._observations(), self._reset_infos()
 
-    def _draw_start(self, i: int, start: Any) -> tuple[int, int]:
-        """Episode bounds of account ``i``, drawn from its own generator like ``TradingEnv``."""
-        last = self.market.last_bar
-        length = self.config.episode_length
-        if start is not None:
-            s = resolve_start(self.market, start)
-            if not self._first_bar <= s < last:
-                raise ValueError(
-                    f"options['start']={start!r} is bar {s}, outside the tradable bars "
-                    f"[{self._first_bar}, {last - 1}]"
-                )
-        elif length is None or last - self._first_bar <= length:
-            s = self._first_bar
-        else:
-            s = int(self._rngs[i].integers(self._first_bar, last - length + 1))
-        return s, (last if length is None else min(s + length, last))
-
     def _reset_accounts(self, idx: np.ndarray, starts: list | None = None) -> None:
         # A Python loop over the accounts being reset only (each draws from its own RNG).
         for k, i in enumerate(idx):
-            self._t[i], self._end[i] = self._draw_start(
-                int(i), None if starts is None else starts[k]
+            self._t[i], self._end[i] = self.layout.episode_bounds(
+                self._rngs[i], None if starts is None else starts[k]
             )
         self._units[idx] = 0.0
         self._cash[idx] = self._initial
@@ -221,6 +218,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         self._target[idx] = 0.0
         self._entry_equity[idx] = self._initial
         self._bars_in_position[idx] = 0.0
+        self._unfilled[idx] = 0.0
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         target = self._actions_to_targets(actions)
@@ -232,19 +230,28 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             errstate = np.errstate(divide="ignore", invalid="ignore")
             errstate.__enter__()
         equity_prev, peak_prev = self._equity, self._peak
-        units, cash, notional, fees, slip = rebalance(
-            target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
-            self._commission, self._fixed_fee,
-        )  # fmt: skip
+        if self._plain:  # v0's ledger: the hot path
+            units, cash, notional, fees, slip = rebalance(
+                target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
+                self._commission, self._fixed_fee,
+            )  # fmt: skip
+            financing: Any = 0.0
+            liquidated = self._all_false
+            extra: dict[str, np.ndarray] = {}
+        else:
+            units, cash, notional, fees, slip, financing, liquidated, target, extra = (
+                self._execute_with_options(target, t, equity_prev)
+            )
         cash, equity, borrow = mark(units, cash, self._close[t], self._borrow)
         traded = notional != 0.0
         self._entry_equity = np.where(traded, equity_prev, self._entry_equity)
         self._bars_in_position = np.where(traded, 0.0, self._bars_in_position) + 1.0
-        terminated = equity <= 0.0
-        if terminated.any():  # liquidated: nothing left to trade with
-            equity = np.where(terminated, 0.0, equity)
-            cash = np.where(terminated, 0.0, cash)
-            units = np.where(terminated, 0.0, units)
+        bankrupt = equity <= 0.0
+        terminated = bankrupt if self._plain or self._flat_on_liquidation else bankrupt | liquidated
+        if bankrupt.any():  # nothing left to trade with
+            equity = np.where(bankrupt, 0.0, equity)
+            cash = np.where(bankrupt, 0.0, cash)
+            units = np.where(bankrupt, 0.0, units)
         peak = np.maximum(peak_prev, equity)
         rewards = self._reward_fn(
             step_context(
@@ -256,7 +263,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
                 notional,
                 fees,
                 slip,
-                borrow,
+                borrow if self._plain else borrow + financing,
                 self._initial,
             )
         )
@@ -275,8 +282,8 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             rewards[idx] = 0.0
             terminated[idx] = False
             truncated[idx] = False
-            for arr in (trade, fees, slip, borrow):
-                arr[idx] = 0.0
+            for arr in (trade, fees, slip, borrow, *extra.values()):
+                arr[idx] = 0
             mask = ~resetting
             errstate.__exit__(None, None, None)
         self._autoreset = terminated | truncated
@@ -300,10 +307,71 @@ class TradingVectorEnv(gym.vector.VectorEnv):
             "timestamp": self._timestamps[t],
             "_timestamp": self._all_true,
         }
+        for key, values in extra.items():
+            infos[key] = values
+            infos[f"_{key}"] = mask
         if self._regime is not None:
             infos["regime"] = self._regime[t]
             infos["_regime"] = self._all_true
         return self._observations(), rewards, terminated, truncated, infos
+
+    def _execute_with_options(
+        self, target: np.ndarray, t: np.ndarray, equity_prev: np.ndarray
+    ) -> tuple:
+        """The fill of ``step`` with impact, margin, financing or ``every_bar`` enabled
+        (the batched twin of ``TradingEnv._execute_with_options``).
+
+        Returns ``(units, cash, notional, fees, slippage, financing, liquidated, targets,
+        extra_infos)``.
+        """
+        layout = self.layout
+        extra: dict[str, np.ndarray] = {}
+        if self._impact:
+            units, cash, notional, fees, slip, participation, unfilled = impact_fill(
+                target, self._target, self._units, self._cash, self._open[t], self._slip[t - 1],
+                layout.impact_coef[t - 1], layout.average_volume[t - 1],  # type: ignore[index]
+                layout.max_units[t - 1], self._commission, self._fixed_fee,  # type: ignore[index]
+                self._every_bar | (self._unfilled != 0.0),
+            )  # fmt: skip
+            self._unfilled = unfilled
+            extra["participation"] = participation
+        else:
+            units, cash, notional, fees, slip = rebalance(
+                target,
+                self._nan_targets if self._every_bar else self._target,  # nan: always trade
+                self._units,
+                self._cash,
+                self._open[t],
+                self._slip[t - 1],
+                self._commission,
+                self._fixed_fee,
+            )
+        liquidated = self._all_false
+        if self._margin:
+            slip_rate = self._slip[t - 1]
+            if self._impact:
+                slip_rate = slip_rate + layout.impact_coef[t - 1] * np.sqrt(np.abs(units))  # type: ignore[index]
+            units_before = units
+            units, cash, liquidated, liq_price, liq_fees, liq_slip = liquidate(
+                units, cash, self._open[t], self._low[t], self._high[t], self._maintenance,
+                layout.liquidation_fee_rate, slip_rate, self._fixed_fee,
+            )  # fmt: skip
+            notional = notional - units_before * liq_price
+            fees = fees + liq_fees
+            slip = slip + liq_slip
+            if self._impact:
+                self._unfilled = np.where(liquidated, 0.0, self._unfilled)
+            if self._flat_on_liquidation:
+                target = np.where(liquidated, 0.0, target)
+            extra["liquidated"] = liquidated
+            extra["liquidation_price"] = liq_price
+        if self._impact:  # after a liquidation, which cancels the working order
+            extra["unfilled"] = self._unfilled * self._open[t] / equity_prev
+        financing = 0.0
+        if self._financing:
+            cash, financing = finance(cash, self._financing)
+            extra["financing_cost"] = financing
+        return units, cash, notional, fees, slip, financing, liquidated, target, extra
 
     def reset_finished(self) -> tuple[np.ndarray, np.ndarray]:
         """Reset now the accounts whose episode ended on the last step (same-step autoreset,

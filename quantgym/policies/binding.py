@@ -67,6 +67,7 @@ class EnvBinding:
         self.position_index = self.window_size * self.n_market_features
         self.obs_dim = self.position_index + int(core.n_account_features)
         self.n_bars = len(self.market)
+        self._windows = self.market.window_view(self.window_size)
 
     # -- env state -----------------------------------------------------------------------
     @property
@@ -129,15 +130,55 @@ class EnvBinding:
             return rng.uniform(-1.0, 1.0, size=(batch_size, 1)).astype(np.float32)
         return rng.integers(0, len(self.positions), size=batch_size, dtype=np.int64)
 
-    def check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
-        """``(obs as (B, D), batched)``; raises ``ValueError`` for a wrong shape."""
+    def check_observation(
+        self, observation: Any, *, current: bool = True
+    ) -> tuple[np.ndarray, bool]:
+        """``(obs as (B, D), batched)``; raises ``ValueError`` for a wrong shape and, with
+        ``current`` (agents that read their env's bar), for an observation that is not the
+        env's current one (:meth:`check_current`)."""
         obs = np.asarray(observation)
         if obs.ndim not in (1, 2) or obs.shape[-1] != self.obs_dim:
             raise ValueError(
                 f"observation must have shape ({self.obs_dim},) or (n_envs, {self.obs_dim}), "
                 f"got {obs.shape}"
             )
-        return (obs, True) if obs.ndim == 2 else (obs[None, :], False)
+        batch = obs if obs.ndim == 2 else obs[None, :]
+        if current:
+            self.check_current(batch)
+        return (obs, True) if obs.ndim == 2 else (batch, False)
+
+    def check_current(self, obs: np.ndarray) -> None:
+        """Raise ``ValueError`` unless ``obs`` (B, D) is the bound env's current observation.
+
+        Env-bound agents read the current bar from their env, not from the observation: a
+        stale, foreign or transformed observation would make them act on the wrong bar. The
+        market window and the position of each row must equal the env's (float32, exact).
+        """
+        bars = self.bars(obs.shape[0])
+        first = bars - (self.window_size - 1)
+        if (first < 0).any():
+            raise ValueError(f"bound env is at bar {bars.tolist()}, before its first full window")
+        expected = self._windows[first]  # (B, window_size * F)
+        positions = np.asarray(self._state_array("position", "_target"), dtype=np.float32)
+        market_ok = (obs[:, : self.position_index] == expected).all(axis=1)
+        position_ok = obs[:, self.position_index] == positions.reshape(-1)
+        bad = np.flatnonzero(~(market_ok & position_ok))
+        if bad.size:
+            i = int(bad[0])
+            what = "market window" if not market_ok[i] else "position"
+            raise ValueError(
+                f"observation row {i} is not the bound env's current observation (its {what} "
+                f"differs from the env's at bar {int(bars[i])}): an env-bound agent acts on its "
+                "env's current bar, so pass the observation the env just returned (untransformed: "
+                "an observation wrapper's output cannot be matched to a bar)"
+            )
+
+    def _state_array(self, name: str, private: str) -> Any:
+        if self.is_vector:
+            value = getattr(self.core, "positions", None)
+            return getattr(self.core, private) if value is None else value
+        value = getattr(self.core, name, None)
+        return getattr(self.core, private) if value is None else value
 
     @staticmethod
     def unbatch(actions: np.ndarray, batched: bool) -> np.ndarray:

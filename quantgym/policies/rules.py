@@ -40,7 +40,7 @@ class RandomAgent(EnvBoundAgent):
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
-        obs, batched = self.binding.check_observation(observation)
+        obs, batched = self.binding.check_observation(observation, current=False)  # reads no bar
         actions = self.binding.random_actions(self._rng, obs.shape[0])
         return self.binding.unbatch(actions, batched), state
 
@@ -64,7 +64,7 @@ class _ConstantAgent(EnvBoundAgent):
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
-        obs, batched = self.binding.check_observation(observation)
+        obs, batched = self.binding.check_observation(observation, current=False)  # reads no bar
         actions = np.repeat(self._action, obs.shape[0], axis=0)
         return self.binding.unbatch(actions, batched), state
 

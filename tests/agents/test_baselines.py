@@ -445,8 +445,8 @@ def test_epsilon_mix_extremes_and_seeding(vector_env):
     a = [EpsilonMix(expert, 0.5, seed=9).predict(obs)[0] for _ in range(1)]
     b = [EpsilonMix(expert, 0.5, seed=9).predict(obs)[0] for _ in range(1)]
     np.testing.assert_array_equal(a, b)
-    single_obs = obs[0]
     single = gym.make("TradingEnv-v0", episode_length=60, **REGIME)
+    single_obs, _ = single.reset(seed=0)  # env-bound agents refuse a foreign observation
     action, _ = EpsilonMix(RegimeExpert(env=single), 1.0).predict(single_obs)
     assert np.shape(action) == ()
 

@@ -183,3 +183,47 @@ def test_render_ansi_shows_first_account_and_rgb_array_is_refused():
     assert f"{info['equity'][0]:,.2f}" in line
     with pytest.raises(ValueError, match="'ansi' only"):
         TradingVectorEnv(2, render_mode="rgb_array")
+
+
+REALISM_OPTIONS = {
+    "financing": dict(financing_rate=2e-4),
+    "margin_terminate": dict(maintenance_margin=0.1, liquidation_fee=0.005),
+    "margin_flat": dict(maintenance_margin=0.2, on_liquidation="flat", financing_rate=1e-4),
+    "every_bar": dict(rebalance="every_bar"),
+    "sqrt_impact": dict(slippage={"model": "sqrt_impact", "impact": 2.0}, initial_equity=1e7),
+    "capped_impact": dict(slippage={"model": "sqrt_impact", "max_participation": 0.2},
+                          initial_equity=3e6, rebalance="every_bar"),
+    "all": dict(slippage={"model": "sqrt_impact", "max_participation": 0.3}, initial_equity=3e6,
+                maintenance_margin=0.15, financing_rate=1e-4, rebalance="every_bar"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+@pytest.mark.parametrize("option", sorted(REALISM_OPTIONS))
+def test_vector_env_equals_single_envs_with_realism_options(action_type, option):
+    kwargs = dict(data=VOLATILE, action_type=action_type, positions=(-6.0, 0.0, 6.0), max_leverage=6.0,
+                  episode_length=40, window_size=6, borrow_rate=1e-4, fixed_fee=0.5,
+                  **REALISM_OPTIONS[option])  # fmt: skip
+    actions = sample_actions(action_type, np.random.default_rng(2))
+    first_s, single = run_single_envs(kwargs, actions, seed=5)
+    first_v, vector = run_vector_env(kwargs, actions, seed=5)
+    np.testing.assert_array_equal(first_v, first_s)
+    for key in ("terminated", "truncated", "bar"):
+        np.testing.assert_array_equal(vector[key], single[key], err_msg=key)
+    for key in ("obs", "reward", "equity"):
+        np.testing.assert_allclose(vector[key], single[key], rtol=1e-10, atol=1e-9, err_msg=key)
+    assert (single["terminated"] | single["truncated"]).any(), "no episode ended"
+    if "margin" in option and action_type == "discrete":
+        assert single["terminated"].any() or option == "margin_flat"
+
+
+@pytest.mark.parametrize("option", sorted(REALISM_OPTIONS))
+def test_both_envs_report_the_layouts_info_record(option):
+    kwargs = dict(data=VOLATILE, episode_length=10, window_size=4, **REALISM_OPTIONS[option])
+    env, venv = TradingEnv(**kwargs), TradingVectorEnv(2, **kwargs)
+    env.reset(seed=0)
+    venv.reset(seed=0)
+    *_, info = env.step(2)
+    *_, vinfo = venv.step(np.array([2, 0]))
+    assert tuple(info) == env.layout.info_keys == venv.layout.info_keys
+    assert {k for k in vinfo if not k.startswith("_")} == set(env.layout.info_keys)
