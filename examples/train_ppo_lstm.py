@@ -5,7 +5,7 @@
 
 The market's last 20% of bars are held out: training never loads them (``end=``), the test
 env starts after them (``start=``, earlier bars only feed the causal features). The agent is
-saved to ``--out`` (agent.json + model.zip + vecnormalize.pkl) and reloaded for the test, as
+saved to ``--out`` (agent.json + model.zip + vecnormalize.npz) and reloaded for the test, as
 in ``quantgym evaluate``. The score is ``normalized_score``: cash = 0, BayesFilterExpert = 100.
 """
 

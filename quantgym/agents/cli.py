@@ -15,7 +15,10 @@ agents (``bc``, ``cql``, ``dt``, ``dt_d3rlpy``, ``supervised``) train on a saved
 and their ``env.json`` records the env kwargs the dataset was collected with, so
 ``quantgym evaluate runs/dt`` rebuilds that market (``--start``/``--end``/``--data`` pick the
 evaluation range).
-``evaluate`` loads a saved agent, rebuilds the env it trained on (its saved env kwargs) with
+``quantgym train ... --checkpoint-every N`` writes verified checkpoints to ``OUT/checkpoints``;
+``quantgym train ppo_mlp --resume runs/x --steps T`` continues that run up to ``T`` steps.
+``evaluate`` loads a saved agent (never unpickling: ``--trust`` is needed for folders
+written by plain SB3 or an older quantgym), rebuilds the env it trained on (its saved env kwargs) with
 the data/range options replaced, runs :func:`quantgym.evaluation.evaluate` and prints a
 metrics table next to cash and the reference policy, with the normalised score.
 """
@@ -135,7 +138,9 @@ def add_agent_parsers(subparsers: Any) -> None:
         default=None,
         help="env steps (online) or gradient steps (offline); default: the agent's config",
     )
-    train.add_argument("--out", required=True, help="directory to save the trained agent to")
+    train.add_argument(
+        "--out", default=None, help="directory to save the trained agent to (default: --resume's)"
+    )
     train.add_argument("--seed", type=int, default=None, help="training seed (config.seed)")
     train.add_argument("--n-envs", type=int, default=None, help="parallel envs (config.n_envs)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="agent config override")
@@ -143,7 +148,15 @@ def add_agent_parsers(subparsers: Any) -> None:
         "--checkpoint-every",
         type=int,
         default=None,
-        help="save every N env steps to OUT/checkpoints",
+        help="save every N env steps to OUT/checkpoints (verified, atomic; resume with --resume)",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="continue the run whose last checkpoint is RUN/checkpoints/latest.json (or the "
+        "checkpoint folder RUN): weights, optimizer, VecNormalize, step counter and RNG state; "
+        "--steps is the run's total",
     )
     train.add_argument(
         "--tensorboard-log", default=None, help="TensorBoard directory (needs tensorboard)"
@@ -175,6 +188,12 @@ def add_agent_parsers(subparsers: Any) -> None:
         "--no-reference", action="store_true", help="skip the cash/reference rows and the score"
     )
     ev.add_argument("--json", default=None, help="also write the summaries as JSON to this file")
+    ev.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow a folder written by plain SB3 or an older quantgym that needs unpickling: "
+        "a pickle can run any code, so only for files you trust (default: refuse them)",
+    )
     add_env_arguments(ev, for_eval=True)
     ev.set_defaults(func=run_evaluate)
 
@@ -206,8 +225,15 @@ def run_train_offline(agent: Any, args: argparse.Namespace) -> int:
 
     if args.dataset is None:
         raise ValueError(f"agent {args.agent!r} learns offline: pass --dataset PATH")
-    if args.n_envs is not None or args.checkpoint_every is not None or args.tensorboard_log:
-        raise ValueError("--n-envs, --checkpoint-every and --tensorboard-log are for online agents")
+    if (
+        args.n_envs is not None
+        or args.checkpoint_every is not None
+        or args.tensorboard_log
+        or args.resume is not None
+    ):
+        raise ValueError(
+            "--n-envs, --checkpoint-every, --resume and --tensorboard-log are for online agents"
+        )
     dataset = TrajectoryDataset.load(args.dataset)
     agent.fit(dataset, n_steps=args.steps, progress_bar=not args.no_progress)
     out = Path(args.out)
@@ -226,6 +252,10 @@ def run_train(args: argparse.Namespace) -> int:
     """``quantgym train``: returns the exit status."""
     from quantgym.agents.registry import make_agent
 
+    if args.out is None:
+        if args.resume is None:
+            raise ValueError("--out is required (or --resume RUN to continue RUN in place)")
+        args.out = args.resume
     config = parse_assignments(args.set)
     if args.seed is not None:
         config["seed"] = args.seed
@@ -244,8 +274,21 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(
             f"agent {args.agent!r} is not an online learner (no fit(env, total_timesteps=...))"
         )
-    env_kwargs = env_kwargs_from_args(args)
     out = Path(args.out)
+    resume: dict[str, Any] = {}
+    base = None
+    if args.resume is not None:
+        from quantgym._io import read_json
+        from quantgym.agents.sb3_agents import ENV_FILE, latest_checkpoint
+
+        checkpoint = latest_checkpoint(args.resume)
+        if "resume_from" not in inspect.signature(agent.fit).parameters:
+            raise ValueError(f"agent {args.agent!r} cannot resume (no fit(resume_from=...))")
+        resume["resume_from"] = checkpoint
+        if (checkpoint / ENV_FILE).is_file():
+            base = read_json(checkpoint / ENV_FILE).get("env_kwargs")
+        print(f"resuming from {checkpoint}")
+    env_kwargs = env_kwargs_from_args(args, base)
     agent.fit(
         env_kwargs,
         total_timesteps=args.steps,
@@ -253,6 +296,7 @@ def run_train(args: argparse.Namespace) -> int:
         tensorboard_log=args.tensorboard_log,
         checkpoint_every=args.checkpoint_every,
         checkpoint_dir=out / "checkpoints" if args.checkpoint_every else None,
+        **resume,
     )
     agent.save(out)
     print(f"saved {agent.name} ({getattr(agent, 'num_timesteps', '?')} steps) to {out}")
@@ -275,14 +319,15 @@ def _accepts_env(cls: type) -> bool:
     return "env" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _load_with_env(path: Path, env: Any) -> Any:
-    from quantgym._io import read_json
+def _load_with_env(path: Path, env: Any, trusted: bool = False) -> Any:
     from quantgym.agents.registry import load_agent
-    from quantgym.policies.base import AGENT_FILE, import_object
+    from quantgym.policies.base import agent_class_from_meta, read_agent_meta
 
-    meta = read_json(path / AGENT_FILE)
-    cls = import_object(meta["class"])
-    return load_agent(path, env=env) if _accepts_env(cls) else load_agent(path)
+    meta = read_agent_meta(path, trusted=trusted)  # verified before anything is imported
+    cls = agent_class_from_meta(meta, path, trusted=trusted)
+    if _accepts_env(cls):
+        return load_agent(path, env=env, trusted=trusted)
+    return load_agent(path, trusted=trusted)
 
 
 def _fmt(value: float) -> str:
@@ -331,7 +376,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     env_kwargs.setdefault("episode_length", None)
     env = gym.make("TradingEnv-v0", **env_kwargs)
     base: Any = env.unwrapped
-    agent = _load_with_env(path, env)
+    agent = _load_with_env(path, env, trusted=bool(getattr(args, "trust", False)))
     result = evaluate(
         agent, env, deterministic=not args.stochastic, n_episodes=args.episodes, seed=args.seed
     )

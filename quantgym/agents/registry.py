@@ -16,8 +16,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from quantgym._io import read_json
-from quantgym.policies.base import AGENT_FILE, BaseAgent, import_object
+from quantgym.policies.base import (
+    AGENT_FILE,
+    agent_class_from_meta,
+    import_object,
+    read_agent_meta,
+)
 
 __all__ = [
     "register_agent",
@@ -127,8 +131,6 @@ def load_agent(path: str | os.PathLike, **kwargs: Any) -> Any:
     path = Path(path)
     if not (path / AGENT_FILE).is_file():
         raise ValueError(f"{path} is not a saved agent directory (no {AGENT_FILE})")
-    meta = read_json(path / AGENT_FILE)
-    cls = import_object(meta.get("class", ""))
-    if not (isinstance(cls, type) and issubclass(cls, BaseAgent)):
-        raise ValueError(f"{path} holds {meta.get('class')!r}, not a quantgym BaseAgent")
+    meta = read_agent_meta(path, trusted=bool(kwargs.get("trusted", False)))  # verifies files
+    cls = agent_class_from_meta(meta, path, trusted=bool(kwargs.get("trusted", False)))
     return cls.load(path, **kwargs)  # the class's own load (e.g. EpsilonMix loads its inner policy)

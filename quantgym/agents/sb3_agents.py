@@ -6,10 +6,17 @@ All three train on the native :class:`~quantgym.envs.TradingVectorEnv` through t
 optionally behind SB3's ``VecNormalize`` (observations only by default). A saved agent is a
 directory::
 
-    agent.json         class + config (BaseAgent)
-    model.zip          the SB3 model (SB3's own format)
-    vecnormalize.pkl   VecNormalize statistics (SB3's own save/load), when normalising
-    env.json           observation layout and the (JSON-serialisable) env kwargs it trained on
+    agent.json         class + config, library versions, SHA-256 of every file (BaseAgent)
+    model.zip          the SB3 zip without rollout-only entries; loading reads its ``data``
+                       JSON as JSON, rebuilds every pickled entry (policy class, policy
+                       kwargs, spaces, schedules) from agent.json/env.json and hands them to
+                       SB3 as ``custom_objects``, so no pickle is decoded; the weights and
+                       optimizer state (``policy.pth``, ``policy.optimizer.pth``) are read by
+                       SB3 with ``torch.load(weights_only=True)``
+    vecnormalize.npz   VecNormalize statistics and settings (``np.load(allow_pickle=False)``),
+                       when normalising
+    env.json           env kwargs, observation/action spaces as JSON, step counter
+    train_state.json   torch / numpy / Python RNG states (restored by ``fit(resume_from=...)``)
 
 ``predict`` with ``deterministic=True`` runs the policy's torch modules directly under
 ``torch.inference_mode`` (SB3's ``predict`` costs more than the network at batch 1); the
@@ -24,8 +31,9 @@ import dataclasses
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
+import pickle  # only for its UnpicklingError: nothing here unpickles
+import random
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,7 +63,7 @@ from torch import nn
 
 from quantgym._io import atomic_write, atomic_write_json, read_json
 from quantgym.envs.unwrap import iter_env_layers
-from quantgym.policies.base import BaseAgent
+from quantgym.policies.base import AGENT_FILE, BaseAgent
 
 __all__ = [
     "ENV_ID",
@@ -67,13 +75,47 @@ __all__ = [
     "PPOTransformerAgent",
     "RecentBarsExtractor",
     "make_sb3_vec_env",
+    "read_sb3_data",
+    "pickled_entries",
+    "space_to_json",
+    "space_from_json",
+    "read_vecnormalize",
+    "latest_checkpoint",
 ]
 
 from quantgym import ENV_ID  # noqa: E402
 
 MODEL_FILE = "model.zip"
-VECNORMALIZE_FILE = "vecnormalize.pkl"
+VECNORMALIZE_FILE = "vecnormalize.npz"
+LEGACY_VECNORMALIZE_FILE = "vecnormalize.pkl"  # SB3's pickle: read only with trusted=True
 ENV_FILE = "env.json"
+TRAIN_STATE_FILE = "train_state.json"
+ROLLOUT_STATE_FILE = "rollout_state.npz"
+LATEST_FILE = "latest.json"
+#: ``model.zip`` entries that are only rollout state: excluded on save, ignored on load.
+TRAINING_ONLY_ENTRIES = (
+    "_last_obs",
+    "_last_episode_starts",
+    "_last_original_obs",
+    "_last_lstm_states",
+    "ep_info_buffer",
+    "ep_success_buffer",
+)
+#: ``model.zip`` entries SB3 pickles that quantgym rebuilds from its own config and env.json.
+REBUILT_ENTRIES = frozenset(
+    {
+        "policy_class",
+        "policy_kwargs",
+        "observation_space",
+        "action_space",
+        "learning_rate",
+        "lr_schedule",
+        "clip_range",
+        "clip_range_vf",
+        "rollout_buffer_class",
+        *TRAINING_ONLY_ENTRIES,
+    }
+)
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -188,25 +230,226 @@ class _SpacesEnv(gym.Env):
         raise RuntimeError("_SpacesEnv only carries spaces for VecNormalize.load")
 
 
-# -- checkpoints ----------------------------------------------------------------------------
-def _save_dir_atomically(agent: SB3Agent, target: Path) -> Path:
-    """Save ``agent`` into a temporary sibling directory, then rename it onto ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+# -- safe files -----------------------------------------------------------------------------
+def read_sb3_data(zip_path: Path) -> dict[str, Any]:
+    """The ``data`` JSON of an SB3 ``model.zip``, parsed as plain JSON (nothing is decoded)."""
     try:
-        agent.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+        with zipfile.ZipFile(zip_path) as archive:
+            raw = archive.read("data")
+        data = json.loads(raw)
+    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{zip_path} is not an SB3 model zip with a 'data' entry: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{zip_path}: 'data' is not a JSON object")
+    return data
+
+
+def pickled_entries(data: Mapping[str, Any]) -> set[str]:
+    """Names of the ``data`` entries SB3 stores as base64 cloudpickle (``":serialized:"``)."""
+    return {k for k, v in data.items() if isinstance(v, Mapping) and ":serialized:" in v}
+
+
+def _refusal(file: Path, entries: list[str]) -> str:
+    return (
+        f"{file} needs unpickling to load ({', '.join(entries)}), which can run any code "
+        "stored in the file; quantgym refuses it. If you trust where the file came from, pass "
+        "trusted=True (quantgym evaluate --trust)"
+    )
+
+
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    """A Box or Discrete space as JSON (bounds as lists; +-inf survive Python's json)."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+        }
+    raise ValueError(f"cannot save a {type(space).__name__} space (only Box and Discrete)")
+
+
+def space_from_json(spec: Any, file: Path) -> spaces.Space:
+    """Inverse of :func:`space_to_json`; ``ValueError`` naming ``file`` on a bad entry."""
+    try:
+        if spec["type"] == "Discrete":
+            return spaces.Discrete(int(spec["n"]), start=int(spec["start"]))
+        if spec["type"] == "Box" and spec["dtype"] in ("float32", "float64"):
+            dtype = np.dtype(spec["dtype"])
+            low = np.asarray(spec["low"], dtype=dtype).reshape(spec["shape"])
+            high = np.asarray(spec["high"], dtype=dtype).reshape(spec["shape"])
+            return spaces.Box(low, high, shape=tuple(spec["shape"]), dtype=dtype)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{file}: bad space entry {spec!r}: {exc}") from None
+    raise ValueError(f"{file}: unsupported space entry {spec!r}")
+
+
+_VN_SETTINGS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")
+
+
+def _vecnormalize_writer(vn: VecNormalize) -> Any:
+    def write(tmp: str) -> None:
+        arrays = {f"setting_{k}": np.asarray(getattr(vn, k)) for k in _VN_SETTINGS}
+        arrays.update(
+            obs_mean=np.asarray(vn.obs_rms.mean),
+            obs_var=np.asarray(vn.obs_rms.var),
+            obs_count=np.asarray(vn.obs_rms.count, dtype=np.float64),
+            ret_mean=np.asarray(vn.ret_rms.mean),
+            ret_var=np.asarray(vn.ret_rms.var),
+            ret_count=np.asarray(vn.ret_rms.count, dtype=np.float64),
+        )
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return write
+
+
+def read_vecnormalize(file: Path, model: BaseAlgorithm) -> VecNormalize:
+    """Rebuild frozen ``VecNormalize`` statistics from ``vecnormalize.npz`` (no pickle)."""
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        settings = {k: arrays[f"setting_{k}"].item() for k in _VN_SETTINGS}
+        placeholder = DummyVecEnv([lambda: _SpacesEnv(model.observation_space, model.action_space)])
+        vn = VecNormalize(placeholder, training=False, **settings)
+        obs_shape = model.observation_space.shape
+        if arrays["obs_mean"].shape != obs_shape or arrays["obs_var"].shape != obs_shape:
+            raise ValueError(f"statistics of shape {arrays['obs_mean'].shape}, model {obs_shape}")
+        vn.obs_rms.mean = arrays["obs_mean"].astype(np.float64)
+        vn.obs_rms.var = arrays["obs_var"].astype(np.float64)
+        vn.obs_rms.count = float(arrays["obs_count"])
+        vn.ret_rms.mean = arrays["ret_mean"].astype(np.float64)
+        vn.ret_rms.var = arrays["ret_var"].astype(np.float64)
+        vn.ret_rms.count = float(arrays["ret_count"])
+    except (KeyError, OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{file} is not a quantgym VecNormalize statistics file: {exc}") from None
+    return vn
+
+
+def _rng_state() -> dict[str, Any]:
+    """Global torch / numpy / Python RNG states as JSON (what a resumed ``fit`` restores)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - SB3 seeds it
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any], file: Path) -> None:
+    try:
+        torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        keys = np.asarray(keys, dtype=np.uint32)
+        np.random.set_state((name, keys, pos, has_gauss, cached))  # noqa: NPY002 - SB3 seeds it
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{file}: bad RNG state: {exc}") from None
+
+
+def _trading_vector_env(venv: Any) -> Any:
+    from quantgym.envs.vector_env import TradingVectorEnv
+
+    for layer in iter_env_layers(venv):
+        if isinstance(layer, TradingVectorEnv):
+            return layer
+    return None
+
+
+def _rollout_state(model: Any, vec_normalize: VecNormalize | None) -> tuple[dict, list] | None:
+    """Arrays and env RNG states that let a resumed ``fit`` continue mid-episode exactly:
+    SB3's last observation / episode starts (and LSTM states), VecNormalize's running
+    returns and the :class:`~quantgym.envs.TradingVectorEnv` account and reward state."""
+    from quantgym.envs.vector_env import _STATE_ARRAYS
+
+    env = _trading_vector_env(model.get_env()) if model.get_env() is not None else None
+    if env is None or model._last_obs is None or not isinstance(model._last_obs, np.ndarray):
+        return None
+    arrays: dict[str, np.ndarray] = {
+        "sb3_last_obs": np.asarray(model._last_obs),
+        "sb3_last_episode_starts": np.asarray(model._last_episode_starts),
+    }
+    lstm = getattr(model, "_last_lstm_states", None)
+    if lstm is not None:
+        for part in ("pi", "vf"):
+            for i, tensor in enumerate(getattr(lstm, part)):
+                arrays[f"lstm_{part}_{i}"] = tensor.detach().cpu().numpy()
+    if vec_normalize is not None:
+        arrays["vn_returns"] = np.asarray(vec_normalize.returns)
+    for name in (*_STATE_ARRAYS, "_autoreset", "_last_fees"):
+        arrays[f"env_{name}"] = np.asarray(getattr(env, name))
+    for name, value in vars(env._reward_fn).items():
+        if isinstance(value, np.ndarray | float) and not isinstance(value, bool):
+            arrays[f"reward_{name}"] = np.asarray(value)
+    return arrays, [rng.bit_generator.state for rng in env._rngs]
+
+
+def _restore_rollout_state(model: Any, file: Path, rngs: list) -> bool:
+    """Put a checkpoint's rollout state back (see :func:`_rollout_state`); ``False`` when the
+    current env cannot take it (then the episodes restart)."""
+    env = _trading_vector_env(model.get_env())
+    if env is None or len(rngs) != env.num_envs:
+        return False
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if arrays["sb3_last_obs"].shape[0] != env.num_envs:
+            return False
+        for key, value in arrays.items():
+            if key.startswith("env_"):
+                setattr(env, key[4:], value.copy())
+            elif key.startswith("reward_"):
+                setattr(env._reward_fn, key[7:], value.copy() if value.ndim else float(value))
+        for rng, state in zip(env._rngs, rngs, strict=True):
+            rng.bit_generator.state = state
+        venv: Any = model.get_env()
+        if "vn_returns" in arrays and isinstance(venv, VecNormalize):
+            venv.returns = arrays["vn_returns"].copy()
+        model._last_obs = arrays["sb3_last_obs"].copy()
+        model._last_episode_starts = arrays["sb3_last_episode_starts"].copy()
+        if "lstm_pi_0" in arrays:
+            from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+            def part(name: str) -> tuple[torch.Tensor, ...]:
+                n = sum(1 for k in arrays if k.startswith(f"lstm_{name}_"))
+                return tuple(torch.from_numpy(arrays[f"lstm_{name}_{i}"]) for i in range(n))
+
+            model._last_lstm_states = RNNStates(part("pi"), part("vf"))
+    except (KeyError, OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{file} is not a quantgym rollout state: {exc}") from None
+    return True
+
+
+def latest_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint to resume from: ``path`` itself when it is a saved agent folder, else the
+    one named by ``latest.json`` in ``path`` or ``path/checkpoints`` (``quantgym train --out``)."""
+    path = Path(path)
+    if (path / AGENT_FILE).is_file() and not (path / "checkpoints" / LATEST_FILE).is_file():
+        return path
+    for directory in (path / "checkpoints", path):
+        latest = directory / LATEST_FILE
+        if latest.is_file():
+            name = read_json(latest).get("path")
+            if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+                raise ValueError(f"{latest} does not name a checkpoint folder: {name!r}")
+            return directory / name
+    raise ValueError(f"{path} holds no checkpoint (no agent.json, no checkpoints/{LATEST_FILE})")
 
 
 class CheckpointCallback(BaseCallback):
-    """Every ``every`` env steps, save the whole agent (agent.json + model + VecNormalize)
-    atomically to ``directory/step_<num_timesteps>`` and point ``directory/latest.json`` at it."""
+    """Every ``every`` env steps, save the whole agent (agent.json + model + VecNormalize +
+    RNG state) atomically to ``directory/step_<num_timesteps>`` and point
+    ``directory/latest.json`` at it.
+
+    A checkpoint is taken at the first rollout boundary at or after each multiple of ``every``
+    (after the policy update, so no collected step is half-used) and at the end of training;
+    resuming from it (``fit(resume_from=...)``) loses nothing but the steps after it.
+    """
 
     def __init__(self, agent: SB3Agent, every: int, directory: str | os.PathLike) -> None:
         super().__init__()
@@ -215,17 +458,29 @@ class CheckpointCallback(BaseCallback):
         self.directory = Path(directory)
         self._next = self.every
 
-    def _on_step(self) -> bool:
+    def _on_training_start(self) -> None:
+        # a resumed run continues the schedule of the run it resumes
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _maybe_save(self) -> None:
         if self.num_timesteps >= self._next:
             self.save()
             self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        self._maybe_save()  # the previous rollout's update is done
+
+    def _on_training_end(self) -> None:
+        self._maybe_save()
+
+    def _on_step(self) -> bool:
         return True
 
     def save(self) -> Path:
         target = self.directory / f"step_{self.num_timesteps:09d}"
-        _save_dir_atomically(self.agent, target)
+        self.agent.save(target)  # atomic: a crash mid-save leaves the previous checkpoints
         atomic_write_json(
-            self.directory / "latest.json",
+            self.directory / LATEST_FILE,
             {"path": target.name, "num_timesteps": int(self.num_timesteps)},
         )
         return target
@@ -321,6 +576,7 @@ class SB3Agent(BaseAgent):
         self.env_kwargs: dict[str, Any] | None = None
         self._env = env  # built lazily by fit()/build(): loading for inference stays cheap
         self._obs_norm: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._train_state: dict[str, Any] | None = None  # RNG states of a loaded checkpoint
 
     # -- configuration ---------------------------------------------------------------------
     def _validate_config(self) -> None:
@@ -450,6 +706,7 @@ class SB3Agent(BaseAgent):
         checkpoint_every: int | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         callback: Any = None,
+        resume_from: str | os.PathLike | None = None,
     ) -> SB3Agent:
         """Train for ``total_timesteps`` env steps (default ``config.total_timesteps``).
 
@@ -460,10 +717,25 @@ class SB3Agent(BaseAgent):
         :param checkpoint_every: save the whole agent every this many env steps to
             ``checkpoint_dir/step_<n>`` (atomically, with its agent.json).
         :param callback: extra SB3 callback(s).
+        :param resume_from: a checkpoint folder, or a folder with ``latest.json`` (directly or
+            in ``checkpoints/``): continue that run with its weights, optimizer state,
+            VecNormalize statistics, step counter and RNG state; ``total_timesteps`` is then
+            the run's total, so only the steps left after the checkpoint are trained.
         """
+        if resume_from is not None:
+            resume_from = latest_checkpoint(resume_from)
+            resumed = type(self).load(resume_from)
+            self.config = resumed.config
+            self.model, self.vec_normalize = resumed.model, resumed.vec_normalize
+            self.env_kwargs = resumed.env_kwargs
+            self._train_state = resumed._train_state
+            if env is None and self._env is None and self.env_kwargs is not None:
+                env = dict(self.env_kwargs)
         total = self.config.total_timesteps if total_timesteps is None else total_timesteps
         if not isinstance(total, int | np.integer) or total < 0:
             raise ValueError(f"total_timesteps must be a non-negative integer, got {total!r}")
+        if resume_from is not None:
+            total = max(int(total) - self.num_timesteps, 0)
         if tensorboard_log is not None and importlib.util.find_spec("tensorboard") is None:
             raise ValueError(
                 "tensorboard_log needs TensorBoard, which is not installed: pip install tensorboard"
@@ -489,6 +761,17 @@ class SB3Agent(BaseAgent):
         if tensorboard_log is not None:
             self.model.tensorboard_log = str(tensorboard_log)
         first = self.model.num_timesteps == 0
+        if resume_from is not None:
+            checkpoint = Path(resume_from)
+            state = self._train_state or {}
+            exact = (checkpoint / ROLLOUT_STATE_FILE).is_file() and _restore_rollout_state(
+                self.model, checkpoint / ROLLOUT_STATE_FILE, state.get("env_rngs", [])
+            )
+            if not exact and self.config.seed is not None:
+                # another env: its episodes restart, seeded from (seed, step) (reproducible)
+                self.model.set_random_seed(int(self.config.seed) + self.num_timesteps)
+            if self._train_state is not None:
+                _set_rng_state(self._train_state, checkpoint / TRAIN_STATE_FILE)
         self.model.learn(
             total_timesteps=int(total),
             callback=callbacks or None,
@@ -584,41 +867,130 @@ class SB3Agent(BaseAgent):
 
         def write_model(tmp: str) -> None:
             with open(tmp, "wb") as f:
-                model.save(f)
+                model.save(f, exclude=list(TRAINING_ONLY_ENTRIES))
 
         atomic_write(path / MODEL_FILE, write_model)
-        vn_path = path / VECNORMALIZE_FILE
         if self.vec_normalize is not None:
-            atomic_write(vn_path, self.vec_normalize.save)
-        elif vn_path.exists():
-            vn_path.unlink()
+            atomic_write(path / VECNORMALIZE_FILE, _vecnormalize_writer(self.vec_normalize))
         atomic_write_json(
             path / ENV_FILE,
             {
                 "env_kwargs": self.env_kwargs,
                 "observation_dim": int(model.observation_space.shape[0]),
-                "action_space": repr(model.action_space),
+                "observation_space": space_to_json(model.observation_space),
+                "action_space": space_to_json(model.action_space),
                 "num_timesteps": int(model.num_timesteps),
             },
         )
+        train_state = _rng_state()
+        rollout = _rollout_state(model, self.vec_normalize)
+        if rollout is not None:
+            arrays, train_state["env_rngs"] = rollout
 
-    def _load_state(self, path: Path) -> None:
+            def write_rollout(tmp: str) -> None:
+                with open(tmp, "wb") as f:
+                    np.savez(f, **arrays)
+
+            atomic_write(path / ROLLOUT_STATE_FILE, write_rollout)
+        atomic_write_json(path / TRAIN_STATE_FILE, train_state)
+
+    def _rebuilt_entries(self, env_meta: Mapping[str, Any], env_file: Path) -> dict[str, Any]:
+        """Every pickled entry of ``model.zip``'s ``data``, rebuilt from quantgym's own files."""
+        if "observation_space" not in env_meta or "action_space" not in env_meta:
+            raise ValueError(
+                f"{env_file} has no observation_space/action_space (written by an older "
+                "quantgym): pass trusted=True (or --trust) to unpickle them from model.zip"
+            )
+        algo_kwargs = self._algorithm_kwargs()
+        entries: dict[str, Any] = {
+            "policy_class": self.algorithm_class.policy_aliases[self.policy_name],
+            "policy_kwargs": self._policy_kwargs(None),  # type: ignore[arg-type]
+            "observation_space": space_from_json(env_meta["observation_space"], env_file),
+            "action_space": space_from_json(env_meta["action_space"], env_file),
+            "learning_rate": algo_kwargs["learning_rate"],
+            "lr_schedule": None,  # rebuilt from learning_rate by SB3's _setup_model
+            "clip_range": algo_kwargs["clip_range"],  # wrapped in a schedule by _setup_model
+            "clip_range_vf": None,
+            "rollout_buffer_class": None,  # chosen again by _setup_model
+        }
+        entries.update(dict.fromkeys(TRAINING_ONLY_ENTRIES))
+        return entries
+
+    def _load_state(self, path: Path, trusted: bool = False) -> None:
         model_path = path / MODEL_FILE
         if not model_path.is_file():
             raise ValueError(f"{path} has no {MODEL_FILE}")
-        model: Any = self.algorithm_class.load(model_path, device=self.config.device)
+        env_file = path / ENV_FILE
+        env_meta = read_json(env_file) if env_file.is_file() else {}
+        data = read_sb3_data(model_path)
+        serialized = pickled_entries(data)
+        unknown = serialized - REBUILT_ENTRIES
+        custom_objects: dict[str, Any] | None
+        if trusted and (unknown or "observation_space" not in env_meta):
+            custom_objects = None  # plain SB3 / older quantgym file the user chose to trust
+        elif unknown:
+            raise ValueError(_refusal(model_path, sorted(unknown)))
+        else:
+            custom_objects = self._rebuilt_entries(env_meta, env_file)
+        try:
+            model: Any = self.algorithm_class.load(
+                model_path, device=self.config.device, custom_objects=custom_objects
+            )
+        except (RuntimeError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+            raise ValueError(
+                f"{model_path} does not match the config in agent.json: {exc}"
+            ) from None
         model.policy.set_training_mode(False)
         self.model = model
-        vn_path = path / VECNORMALIZE_FILE
-        if vn_path.is_file():
+        self.vec_normalize = None
+        if (path / VECNORMALIZE_FILE).is_file():
+            self.vec_normalize = read_vecnormalize(path / VECNORMALIZE_FILE, model)
+        elif (path / LEGACY_VECNORMALIZE_FILE).is_file():
+            legacy = path / LEGACY_VECNORMALIZE_FILE
+            if not trusted:
+                raise ValueError(_refusal(legacy, ["VecNormalize (a plain pickle)"]))
             placeholder = DummyVecEnv(
                 [lambda: _SpacesEnv(model.observation_space, model.action_space)]
             )
-            self.vec_normalize = VecNormalize.load(str(vn_path), placeholder)
+            self.vec_normalize = VecNormalize.load(str(legacy), placeholder)
             self.vec_normalize.training = False
-        if (path / ENV_FILE).is_file():
-            self.env_kwargs = read_json(path / ENV_FILE).get("env_kwargs")
+        self.env_kwargs = env_meta.get("env_kwargs")
+        state_file = path / TRAIN_STATE_FILE
+        self._train_state = read_json(state_file) if state_file.is_file() else None
         self._refresh_inference_cache()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, trusted: bool = False, **kwargs: Any) -> SB3Agent:
+        """Load a saved agent folder (see :meth:`BaseAgent.load`); never unpickles.
+
+        With ``trusted=True`` it also loads a plain SB3 ``.zip`` (or a folder holding one
+        without ``agent.json``) and an older quantgym folder, unpickling their entries: only
+        for files you trust, since a pickle can run any code.
+        """
+        path = Path(path)
+        if path.is_dir() and (path / AGENT_FILE).is_file():
+            return super().load(path, trusted=trusted, **kwargs)  # type: ignore[return-value]
+        zip_path = path if path.is_file() else path / MODEL_FILE
+        if not zip_path.is_file():
+            raise ValueError(f"{path} is neither a saved agent folder nor an SB3 .zip")
+        if not trusted:
+            entries = sorted(pickled_entries(read_sb3_data(zip_path)))
+            raise ValueError(_refusal(zip_path, entries or ["(no agent.json manifest)"]))
+        if cls.name == SB3Agent.name:
+            raise ValueError("load a plain SB3 zip with the agent class, e.g. PPOMlpAgent.load")
+        agent = cls(**kwargs)
+        model: Any = cls.algorithm_class.load(zip_path, device=agent.config.device)
+        model.policy.set_training_mode(False)
+        agent.model = model
+        legacy = zip_path.parent / LEGACY_VECNORMALIZE_FILE
+        if legacy.is_file():
+            placeholder = DummyVecEnv(
+                [lambda: _SpacesEnv(model.observation_space, model.action_space)]
+            )
+            agent.vec_normalize = VecNormalize.load(str(legacy), placeholder)
+            agent.vec_normalize.training = False
+        agent._refresh_inference_cache()
+        return agent
 
 
 class PPOMlpAgent(SB3Agent):
@@ -646,7 +1018,7 @@ class PPOLstmAgent(SB3Agent):
     @dataclasses.dataclass
     class Config(SB3Agent.Config):
         """:class:`SB3Agent.Config` plus the LSTM; defaults tuned for the single-path regime
-        market with ``benchmarks/online_quality.py --validation`` (train on the first 64 % of
+        market on a validation split (train on the first 64 % of
         the bars, score on the next 16 %; the last 20 % test range was not used for tuning).
 
         - ``recent_bars=1``: each step the LSTM reads only the newest ``recent_bars`` rows of the

@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from quantgym._io import read_json
-from quantgym.policies.base import AGENT_FILE, BaseAgent
+from quantgym.policies.base import BaseAgent, read_agent_meta
 from quantgym.policies.binding import EnvBinding
 
 __all__ = ["EpsilonMix", "describe_policy"]
@@ -121,11 +120,11 @@ class EpsilonMix(BaseAgent):
         self.policy.save(path / "policy")
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **kwargs: Any) -> EpsilonMix:
+    def load(cls, path: str | os.PathLike, *, trusted: bool = False, **kwargs: Any) -> EpsilonMix:
         """Load with the inner policy; ``kwargs`` (e.g. ``env=``) go to the inner policy too."""
         path = Path(path)
-        meta = read_json(path / AGENT_FILE)
-        policy = BaseAgent.load(path / "policy", **kwargs)
+        meta = read_agent_meta(path, trusted=trusted)  # verifies the inner policy's files too
+        policy = BaseAgent.load(path / "policy", trusted=trusted, **kwargs)
         config = {k: v for k, v in meta.get("config", {}).items() if k not in kwargs}
         return cls(policy, env=kwargs.get("env"), **config)
 

@@ -123,8 +123,10 @@ def test_save_load_gives_identical_actions(trained, cls, action_type, tmp_path):
     assert {p.name for p in (tmp_path / "a").iterdir()} == {
         "agent.json",
         "model.zip",
-        "vecnormalize.pkl",
+        "vecnormalize.npz",
         "env.json",
+        "train_state.json",
+        "rollout_state.npz",
     }
     meta = json.loads((tmp_path / "a" / "agent.json").read_text())
     assert meta["name"] == cls.name and meta["config"]["n_envs"] == 2
