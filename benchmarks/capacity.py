@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from tqdm import tqdm
 
 from quantgym._io import atomic_write, atomic_write_json
 from quantgym.envs import TradingEnv
@@ -66,7 +67,7 @@ def train_ppo(steps: int, end_bar_ts, seed: int):  # noqa: ANN001, ANN201 - torc
     torch.set_num_threads(1)
     agent = make_agent("ppo_lstm", n_envs=4, seed=seed)
     agent.fit({**ENV_KWARGS, "end": end_bar_ts, "episode_length": 250}, total_timesteps=steps,
-              progress_bar=False)  # fmt: skip
+              progress_bar=True)  # fmt: skip
     return agent
 
 
@@ -101,9 +102,11 @@ def main() -> None:
     rows = []
     print(f"{len(starts)} windows of {args.window} bars from {probe.market.timestamps[first]}; "
           "annualised mean log growth [95% CI], and its paired change from the smallest account")  # fmt: skip
+    progress = tqdm(total=len(agents) * len(SIZES), desc="capacity", unit="size")
     for name, factory in agents.items():
         smallest = None
         for size in SIZES:
+            progress.update()
             g = log_growths(factory, size, starts, args.window) / years
             smallest = g if smallest is None else smallest
             mean, lo, hi = mean_ci(g, args.seed)
@@ -111,16 +114,17 @@ def main() -> None:
             rows.append({"agent": name, "initial_equity": size, "mean": mean, "ci_low": lo,
                          "ci_high": hi, "drop_vs_smallest": drop, "drop_ci_low": drop_lo,
                          "drop_ci_high": drop_hi, "per_window": g.tolist()})  # fmt: skip
-            print(f"{name:14s} {size:10.0e}  {mean:+.3f} [{lo:+.3f}, {hi:+.3f}]   "
+            tqdm.write(f"{name:14s} {size:10.0e}  {mean:+.3f} [{lo:+.3f}, {hi:+.3f}]   "
                   f"vs {SIZES[0]:.0e}: {drop:+.3f} [{drop_lo:+.3f}, {drop_hi:+.3f}]")  # fmt: skip
 
+    progress.close()
     atomic_write_json(args.json, {"env_kwargs": {**ENV_KWARGS}, "window": args.window,
                                   "starts": starts, "ppo_steps": args.ppo_steps, "rows": rows})  # fmt: skip
-    plot(rows, args.png, len(starts), args.window)
+    plot(rows, args.png, len(starts), args.window, args.ppo_steps)
     print(f"wrote {args.json} and {args.png}")
 
 
-def plot(rows: list[dict], path: str, n_windows: int, window: int) -> None:
+def plot(rows: list[dict], path: str, n_windows: int, window: int, ppo_steps: int = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,6 +142,7 @@ def plot(rows: list[dict], path: str, n_windows: int, window: int) -> None:
     ax.set_ylabel("annualised log growth")
     ax.set_title(
         f"Capacity on sample:googl, sqrt-law impact ({n_windows} windows x {window} bars, 95% CI)"
+        + (f"\nppo_lstm trained {ppo_steps:,} steps on the bars before" if ppo_steps else "")
     )
     ax.title.set_fontsize(9)
     ax.legend()

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--cutoffs", type=int, default=16, help="cut-off bars to perturb after")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument(
+        "--strict", action="store_true", help="also exit 1 when a column depends on the first bar"
+    )
     check.set_defaults(func=_check_features)
     return parser
 
@@ -58,7 +61,7 @@ def _check_features(args: argparse.Namespace) -> int:
     fn = load_feature_function(args.features)
     report = check_lookahead(args.data, features=fn, n_cutoffs=args.cutoffs, seed=args.seed)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
-    return 0 if report.passed else 1
+    return 0 if (report.strict_passed if args.strict else report.passed) else 1
 
 
 def _list_agents(args: argparse.Namespace) -> int:

@@ -70,14 +70,20 @@ class LookaheadReport:
 
     @property
     def passed(self) -> bool:
-        """No future leak and no start dependence."""
+        """No future leak (start dependence is reported apart: see :attr:`strict_passed`)."""
+        return not self.leaks
+
+    @property
+    def strict_passed(self) -> bool:
+        """No future leak and no start dependence either."""
         return not self.leaks and not self.start_dependent
 
     def summary(self) -> str:
         """A human-readable report, one line per finding."""
         lines = [
             f"check_lookahead: {len(self.feature_names)} features, {len(self.cutoffs)} cut-offs, "
-            f"starts {list(self.starts)}: {'PASSED' if self.passed else 'FAILED'}"
+            f"starts {list(self.starts)}: {'PASSED' if self.passed else 'FAILED'} (look-ahead); "
+            f"{len(self.start_dependent)} start-dependent"
         ]
         for name, bar in self.leaks.items():
             lines.append(
@@ -97,6 +103,8 @@ class LookaheadReport:
         out["cutoffs"] = list(self.cutoffs)
         out["starts"] = list(self.starts)
         out["passed"] = self.passed
+        out["strict_passed"] = self.strict_passed
+        out["start_dependent"] = list(self.start_dependent)
         return out
 
 
@@ -186,7 +194,8 @@ def check_lookahead(
         seed: seeds the perturbations.
 
     Returns:
-        A :class:`LookaheadReport`; ``report.passed`` is True when nothing was found.
+        A :class:`LookaheadReport`; ``report.passed`` is True when no column leaks the future,
+        ``report.strict_passed`` when no column depends on the data's first bar either.
     """
     check_positive_int("n_cutoffs", n_cutoffs)
     if not (np.isfinite(tol) and tol >= 0):

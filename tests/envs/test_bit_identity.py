@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from quantgym.envs import TradingEnv, TradingVectorEnv
 from tests.conftest import random_walk_frame
@@ -100,6 +102,48 @@ def test_trajectories_are_bit_identical_to_the_recording(case, kind):
     expected = json.loads(RECORDING.read_text())[case][kind]
     got = single_digests(case) if kind == "single" else vector_digests(case)
     assert got == expected
+
+
+FRAMES = [random_walk_frame(420, seed=s, vol=0.03) for s in range(3)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, len(FRAMES) - 1),
+    acts=st.lists(st.integers(0, 2), min_size=1, max_size=40),
+    commission=st.floats(0.0, 0.01),
+    slippage=st.sampled_from([0.0, 0.002, "volatility", "spread"]),
+    borrow=st.floats(0.0, 1e-3),
+    leverage=st.sampled_from([1.0, 3.0, 8.0]),
+)
+def test_the_options_path_with_the_options_off_is_bit_identical_to_v0(
+    seed, acts, commission, slippage, borrow, leverage
+):
+    """Property: with margin off, no financing and ``rebalance="on_change"``, the ledger path
+    the options run through books exactly what v0's path (pinned by the recording above)
+    books, for any costs, leverage and actions, in both envs."""
+    kwargs = dict(data=FRAMES[seed], window_size=4,
+                  positions=(-leverage, 0.0, leverage), commission=commission,
+                  slippage=slippage, borrow_rate=borrow, episode_length=None,
+                  maintenance_margin=None, financing_rate=0.0, rebalance="on_change")  # fmt: skip
+    v0, opt = TradingEnv(**kwargs), TradingEnv(**kwargs)
+    assert v0._plain
+    opt._plain = False  # force the options path
+    for env in (v0, opt):
+        env.reset(options={"start": env.first_bar})
+    venv = TradingVectorEnv(2, **kwargs)
+    venv._plain = False
+    venv.reset(options={"start": v0.first_bar})
+    for a in acts:
+        o1, r1, te1, tr1, i1 = v0.step(a)
+        o2, r2, te2, tr2, i2 = opt.step(a)
+        ov, rv, tev, trv, iv = venv.step(np.array([a, a]))
+        assert o1.tobytes() == o2.tobytes() == ov[0].tobytes() == ov[1].tobytes()
+        assert (r1, te1, tr1) == (r2, te2, tr2) == (rv[0], tev[0], trv[0])
+        for k in INFO_KEYS:
+            assert i1[k] == i2[k] == iv[k][0], k
+        if te1 or tr1:
+            break
 
 
 if __name__ == "__main__":

@@ -56,19 +56,22 @@ def test_leaky_callables_are_flagged_at_the_bar_they_leak(fn, name, max_lag):
 
 def test_causal_callable_passes():
     report = check_lookahead(FRAME, features=causal, n_cutoffs=8)
-    assert report.passed and report.leaks == {} and report.start_dependent == ()
+    assert report.passed and report.strict_passed
+    assert report.leaks == {} and report.start_dependent == ()
 
 
 def test_recursive_indicator_is_reported_as_start_dependent_not_as_a_leak():
     report = check_lookahead(FRAME, features=recursive, n_cutoffs=4)
     assert report.leaks == {} and report.start_dependent == ("ema",)
+    assert report.passed and not report.strict_passed
+    assert "START  ema" in report.summary()
     assert report.start_dependence["ema"] > 1e-6 and report.settle_bars["ema"] > 20
 
 
 def test_every_built_in_feature_has_no_future_leak():
     report = check_lookahead(FRAME, n_cutoffs=8)
     assert set(report.feature_names) == set(PRICE_FEATURES)
-    assert report.leaks == {}
+    assert report.leaks == {} and report.passed
     # macd_hist's finite EMAs normalise over the lags available near the first bar, so its
     # first ~100 normalised values after the warm-up depend (slightly) on where data starts.
     assert set(report.start_dependent) <= {"macd_hist"}
@@ -79,13 +82,17 @@ def test_cli_check_features_exits_1_on_a_leak_and_0_when_clean(tmp_path, monkeyp
     csv = tmp_path / "prices.csv"
     FRAME.reset_index().to_csv(csv, index=False)
     module = types.ModuleType("user_features_h6")
-    module.leaky, module.clean = next_return, causal
+    module.leaky, module.clean, module.ema = next_return, causal, recursive
     monkeypatch.setitem(sys.modules, "user_features_h6", module)
     assert main(["check-features", "user_features_h6:leaky", "--data", str(csv)]) == 1
     assert "LEAK   next_ret" in capsys.readouterr().out
     assert main(["check-features", "user_features_h6:clean", "--data", str(csv), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["passed"] is True
     assert main(["check-features", "nomodule", "--data", str(csv)]) == 2
+    assert main(["check-features", "user_features_h6:ema", "--data", str(csv)]) == 0
+    assert main(["check-features", "user_features_h6:ema", "--data", str(csv), "--strict"]) == 1
+    assert "START  ema" in capsys.readouterr().out
+    assert main(["check-features", "default", "--data", str(csv)]) == 0  # built-ins pass
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [({"n_cutoffs": 0}, "n_cutoffs"), ({"tol": -1.0}, "tol"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from quantgym.envs import TradingEnv, TradingVectorEnv
+from quantgym.envs.layout import STEP_INFO_KEYS
 from tests.conftest import random_walk_frame
 
 N_ENVS, N_STEPS = 4, 70
@@ -19,12 +20,15 @@ def sample_actions(action_type, rng):
     return rng.integers(0, 3, (N_STEPS, N_ENVS))
 
 
-def run_single_envs(kwargs, actions, seed):
-    """N single envs driven with gymnasium's NEXT_STEP autoreset semantics by hand."""
+def run_single_envs(kwargs, actions, seed, extra_keys=()):
+    """N single envs driven with gymnasium's NEXT_STEP autoreset semantics by hand; the
+    ``extra_keys`` of ``info`` are recorded too (0 on a reset step, as the vector env does)."""
     envs = [TradingEnv(**kwargs) for _ in range(N_ENVS)]
     first = [e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]
     done = [False] * N_ENVS
-    out = {k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar")}
+    out = {
+        k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar", *extra_keys)
+    }
     for step_actions in actions:
         row = {k: [] for k in out}
         for i, env in enumerate(envs):
@@ -34,20 +38,26 @@ def run_single_envs(kwargs, actions, seed):
             else:
                 obs, r, te, tr, info = env.step(step_actions[i])
             done[i] = te or tr
-            for k, v in zip(out, (obs, r, te, tr, info["equity"], info["bar"]), strict=True):
+            extra = [float(info.get(k, 0.0)) for k in extra_keys]
+            for k, v in zip(
+                out, (obs, r, te, tr, info["equity"], info["bar"], *extra), strict=True
+            ):
                 row[k].append(v)
         for k in out:
             out[k].append(np.array(row[k]))
     return np.stack(first), {k: np.stack(v) for k, v in out.items()}
 
 
-def run_vector_env(kwargs, actions, seed):
+def run_vector_env(kwargs, actions, seed, extra_keys=()):
     venv = TradingVectorEnv(N_ENVS, **kwargs)
     first, _ = venv.reset(seed=seed)
-    out = {k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar")}
+    out = {
+        k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar", *extra_keys)
+    }
     for step_actions in actions:
         obs, r, te, tr, info = venv.step(step_actions)
-        for k, v in zip(out, (obs, r, te, tr, info["equity"], info["bar"]), strict=True):
+        extra = [np.asarray(info[k], dtype=np.float64) for k in extra_keys]
+        for k, v in zip(out, (obs, r, te, tr, info["equity"], info["bar"], *extra), strict=True):
             out[k].append(np.array(v))
     return first, {k: np.stack(v) for k, v in out.items()}
 
@@ -205,12 +215,16 @@ def test_vector_env_equals_single_envs_with_realism_options(action_type, option)
                   episode_length=40, window_size=6, borrow_rate=1e-4, fixed_fee=0.5,
                   **REALISM_OPTIONS[option])  # fmt: skip
     actions = sample_actions(action_type, np.random.default_rng(2))
-    first_s, single = run_single_envs(kwargs, actions, seed=5)
-    first_v, vector = run_vector_env(kwargs, actions, seed=5)
+    # every info value the options add (liquidated, participation, unfilled, ...) must agree too
+    extra = tuple(k for k in TradingEnv(**kwargs).layout.info_keys
+                  if k in ("fees", "slippage_cost", "borrow_cost", "trade", "position")
+                  or k not in STEP_INFO_KEYS)  # fmt: skip
+    first_s, single = run_single_envs(kwargs, actions, seed=5, extra_keys=extra)
+    first_v, vector = run_vector_env(kwargs, actions, seed=5, extra_keys=extra)
     np.testing.assert_array_equal(first_v, first_s)
     for key in ("terminated", "truncated", "bar"):
         np.testing.assert_array_equal(vector[key], single[key], err_msg=key)
-    for key in ("obs", "reward", "equity"):
+    for key in ("obs", "reward", "equity", *extra):
         np.testing.assert_allclose(vector[key], single[key], rtol=1e-10, atol=1e-9, err_msg=key)
     assert (single["terminated"] | single["truncated"]).any(), "no episode ended"
     if "margin" in option and action_type == "discrete":
