@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint format typecheck bench clean
+.PHONY: demo test test-all lint format typecheck bench bench-speed clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,9 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[dev,minari]'
 	touch $(STAMP)
 
-## demo: create .venv, install, train/evaluate every agent on the default market and print the comparison table
+## demo: create .venv, install, run the smoke benchmark suite (< 3 min) and print its table with CIs
 demo: $(STAMP)
-	$(PY) benchmarks/compare.py --preset demo
+	$(PY) benchmarks/compare.py
 
 ## test: create .venv, install, run the fast test suite (what CI runs)
 test: $(STAMP)
@@ -36,8 +36,13 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy quantgym
 
-## bench: install the peer envs and run the speed benchmarks
+## bench: the standard benchmark suite (5 markets, every agent, 3 seeds; <= 60 min on 2 cores)
+## -> benchmarks/results/standard/ (report + plots, committed)
 bench: $(STAMP)
+	$(PY) benchmarks/compare.py --suite standard --workers 2
+
+## bench-speed: install the peer envs and run the speed benchmarks
+bench-speed: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/collect_throughput.py

@@ -1,15 +1,21 @@
-"""Compare every agent on the same held-out markets (the common benchmark harness).
+"""Compare agents on the same held-out data, with confidence intervals (thin CLI over
+``quantgym.benchmark``).
 
-    .venv/bin/python benchmarks/compare.py --preset demo       # `make demo`: ~3-5 min on 2 cores
-    .venv/bin/python benchmarks/compare.py --preset full --workers 2
-    .venv/bin/python benchmarks/compare.py --markets synthetic:gbm sample:googl \\
-        --agents flat buy_and_hold sma_crossover ppo_mlp --seeds 0 1 2 --train-steps 50000
+    .venv/bin/python benchmarks/compare.py                        # the smoke suite (`make demo`, < 3 min)
+    .venv/bin/python benchmarks/compare.py --suite standard --workers 2     # `make bench`
+    .venv/bin/python benchmarks/compare.py --suite my_suite.yaml --backend ray --ray-address auto
+    .venv/bin/python benchmarks/compare.py --markets gbm sample:googl \\
+        --agents buy_and_hold sma_crossover ppo_mlp --seeds 0 1 2 --train-steps 50000
+    .venv/bin/python benchmarks/compare.py --suite standard --resume    # continue after a crash
 
-Each market is split chronologically (train / val / test = 0.7 / 0.15 / 0.15); learners train
-on the train range, every agent is evaluated on the test range (one deterministic pass by
-default) and scored with cash = 0 and a reference = 100. Writes results.json, results.csv,
-equity_curves.png and scores.png to --out. The protocol is documented in
-``quantgym.comparison``, which this script is a thin CLI over.
+Protocol: synthetic markets give one long seeded series per (market, seed); learners train on
+its first part, and after an embargo every agent trades the same disjoint test windows. Real data
+(``sample:googl``, ``sample:eurusd``, CSV paths) uses walk-forward folds (expanding train
+window, embargo, learners retrained per fold). Each window's score is its log growth; the
+table shows 100 x mean log growth / the reference's (cash = 0) with paired-bootstrap 95% CIs,
+the IQM and the probability of improvement; privileged and future-peeking agents are listed
+apart as bounds. Each cell (market, agent, seed) is one line of ``results.jsonl`` in ``--out``
+(default ``benchmarks/results/<suite>/``), next to the report and its PNG plots.
 """
 
 from __future__ import annotations
@@ -17,16 +23,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from quantgym.comparison import (
-    MARKETS,
-    PRESETS,
-    preset_config,
-    print_table,
-    run_comparison,
-)
+__all__ = ["build_parser", "main", "DEFAULT_SUITE", "RESULTS_ROOT"]
 
-__all__ = ["build_parser", "main"]
+DEFAULT_SUITE = "smoke"
+RESULTS_ROOT = Path(__file__).resolve().parent / "results"
+FORMATS = ("md", "csv", "json")
 
 
 def _names(values: Sequence[str] | None) -> list[str] | None:
@@ -47,65 +50,92 @@ def _seeds(values: Sequence[str] | None) -> list[int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from quantgym.benchmark import BACKENDS, list_suites
+
     parser = argparse.ArgumentParser(
         prog="compare.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--preset", default="demo", choices=sorted(PRESETS), help="base config (default: demo)"
+        "--suite",
+        default=DEFAULT_SUITE,
+        help=f"suite name ({', '.join(list_suites())}) or a YAML path (default: {DEFAULT_SUITE})",
     )
+    parser.add_argument("--markets", nargs="+", metavar="MARKET", help="override the suite's")
     parser.add_argument(
-        "--markets", nargs="+", metavar="MARKET", help=f"override: any of {', '.join(MARKETS)}"
+        "--agents", nargs="+", metavar="AGENT", help="override: names or package.module:Class"
     )
-    parser.add_argument("--agents", nargs="+", metavar="AGENT", help="override: registered names")
     parser.add_argument("--seeds", nargs="+", metavar="SEED", help="override: e.g. 0 1 2")
+    parser.add_argument("--train-steps", type=int, help="override every learner's budget")
+    parser.add_argument("--workers", type=int, default=1, help="parallel cells (default 1)")
+    parser.add_argument("--backend", default="local", choices=BACKENDS, help="default: local")
     parser.add_argument(
-        "--train-steps", type=int, help="override: learners' budget (default: the preset's)"
+        "--ray-address", help="Ray cluster address (default: start a local Ray instance)"
     )
     parser.add_argument(
-        "--n-episodes", type=int, help="evaluation episodes per run (needs --episode-length)"
+        "--resume", action="store_true", help="skip cells already in results.jsonl with status ok"
     )
+    parser.add_argument("--out", help="output folder (default: benchmarks/results/<suite>/)")
     parser.add_argument(
-        "--episode-length",
-        type=int,
-        help="evaluation episode length (default: one pass over the whole test range)",
+        "--format",
+        nargs="+",
+        default=list(FORMATS),
+        choices=FORMATS,
+        help="report files to write (default: md csv json)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="process-pool size (default 1; torch threads = 1 each)",
-    )
-    parser.add_argument("--out", default="results/compare", help="output directory")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the comparison; bad names or values print ``error: ...`` and return 2."""
+    """Run the suite and report; bad names or values print ``error: ...`` and return 2."""
+    from quantgym.benchmark import load_suite, run_suite
+
     args = build_parser().parse_args(argv)
     try:
-        config = preset_config(
-            args.preset,
+        suite = load_suite(args.suite).with_overrides(
             markets=_names(args.markets),
             agents=_names(args.agents),
             seeds=_seeds(args.seeds),
             train_steps=args.train_steps,
-            n_episodes=args.n_episodes,
-            episode_length=args.episode_length,
-            workers=args.workers,
         )
-        results = run_comparison(
-            config, out=args.out, progress=not args.no_progress, plots=not args.no_plots
+        out = Path(args.out) if args.out else RESULTS_ROOT / suite.name
+        run = run_suite(
+            suite,
+            out,
+            backend=args.backend,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            resume=args.resume,
+            progress=not args.no_progress,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print_table(results)
-    print(f"git {results.git_rev}, quantgym {results.version}, config {config.config_id}")
-    for path in results.paths.values():
+    except KeyboardInterrupt:
+        print(
+            "interrupted: the records written so far are valid; rerun with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    for item in run.not_applicable:
+        print(f"not run: {item['agent']} on {item['market']}: {item['reason']}")
+    print(f"{run.n_run} cells run, {run.n_resumed} resumed; records in {run.path}")
+
+    from quantgym.benchmark.report import format_report, write_report
+    from quantgym.benchmark.statistics import summarize
+
+    summary = summarize(run.records)
+    print(format_report(summary, "text", records=run.records))
+    written = write_report(summary, out, args.format, records=run.records)
+    paths = list(written.values()) if isinstance(written, dict) else list(written or [])
+    if not args.no_plots:
+        from quantgym.benchmark.plots import plot_all
+
+        paths += list(plot_all(run.records, summary, out).values())
+    for path in paths:
         print(f"wrote {path}")
     return 0
 

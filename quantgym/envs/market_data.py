@@ -69,7 +69,14 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
     index = pd.DatetimeIndex(frame.index)
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
-    frame.index = index.as_unit("ns")  # pandas may parse to s/us; all integer math assumes ns
+    try:
+        frame.index = index.as_unit("ns")  # pandas may parse to s/us; all integer math assumes ns
+    except pd.errors.OutOfBoundsDatetime:
+        raise ValueError(
+            f"timestamps {index[0]} .. {index[-1]} do not fit in datetime64[ns] "
+            f"({pd.Timestamp.min.date()} .. {pd.Timestamp.max.date()}); for a long synthetic "
+            "series pass a finer bar frequency, e.g. market_kwargs={'freq': 'h'}, or a later start"
+        ) from None
     frame.index.name = "timestamp"
     if frame.columns.duplicated().any():
         raise ValueError(f"duplicate column names after lower-casing: {list(frame.columns)}")

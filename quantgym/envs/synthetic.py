@@ -283,6 +283,8 @@ def _resolve_params(kind: str, n_bars: int, seed: int, user: dict[str, Any]) -> 
     if not isinstance(common["freq"], str):
         raise ValueError(f"freq must be a pandas frequency string, got {common['freq']!r}")
     params["freq"] = common["freq"]
+    if "start" not in user:
+        params["start"] = _fitting_start(params["start"], params["freq"], n_bars)
     params["initial_price"] = _as_float(common["initial_price"], "initial_price", positive=True)
     params["gap_scale"] = _as_float(common["gap_scale"], "gap_scale", nonneg=True)
     params["range_scale"] = _as_float(common["range_scale"], "range_scale", nonneg=True)
@@ -301,6 +303,28 @@ def _resolve_params(kind: str, n_bars: int, seed: int, user: dict[str, Any]) -> 
 
 
 # ----------------------------------------------------------------------------- generation
+
+
+#: Last bar timestamp a default-start series may reach (``datetime64[ns]`` ends 2262-04-11).
+_LAST_NS_DAY = "2262-01-01"
+
+
+def _last_timestamp(start: Any, freq: str, n_bars: int) -> pd.Timestamp:
+    """Timestamp of bar ``n_bars - 1`` (second resolution, so it never overflows)."""
+    return pd.date_range(start, periods=n_bars, freq=freq, unit="s")[-1]
+
+
+def _fitting_start(start: str, freq: str, n_bars: int) -> str:
+    """``start``, or, when ``n_bars`` bars of ``freq`` from it would pass the end of
+    ``datetime64[ns]`` (business days from 1990 do after ~71,000 bars), the latest start whose
+    series ends by 2262: long default-start series move back in time instead of failing."""
+    try:
+        if _last_timestamp(start, freq, n_bars) < pd.Timestamp(_LAST_NS_DAY):
+            return start
+        first = pd.date_range(end=_LAST_NS_DAY, periods=n_bars, freq=freq, unit="s")[0]
+    except (TypeError, ValueError, OverflowError):
+        return start  # a bad freq: _timestamps reports it
+    return first.isoformat() if first > pd.Timestamp.min else start
 
 
 def _timestamps(params: dict[str, Any], n_bars: int) -> pd.DatetimeIndex:
@@ -396,6 +420,7 @@ def generate_market(
         n_bars: number of bars (>= 1).
         seed: seed of ``np.random.default_rng``, the only source of randomness.
         **params: common ``start`` ("1990-01-01"), ``freq`` ("B" business days; e.g. "h"),
+            (a long series with the default start begins earlier, so it ends by 2262),
             ``initial_price`` (100, the close before bar 0), ``gap_scale`` (0.1) and
             ``range_scale`` (0.5) as fractions of the bar volatility, ``base_volume`` (1e6);
             ``regime``: ``mean_duration`` (200) or ``transition`` (K x K), ``drifts``, ``vols``

@@ -76,6 +76,9 @@ class RegimeExpert(_BandedExpert):
     forecast is inside the no-trade band ``[-band, band]`` (so it does not pay costs to
     leave a position on a zero-drift regime)."""
 
+    #: Reads hidden state (the true regime): a bound in benchmarks, never ranked.
+    privileged: ClassVar[bool] = True
+
     name: ClassVar[str] = "regime_expert"
 
     def _expected_returns(self) -> np.ndarray:

@@ -1,0 +1,233 @@
+"""Benchmark report: per-market tables from :func:`quantgym.benchmark.statistics.summarize`.
+
+Causal agents are ranked (the best in bold in markdown); bounds (privileged / future agents)
+are listed under a rule with their log growth only, never ranked. Each market gets a line
+naming the reference, the number of seeds x units and the confidence level; failed cells are
+listed from the records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantgym.benchmark.statistics import NOTE_REFERENCE_NOT_POSITIVE, SUMMARY_COLUMNS
+
+__all__ = ["FORMATS", "format_report", "write_report"]
+
+FORMATS = ("text", "md", "csv", "json")
+_EXT = {"text": "txt", "md": "md", "csv": "csv", "json": "json"}
+
+
+def _ok(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return spec.format(value) if _ok(value) else "n/a"
+
+
+def _ci(row: Mapping[str, Any], col: str, spec: str) -> str:
+    text = _fmt(row[col], spec)
+    if _ok(row[col]) and _ok(row[f"{col}_lo"]) and _ok(row[f"{col}_hi"]):
+        text += f" [{_fmt(row[f'{col}_lo'], spec)}, {_fmt(row[f'{col}_hi'], spec)}]"
+    return text
+
+
+_HEADERS = (
+    "rank",
+    "agent",
+    "score [CI]",
+    "IQM",
+    "excess/yr [CI]",
+    "P(>ref) [CI]",
+    "P(>rule) [CI]",
+    "return/unit",
+    "Sharpe [CI]",
+    "max DD",
+    "turnover",
+    "costs",
+    "train s",
+)
+
+
+def _causal_cells(row: Mapping[str, Any]) -> list[str]:
+    return [
+        _fmt(row["rank"], "{:.0f}"),
+        str(row["agent"]),
+        _ci(row, "score", "{:.1f}"),
+        _fmt(row["score_iqm"], "{:.1f}"),
+        _ci(row, "excess_ann", "{:+.3f}"),
+        _ci(row, "p_improve_ref", "{:.2f}"),
+        _ci(row, "p_improve_rule", "{:.2f}"),
+        _fmt(row["total_return"], "{:+.2%}"),
+        _ci(row, "sharpe", "{:.2f}"),
+        _fmt(row["max_drawdown"], "{:.1%}"),
+        _fmt(row["turnover"], "{:.1f}"),
+        _fmt(row["costs"], "{:.4f}"),
+        _fmt(row["train_s"], "{:.1f}"),
+    ]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], md: bool) -> list[str]:
+    if md:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return lines
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return [line.rstrip() for line in lines]
+
+
+def _failures(records: Iterable[Mapping[str, Any]] | None) -> list[tuple[str, str, Any, str]]:
+    out = []
+    for rec in records or ():
+        if rec.get("status") == "ok":
+            continue
+        first = (str(rec.get("error") or "unknown error").strip().splitlines() or [""])[0]
+        out.append((str(rec.get("market")), str(rec.get("agent")), rec.get("seed"), first))
+    return out
+
+
+def _check(summary: pd.DataFrame) -> None:
+    if not isinstance(summary, pd.DataFrame):
+        raise ValueError(f"summary must be a pandas DataFrame, got {type(summary).__name__}")
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks the columns {missing} (build it with summarize)")
+
+
+def _markdown_or_text(
+    summary: pd.DataFrame, records: Iterable[Mapping[str, Any]] | None, md: bool, confidence: float
+) -> str:
+    level = f"{confidence:.0%}"
+    lines = [
+        "score = 100 x mean log growth / the reference's over the same (seed, unit) keys (a ratio "
+        "of means; cash = 0); IQM = interquartile mean of the agent's per-unit log growth / the "
+        "reference's mean x 100; excess/yr = annualized mean excess log growth over the "
+        "reference; P(>ref), P(>rule) = probability of beating the reference / the best rule "
+        "baseline on a unit (ties 1/2); return/unit = exp(mean log growth) - 1; [lo, hi] = "
+        f"{level} paired-bootstrap CI over (seed, unit) keys.",
+        "",
+    ]
+    for market, part in summary.groupby("market", sort=False):
+        causal = part[part["role"] == "causal"].sort_values("rank", na_position="last")
+        bounds = part[part["role"] != "causal"]
+        reference = str(part["reference"].iloc[0])
+        seeds = int(part["n_seeds"].max())
+        units = int(part["n_units"].max())
+        lines.append(f"## {market}" if md else f"{market}")
+        lines.append("")
+        lines.append(
+            f"Reference (score 100): {reference}; cash = 0; best rule: "
+            f"{part['best_rule'].iloc[0] or 'none'}; {seeds} seed(s) x {units // max(seeds, 1)} "
+            f"units = {units} paired keys; {level} paired-bootstrap CIs."
+        )
+        if (part["score_note"] == NOTE_REFERENCE_NOT_POSITIVE).any():
+            lines.append(
+                "Score undefined: the reference's mean log growth is ≤ 0, so causal agents are "
+                "ranked by excess_ann (annualized excess log growth over the reference)."
+            )
+        lines.append("")
+        rows = [_causal_cells(r) for r in causal.to_dict("records")]
+        if md and rows:
+            rows[0] = [f"**{c}**" if c else c for c in rows[0]]
+        lines += _table(_HEADERS, rows, md) if rows else ["(no causal agent)"]
+        if len(bounds):
+            lines.append("")
+            lines += ["Bounds (not ranked: privileged or future information):", ""]
+            brow = [
+                [
+                    str(r["agent"]),
+                    str(r["role"]),
+                    _ci(r, "log_growth", "{:+.4f}"),
+                    _fmt(r["total_return"], "{:+.2%}"),
+                ]
+                for r in bounds.to_dict("records")
+            ]
+            lines += _table(("bound", "role", "log growth/unit [CI]", "return/unit"), brow, md)
+        notes = sorted(
+            {str(n) for n in part["score_note"] if n and n != NOTE_REFERENCE_NOT_POSITIVE}
+        )
+        lines += [f"Note: {n}" for n in notes]
+        lines.append("")
+    failed = _failures(records)
+    if failed:
+        lines.append("## Failed cells" if md else "Failed cells")
+        lines.append("")
+        for market, agent, seed, first in failed:
+            lines.append(f"- {agent} on {market}, seed {seed}: {first}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def format_report(
+    summary: pd.DataFrame,
+    fmt: str = "text",
+    records: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    confidence: float = 0.95,
+) -> str:
+    """The report as a string: ``fmt`` is ``"text"``, ``"md"``, ``"csv"`` or ``"json"``.
+
+    ``records`` (optional) adds the failed cells (text/md, and a ``failed`` list in json).
+    ``confidence`` is only quoted: it must match the one ``summarize`` used.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    _check(summary)
+    records = list(records) if records is not None else None
+    if fmt == "csv":
+        return summary.to_csv(index=False)
+    if fmt == "json":
+        rows = json.loads(summary.to_json(orient="records", force_ascii=False))
+        failed = [
+            {"market": m, "agent": a, "seed": s, "error": e} for m, a, s, e in _failures(records)
+        ]
+        return json.dumps({"rows": rows, "failed": failed, "confidence": confidence}, indent=1)
+    return _markdown_or_text(summary, records, fmt == "md", confidence)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    summary: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    formats: Sequence[str] = ("md", "csv", "json"),
+    records: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    confidence: float = 0.95,
+) -> dict[str, Path]:
+    """Write ``report.<ext>`` per format into ``out_dir`` atomically; ``{fmt: path}``."""
+    if isinstance(formats, str):
+        formats = (formats,)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ValueError(f"formats must be among {FORMATS}, got {bad}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records = list(records) if records is not None else None
+    written = {}
+    for fmt in formats:
+        path = out / f"report.{_EXT[fmt]}"
+        _atomic_write(path, format_report(summary, fmt, records, confidence=confidence))
+        written[fmt] = path
+    return written
