@@ -71,7 +71,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "bc": {"n_steps": 1_000, "batch_size": 128, "hidden_units": [128, 128]},
     "cql": {"n_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
     "dt_d3rlpy": {"n_steps": 300, **DT_SHAPE},
-    "dt": {"n_steps": 500, **DT_SHAPE},
+    "dt": {"n_steps": 1_000, **DT_SHAPE},
     "supervised": {"n_steps": 1_500},
 }
 QUICK_BUDGETS: dict[str, dict[str, Any]] = {

@@ -88,16 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         if name == "supervised":
             config["verbose"] = False
         t = time.perf_counter()
-        try:
-            agent = make_agent(name, **config)
-        except ValueError as exc:
-            if name != "dt":
-                raise
-            print(f"  dt unavailable ({exc}); using dt_d3rlpy")
-            name, agent = (
-                "dt_d3rlpy",
-                make_agent("dt_d3rlpy", **{**BUDGETS["dt_d3rlpy"], "seed": args.seed}),
-            )
+        agent = make_agent(name, **config)
         agent.fit(dataset, progress_bar=False)
         result = evaluate(agent, env, n_episodes=args.episodes, seed=args.seed)
         first = first or result

@@ -97,14 +97,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         f"{test.n_steps} held-out days (.. {stamps[last].date()})"
     )
 
-    twins: dict[str, Any] = {"bc": make_agent("bc", n_steps=args.bc_steps, seed=args.seed)}
-    try:
-        twins["dt"] = make_agent("dt", **DT_SHAPE, n_steps=args.dt_steps, seed=args.seed)
-    except ValueError as exc:  # our DT not installed in this checkout: d3rlpy's instead
-        print(f"dt unavailable ({exc}); using dt_d3rlpy")
-        twins["dt_d3rlpy"] = make_agent(
-            "dt_d3rlpy", **DT_SHAPE, n_steps=args.dt_steps, seed=args.seed
-        )
+    twins: dict[str, Any] = {
+        "bc": make_agent("bc", n_steps=args.bc_steps, seed=args.seed),
+        "dt": make_agent("dt", **DT_SHAPE, n_steps=args.dt_steps, seed=args.seed),
+    }
 
     observations = test.step_observations()
     truth = np.asarray(test.actions)
