@@ -1,272 +1,251 @@
-"""Online-agent quality on held-out data: train on a market's train range, evaluate one full
-deterministic pass over its test range (default costs: 10 bp commission + 5 bp slippage).
+"""Learning curves of the online agents: held-out score with its 95% CI against the training
+budget (env steps) and against training wall-clock, one line per agent.
 
-    .venv/bin/python benchmarks/online_quality.py                        # regime + gbm, ppo_lstm
-    .venv/bin/python benchmarks/online_quality.py --markets regime --agents ppo_lstm ppo_mlp
-    .venv/bin/python benchmarks/online_quality.py --steps 100000 --set ent_coef=0.005
+    .venv/bin/python benchmarks/online_quality.py                     # regime, seed 0, 3 agents
+    .venv/bin/python benchmarks/online_quality.py --agents ppo_mlp --budgets 25000 50000 100000
+    .venv/bin/python benchmarks/online_quality.py --seeds 0 1 --market gbm --no-plot
 
-Split: the synthetic market's tradable bars are cut at ``1 - test_fraction`` (default 0.2);
-the train env ends at the cut (later bars are never loaded), the test env starts after it
-(earlier bars only feed the causal features). Scores: ``normalized_score`` with cash = 0 and
-``BayesFilterExpert`` = 100 on synthetic markets. Targets: on ``regime``, ``ppo_lstm`` with
-its default budget reaches >= 80 and beats the best rule baseline (SMA crossover / mean
-reversion) and buy-and-hold in Sharpe; on ``gbm`` (no edge) no agent's test return beats
-buy-and-hold by more than noise (2 standard errors of the per-bar log-return difference).
-Training CPU time (``time.process_time``, all threads) is reported next to each agent.
+Protocol: the harness's (:mod:`quantgym.benchmark.protocol`) window protocol. For each seed one
+long synthetic series; every learner trains from scratch with its *default* hyperparameters on
+the first ``--train-bars`` bars, once per budget (a budget is a separate run, so linear
+learning-rate schedules anneal over that budget, as a user's ``fit(env, budget)`` would), and
+trades the ``--n-windows`` disjoint held-out 1,000-bar windows after the embargo. Scores come
+from :func:`quantgym.benchmark.statistics.summarize`: 100 x mean log growth / the
+reference's (``bayes_filter_expert`` on ``regime``; cash = 0) with paired-bootstrap 95% CIs
+over the (seed, window) keys. ``sma_crossover`` and ``buy_and_hold`` are drawn as horizontal
+references. Wall-clock is the harness's ``timing.train_s`` (one torch thread per cell).
+
+Every cell is one record in ``--out/results.jsonl`` (resumable with ``--resume``); the curve
+table goes to ``--out/curves.csv`` and the plot to ``--plot`` (default
+``docs/learning_curves.png``).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import time
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import pandas as pd
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
-from quantgym._io import atomic_write_json
-from quantgym.agents.cli import parse_assignments
-from quantgym.agents.registry import load_agent, make_agent
-from quantgym.evaluation import EvaluationResult, evaluate, normalized_score, reference_agent_name
+__all__ = [
+    "DEFAULT_AGENTS",
+    "DEFAULT_BUDGETS",
+    "REFERENCE_AGENTS",
+    "curve_cells",
+    "curve_table",
+    "plot_curves",
+    "main",
+]
 
-__all__ = ["split_kwargs", "run_market", "main"]
-
-BASELINES = (
-    "flat",
-    "buy_and_hold",
-    "sma_crossover",
-    "mean_reversion",
-    "bayes_filter_expert",
-    "regime_expert",
-    "hindsight_oracle",
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_AGENTS = ("ppo_mlp", "ppo_transformer", "ppo_lstm")
+#: Budgets (env steps) per agent; the largest of each is (about) its default budget.
+DEFAULT_BUDGETS: Mapping[str, tuple[int, ...]] = {
+    "ppo_mlp": (25_000, 50_000, 100_000, 200_000),
+    "ppo_transformer": (25_000, 50_000, 100_000, 200_000),
+    "ppo_lstm": (100_000, 200_000, 400_000),
+}
+#: Non-learning agents run next to the learners: the score's reference and the horizontal lines.
+REFERENCE_AGENTS = ("bayes_filter_expert", "sma_crossover", "buy_and_hold")
+CURVE_COLUMNS = (
+    "agent",
+    "budget",
+    "steps",
+    "train_s",
+    "score",
+    "score_lo",
+    "score_hi",
+    "turnover",
+    "n_units",
 )
-RULE_BASELINES = ("sma_crossover", "mean_reversion")
-PRIVILEGED = {"regime_expert": "true regime", "hindsight_oracle": "future bars"}
 
 
-def split_kwargs(
-    market: str, test_fraction: float, env_kwargs: dict[str, Any], *, validation: bool = False
-) -> tuple[dict, dict]:
-    """Train and test ``TradingEnv-v0`` kwargs for a synthetic ``market``, split by date.
+def curve_cells(
+    market: str,
+    agents: Sequence[str],
+    budgets: Mapping[str, Sequence[int]],
+    seeds: Sequence[int],
+    *,
+    n_windows: int = 64,
+    window_bars: int = 1000,
+    train_bars: int = 20_000,
+    embargo_bars: int = 200,
+) -> list[Any]:
+    """The harness cells of a learning curve: the reference agents once per seed, each learner
+    once per (budget, seed)."""
+    from quantgym.benchmark import Cell
+    from quantgym.benchmark.suite import normalize_market
 
-    With ``validation=True`` the test range is replaced by a validation range (the last
-    ``test_fraction`` of the train range) and training stops before it: tune on that, report
-    on the test range.
-    """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    full = gym.make("TradingEnv-v0", market=market, episode_length=None, **env_kwargs).unwrapped
-    first, last = full.first_bar, full.market.last_bar
-    cut = first + int((1.0 - test_fraction) * (last - first))
-    end = None
-    if validation:
-        end, cut = cut, first + int((1.0 - test_fraction) * (cut - first))
-    stamps = full.market.timestamps
-    day = lambda i: str(pd.Timestamp(stamps[i]).date())  # noqa: E731
-    train = {"market": market, "end": day(cut), **env_kwargs}
-    test = {"market": market, "start": day(cut + 1), "episode_length": None, **env_kwargs}
-    if end is not None:
-        test["end"] = day(end)
-    return train, test
-
-
-def excess_over(result: EvaluationResult, other: EvaluationResult) -> tuple[float, float]:
-    """(log growth of ``result`` minus ``other``, 2 standard errors of the per-bar difference).
-
-    A bankrupt episode ends early with equity 0: its excess is ``-inf`` and the noise is
-    measured over the bars both episodes traded.
-    """
-
-    def log_returns(res: EvaluationResult) -> np.ndarray:
-        equity = np.concatenate([[10_000.0], res.equity_curves[0].to_numpy()])
-        with np.errstate(divide="ignore"):
-            return np.diff(np.log(equity))
-
-    a, b = log_returns(result), log_returns(other)
-    n = min(a.size, b.size)
-    d = a[:n] - b[:n]
-    finite = d[np.isfinite(d)]
-    noise = float(2.0 * finite.std(ddof=1) * math.sqrt(n)) if finite.size > 1 else math.nan
-    with np.errstate(divide="ignore"):
-        excess = float(np.log1p(result.total_return) - np.log1p(other.total_return))
-    return excess, noise
+    market = normalize_market(market)
+    common = {
+        "suite": "online_quality",
+        "market": market,
+        "protocol": "windows",
+        "window_bars": window_bars,
+        "n_windows": n_windows,
+        "train_bars": train_bars,
+        "embargo_bars": embargo_bars,
+    }
+    cells = [Cell(agent=a, seed=s, **common) for s in seeds for a in REFERENCE_AGENTS]
+    for agent in agents:
+        if agent not in budgets:
+            raise ValueError(f"budgets: no budget list for agent {agent!r}")
+        for budget in budgets[agent]:
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+                raise ValueError(f"budgets: {agent} budget must be a positive int, got {budget!r}")
+            cells += [Cell(agent=agent, seed=s, train_steps=budget, **common) for s in seeds]
+    return cells
 
 
-def print_curve(name: str, directory: Path, env: gym.Env, results: dict) -> None:
-    """Score every checkpoint on ``env`` (a learning curve; diagnostics only)."""
-    ref = results.get(reference_agent_name(env.unwrapped.market))
-    for ckpt in sorted(directory.glob("step_*")):
-        res = evaluate(load_agent(ckpt), env)
-        score = (
-            normalized_score(res.total_return, ref.total_return)
-            if ref and ref.total_return
-            else math.nan
-        )
-        print(
-            f"    {name} @ {int(ckpt.name[5:]):>8d} steps: return {res.total_return:8.3f} "
-            f"Sharpe {res.episodes[0]['sharpe']:6.2f} score {score:7.1f}"
-        )
+def curve_table(records: Sequence[Mapping[str, Any]], n_resamples: int = 1000) -> pd.DataFrame:
+    """One row per (learner, budget) plus one per reference agent (``budget`` NaN): score and CI
+    from :func:`~quantgym.benchmark.statistics.summarize`, mean train steps and seconds."""
+    from quantgym.benchmark.statistics import summarize
 
-
-def run_market(market: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    env_kwargs = parse_assignments(args.env_set, "--env-set")
-    train_kwargs, test_kwargs = split_kwargs(
-        market, args.test_fraction, env_kwargs, validation=args.validation
-    )
-    test_env = gym.make("TradingEnv-v0", **test_kwargs)
-    split = "VALIDATION" if args.validation else "test"
-    n_bars = test_env.unwrapped.market.last_bar - test_env.unwrapped.first_bar
-    print(
-        f"\n== {market}: train until {train_kwargs['end']}, {split} from {test_kwargs['start']} "
-        f"({n_bars} bars)"
-    )
-    results: dict[str, EvaluationResult] = {}
-    info: dict[str, dict[str, Any]] = {}
-    for name in BASELINES:
-        try:
-            agent = make_agent(name, env=test_env)
-        except ValueError as exc:  # e.g. regime_expert on a market without regimes
-            print(f"  {name}: skipped ({exc})")
-            continue
-        results[name] = evaluate(agent, test_env)
-        info[name] = {}
-    overrides = parse_assignments(args.set)
-    for name in args.agents:
-        agent = make_agent(name, seed=args.seed, **overrides)
-        wall, cpu = time.perf_counter(), time.process_time()
-        checkpoints = out / market / f"{name}_checkpoints"
-        agent.fit(
-            dict(train_kwargs),
-            total_timesteps=args.steps,
-            progress_bar=args.progress,
-            checkpoint_every=args.checkpoint_every,
-            checkpoint_dir=checkpoints if args.checkpoint_every else None,
-        )
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        agent.save(out / market / name)
-        if args.checkpoint_every:
-            print_curve(name, checkpoints, test_env, results)
-        results[name] = evaluate(agent, test_env)
-        info[name] = {"train_wall_s": wall, "train_cpu_s": cpu, "steps": agent.num_timesteps}
-        print(
-            f"  trained {name}: {agent.num_timesteps} steps, {wall / 60:.1f} wall-min, {cpu / 60:.1f} CPU-min"
-        )
-
-    ref_name = reference_agent_name(test_env.unwrapped.market)
-    ref_return = results[ref_name].total_return
+    refs = [r for r in records if r["agent"] in REFERENCE_AGENTS]
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for rec in records:
+        budget = rec["cell"].get("train_steps")
+        if rec["agent"] not in REFERENCE_AGENTS and budget is not None:
+            groups.setdefault((rec["agent"], int(budget)), []).append(rec)
     rows = []
-    for name, res in results.items():
-        m = res.episodes[0]
-        try:
-            score = normalized_score(res.total_return, ref_return, 0.0)
-        except ValueError:
-            score = float("nan")
+    summary = summarize(refs, n_resamples=n_resamples)
+    for _, row in summary.iterrows():
+        rows.append({**{k: row[k] for k in ("agent", "score", "score_lo", "score_hi")}})
+        rows[-1].update(budget=math.nan, steps=math.nan, train_s=math.nan)
+        rows[-1].update(turnover=row["turnover"], n_units=row["n_units"])
+    for (agent, budget), recs in sorted(groups.items()):
+        ok = [r for r in recs if r.get("status") == "ok"]
+        if not ok:
+            continue
+        label = f"{agent}@{budget}"
+        part = summarize([*refs, *({**r, "agent": label} for r in ok)], n_resamples=n_resamples)
+        row = part[part["agent"] == label].iloc[0]
+        steps = [r["train"].get("steps") for r in ok if isinstance(r["train"].get("steps"), int)]
         rows.append(
             {
-                "agent": name + (f" [{PRIVILEGED[name]}]" if name in PRIVILEGED else ""),
-                "test_return": m["total_return"],
-                "sharpe": m["sharpe"],
-                "max_drawdown": m["max_drawdown"],
-                "n_trades": m["n_trades"],
-                "score": score,
-                **{
-                    k: round(v, 1) if isinstance(v, float) else v
-                    for k, v in info[name].items()
-                    if k != "steps"
-                },
+                "agent": agent,
+                "budget": budget,
+                "steps": sum(steps) / len(steps) if steps else math.nan,
+                "train_s": sum(r["timing"]["train_s"] for r in ok) / len(ok),
+                "score": row["score"],
+                "score_lo": row["score_lo"],
+                "score_hi": row["score_hi"],
+                "turnover": row["turnover"],
+                "n_units": row["n_units"],
             }
         )
-    table = pd.DataFrame(rows).set_index("agent")
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 140):
-        print(table.to_string())
-    print(f"  score: cash = 0, {ref_name} = 100 (test return {ref_return:.4f})")
-
-    summary: dict[str, Any] = {
-        "train": train_kwargs,
-        "test": test_kwargs,
-        "reference": ref_name,
-        "agents": {},
-    }
-    bh = results["buy_and_hold"]
-    rule = [n for n in RULE_BASELINES if n in results]
-    best_rule = max(rule, key=lambda n: _finite(results[n].episodes[0]["sharpe"]))
-    for name in args.agents:
-        res = results[name]
-        sharpe = res.episodes[0]["sharpe"]
-        excess, noise = excess_over(res, bh)
-        entry = {
-            "test_return": res.total_return,
-            "sharpe": sharpe,
-            "score": normalized_score(res.total_return, ref_return, 0.0)
-            if ref_return != 0
-            else None,
-            "sharpe_vs_buy_and_hold": sharpe - bh.episodes[0]["sharpe"],
-            f"sharpe_vs_{best_rule}": sharpe - results[best_rule].episodes[0]["sharpe"],
-            "excess_log_return_vs_buy_and_hold": excess,
-            "noise_2se": noise,
-            **info[name],
-        }
-        summary["agents"][name] = entry
-        score_text = "n/a" if entry["score"] is None else f"{entry['score']:.1f}"
-        print(
-            f"  {name}: score {score_text}; Sharpe {sharpe:.2f} vs buy-and-hold "
-            f"{bh.episodes[0]['sharpe']:.2f}, vs best rule ({best_rule}) "
-            f"{results[best_rule].episodes[0]['sharpe']:.2f}; "
-            f"excess log return over buy-and-hold {excess:+.3f} (noise 2se {noise:.3f}: "
-            f"{'not above noise' if excess <= noise else 'ABOVE noise'})"
-        )
-    summary["table"] = table.reset_index().to_dict(orient="records")
-    return summary
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else -math.inf
+def plot_curves(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
+    """Two panels (score vs env steps, score vs training seconds), one line per learner with
+    its 95% CI band; the reference agents as horizontal lines. Written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharey=True)
+    learners = table[table["budget"].notna()]
+    refs = table[table["budget"].isna()]
+    for ax, x, xlabel in (
+        (axes[0], "steps", "training env steps"),
+        (axes[1], "train_s", "training wall-clock (s, one torch thread)"),
+    ):
+        for agent, part in learners.groupby("agent", sort=False):
+            part = part.sort_values(x)
+            (line,) = ax.plot(part[x], part["score"], marker="o", label=str(agent))
+            ax.fill_between(
+                part[x], part["score_lo"], part["score_hi"], color=line.get_color(), alpha=0.2
+            )
+        for style, (_, ref) in zip(("--", ":", "-."), refs.iterrows(), strict=False):
+            ax.axhline(ref["score"], color="grey", linestyle=style, linewidth=1, label=ref["agent"])
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out score (bayes_filter_expert = 100, cash = 0)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tuple[int, ...]]:
+    if given:
+        return {a: tuple(given) for a in agents}
+    missing = [a for a in agents if a not in DEFAULT_BUDGETS]
+    if missing:
+        raise ValueError(f"--budgets is required for agents without default budgets: {missing}")
+    return {a: DEFAULT_BUDGETS[a] for a in agents}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--markets", nargs="+", default=["regime", "gbm"])
-    parser.add_argument("--agents", nargs="+", default=["ppo_lstm"], help="online agents to train")
-    parser.add_argument(
-        "--steps", type=int, default=None, help="training steps (default: the agent's)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument(
-        "--validation",
-        action="store_true",
-        help="evaluate on the last test-fraction of the train range instead (for tuning)",
-    )
-    parser.add_argument(
-        "--checkpoint-every", type=int, default=None, help="also score checkpoints (learning curve)"
-    )
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="agent config override")
-    parser.add_argument(
-        "--env-set", action="append", metavar="KEY=VALUE", help="TradingEnv kwarg (train and test)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch.set_num_threads (1 is fastest for these nets)"
-    )
-    parser.add_argument("--progress", action="store_true", help="show SB3's progress bar")
-    parser.add_argument(
-        "--out", default="runs/online_quality", help="trained agents and results.json go here"
-    )
+    parser.add_argument("--market", default="regime", help="synthetic market (default regime)")
+    parser.add_argument("--agents", nargs="+", default=list(DEFAULT_AGENTS))
+    parser.add_argument("--budgets", nargs="+", type=int, help="env steps, for every agent")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--n-windows", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/online_quality")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs/learning_curves.png")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="skip cells already in --out")
     args = parser.parse_args(argv)
 
-    import torch
+    from quantgym._io import atomic_write
+    from quantgym.benchmark import RESULTS_FILE, read_records, run_cells
+    from quantgym.benchmark.records import completed_ids, latest_by_cell
 
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    summaries = {market: run_market(market, args, out) for market in args.markets}
-    atomic_write_json(out / "results.json", {"args": vars(args), "markets": summaries})
-    print(f"\nresults: {out / 'results.json'}")
+    try:
+        budgets = _budgets(args.agents, args.budgets)
+        cells = curve_cells(args.market, args.agents, budgets, args.seeds, n_windows=args.n_windows)
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / RESULTS_FILE
+    done = completed_ids(read_records(path)) if args.resume and path.exists() else set()
+    if not args.resume and path.exists():
+        os.replace(path, path.with_name(RESULTS_FILE + ".bak"))
+    run_cells([c for c in cells if c.cell_id not in done], path)
+    wanted = {c.cell_id for c in cells}
+    records = [r for r in latest_by_cell(read_records(path)) if r["cell_id"] in wanted]
+    failed = [r for r in records if r.get("status") != "ok"]
+    for rec in failed:
+        print(f"FAILED {rec['agent']} seed {rec['seed']}:\n{rec.get('error')}", file=sys.stderr)
+    table = curve_table(records)
+
+    def write_csv(tmp: str) -> None:
+        table.to_csv(tmp, index=False, float_format="%.4g")
+
+    atomic_write(args.out / "curves.csv", write_csv)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if not args.no_plot:
+        title = f"{cells[0].market}, seeds {args.seeds}, {args.n_windows} held-out windows each"
+        print(f"plot: {plot_curves(table, args.plot, title)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -130,6 +130,8 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
     :param n_account_features: trailing account features (``env.unwrapped.n_account_features``).
     :param d_model: attention width; ``n_heads`` heads, ``n_layers`` encoder blocks.
     :param out_dim: size of the pooled market embedding; ``features_dim = out_dim + n_account_features``.
+    :param n_bars: attend over the newest ``n_bars`` rows of the window only (``None``: all
+        ``window_size``); the sequence length ``T`` of the encoder.
     """
 
     def __init__(
@@ -144,7 +146,12 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         dim_feedforward: int = 128,
         dropout: float = 0.0,
         out_dim: int = 32,
+        n_bars: int | None = None,
     ) -> None:
+        if n_bars is None:
+            n_bars = window_size
+        if not 1 <= n_bars <= window_size:
+            raise ValueError(f"n_bars must be in [1, window_size={window_size}], got {n_bars}")
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(f"observation_space must be a flat Box, got {observation_space}")
         expected = window_size * n_market_features + n_account_features
@@ -158,9 +165,10 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         self.window_size = window_size
         self.n_market_features = n_market_features
         self.n_account_features = n_account_features
+        self.n_bars = n_bars
         self.encoder = TemporalAttentionEncoder(
             n_market_features,
-            window_size,
+            n_bars,
             d_model=d_model,
             n_heads=n_heads,
             n_layers=n_layers,
@@ -170,10 +178,11 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         )
 
     def split(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat ``(B, D)`` obs -> market window ``(B, W, F)`` and account features ``(B, A)``."""
+        """Flat ``(B, D)`` obs -> the newest ``n_bars`` rows of the market window ``(B, T, F)``
+        (oldest first) and the account features ``(B, A)``."""
         n_market = self.window_size * self.n_market_features
         window = observations[:, :n_market].reshape(-1, self.window_size, self.n_market_features)
-        return window, observations[:, n_market:]
+        return window[:, self.window_size - self.n_bars :], observations[:, n_market:]
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         window, account = self.split(observations)
@@ -181,7 +190,8 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         return torch.cat([embedding, account], dim=1)  # (B, out_dim + A)
 
     def attention_weights(self, observations: torch.Tensor) -> torch.Tensor:
-        """Attention maps ``(B, n_layers, n_heads, W, W)``; row i = how bar i attends to each bar j."""
+        """Attention maps ``(B, n_layers, n_heads, T, T)`` (``T = n_bars``); row i = how bar i
+        attends to each bar j."""
         window, _ = self.split(observations)
         _, weights = self.encoder(window, need_weights=True)
         return torch.stack(weights, dim=1)
