@@ -1,7 +1,7 @@
 """Feature functions for ``quantgym check-features``: one causal set and one that leaks.
 
-    PYTHONPATH=examples quantgym check-features leaky_features:leaky --data sample:googl   # exit 1
-    PYTHONPATH=examples quantgym check-features leaky_features:causal --data sample:googl  # exit 0
+PYTHONPATH=examples quantgym check-features leaky_features:leaky --data sample:googl   # exit 1
+PYTHONPATH=examples quantgym check-features leaky_features:causal --data sample:googl  # exit 0
 """
 
 import pandas as pd
