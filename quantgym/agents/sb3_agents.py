@@ -33,6 +33,7 @@ import json
 import os
 import pickle  # only for its UnpicklingError: nothing here unpickles
 import random
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -1000,8 +1001,16 @@ def _check_recent_bars(bars: Any) -> None:
 
 def _recent_bars_kwargs(agent: SB3Agent, env: VecEnv) -> dict[str, Any]:
     """Policy kwargs that feed the policy only the newest ``config.recent_bars`` window rows
-    (:class:`RecentBarsExtractor`); the layout is read from ``env`` (or the saved config)."""
-    agent._resolve_layout(env)
+    (:class:`RecentBarsExtractor`); the layout is read from ``env`` (or the saved config).
+    An env that exposes no window layout (not a quantgym env) has no bars to select: the
+    policy then reads the whole observation, with a warning."""
+    try:
+        agent._resolve_layout(env)
+    except ValueError as exc:
+        warnings.warn(
+            f"recent_bars ignored: {exc}; the policy reads the whole observation", stacklevel=3
+        )
+        return {}
     c: Any = agent.config
     if c.recent_bars > c.window_size:
         raise ValueError(f"recent_bars={c.recent_bars} exceeds window_size={c.window_size}")

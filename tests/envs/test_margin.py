@@ -203,7 +203,8 @@ def test_liquidation_books_no_better_than_the_level_or_the_open(units, cash, ope
 def test_liquidation_fees_never_raise_equity(seed, acts, fee, mm):
     kw = dict(positions=(-5.0, 0.0, 5.0), maintenance_margin=mm, on_liquidation="flat")
     free, paid = run(seed, acts, **kw), run(seed, acts, liquidation_fee=fee, **kw)
-    for (_, a), (_, b) in zip(free, paid, strict=True):
+    assert len(paid) <= len(free)  # a fee can end the episode sooner (bankruptcy), never later
+    for (_, a), (_, b) in zip(free, paid, strict=False):
         assert b["equity"] <= a["equity"] * (1 + 1e-12)
 
 
