@@ -54,6 +54,7 @@ from d3rlpy.preprocessing import MultiplyRewardScaler  # noqa: E402
 
 from quantgym._io import atomic_write  # noqa: E402
 from quantgym.agents.observations import (  # noqa: E402
+    episode_start_mask,
     realised_log_return,
     recent_bar_columns,
 )
@@ -613,13 +614,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         else:
             if not isinstance(state, DTState) or state.observations.shape[0] != n:
                 raise ValueError(f"state must be a DTState for {n} envs (or None)")
-            starts = (
-                np.zeros(n, np.bool_)
-                if episode_start is None
-                else np.asarray(episode_start, dtype=np.bool_).reshape(-1)
-            )
-            if starts.shape[0] != n:
-                raise ValueError(f"episode_start has {starts.shape[0]} entries for {n} envs")
+            starts = episode_start_mask(episode_start, n)
         state = self._advance(state, obs, starts)
         transformer = algo.impl.modules.transformer
         transformer.eval()  # inference drops the newest (pad) action token; no dropout

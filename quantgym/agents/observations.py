@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "episode_start_mask",
     "N_ACCOUNT_FEATURES",
     "POSITION",
     "UNREALIZED_PNL",
@@ -102,3 +103,16 @@ def realised_log_return(previous: np.ndarray, current: np.ndarray) -> np.ndarray
     entered = np.log(np.maximum(1.0 + upnl, floor))
     closed = np.log(np.maximum(1.0 + dd, floor) / np.maximum(1.0 + dd_prev, floor))
     return np.where(holding, np.where(traded, entered, held), np.where(traded, closed, 0.0))
+
+
+def episode_start_mask(episode_start: np.ndarray | None, n: int) -> np.ndarray:
+    """``predict``'s ``episode_start`` for ``n`` envs as a boolean array (all False when
+    ``None``); a ``ValueError`` when it has another length."""
+    starts = (
+        np.zeros(n, np.bool_)
+        if episode_start is None
+        else np.asarray(episode_start, dtype=np.bool_).reshape(-1)
+    )
+    if starts.shape[0] != n:
+        raise ValueError(f"episode_start has {starts.shape[0]} entries for {n} envs")
+    return starts

@@ -28,7 +28,7 @@ from quantgym.agents.decision_transformer.training import (
     WindowSampler,
     train,
 )
-from quantgym.agents.observations import recent_bar_columns
+from quantgym.agents.observations import episode_start_mask, recent_bar_columns
 from quantgym.policies.base import BaseAgent
 
 __all__ = ["DecisionTransformerAgent", "MODEL_FILE", "SHAPE_FIELDS"]
@@ -252,13 +252,7 @@ class DecisionTransformerAgent(BaseAgent):
         else:
             if not isinstance(state, dt_policy.DTState) or state.states.shape[0] != n:
                 raise ValueError(f"state must be a DTState for {n} envs (or None)")
-            starts = (
-                np.zeros(n, np.bool_)
-                if episode_start is None
-                else np.asarray(episode_start, dtype=np.bool_).reshape(-1)
-            )
-            if starts.shape[0] != n:
-                raise ValueError(f"episode_start has {starts.shape[0]} entries for {n} envs")
+            starts = episode_start_mask(episode_start, n)
         reward = dt_policy.realised_rewards(state, obs, starts)
         state = dt_policy.reset_envs(state, starts, self._target())
         state = state._replace(return_rest=state.return_rest - reward)
