@@ -379,3 +379,12 @@ def test_action_input_false_ignores_the_actions() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(*x).action_logits, model(*other).action_logits)
         assert not torch.allclose(_model()(*x).action_logits, _model()(*other).action_logits)
+
+
+def test_episode_start_mask_defaults_to_no_start_and_rejects_a_wrong_length():
+    from quantgym.agents.observations import episode_start_mask
+
+    assert episode_start_mask(None, 3).tolist() == [False, False, False]
+    assert episode_start_mask(np.array([1, 0]), 2).tolist() == [True, False]
+    with pytest.raises(ValueError, match="episode_start has 2 entries for 3 envs"):
+        episode_start_mask(np.array([True, False]), 3)
