@@ -19,15 +19,6 @@ from quantgym.agents.sb3_agents import PPOTransformerAgent
 W, F, A = 8, 3, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny nets run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_extractor(**kwargs) -> TemporalAttentionExtractor:
     torch.manual_seed(0)
     space = spaces.Box(-np.inf, np.inf, (W * F + A,), np.float32)

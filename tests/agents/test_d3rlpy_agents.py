@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("d3rlpy")
 
@@ -19,15 +18,6 @@ from quantgym.datasets.trajectory import TrajectoryDataset  # noqa: E402
 ENV = {"episode_length": 60, "window_size": 4}
 SMALL = {"hidden_units": [16], "batch_size": 16}
 DT_SMALL = {"context_length": 4, "n_layers": 1, "d_model": 16, "batch_size": 8}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one thread avoids oversubscription on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

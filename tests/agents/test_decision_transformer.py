@@ -31,14 +31,6 @@ TINY = {"context_length": 4, "n_layers": 2, "d_model": 16, "batch_size": 8, "dro
 OBS_DIM = 4 * 3 + 5  # a window of 4 bars x 3 features + 5 account features
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_dataset():
     return make_dataset("regime", "mixed", n_steps=600, seed=0, num_envs=3, env_kwargs=ENV)

@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from quantgym.cli import main
 from quantgym.datasets.presets import make_dataset
 
 pytest.importorskip("d3rlpy")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one thread avoids oversubscription on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

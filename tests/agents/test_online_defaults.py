@@ -23,14 +23,6 @@ TINY = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1}
 WINDOWED = [PPOMlpAgent, PPOTransformerAgent]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_env() -> gym.Env:
     return gym.make(
         quantgym.ENV_ID, market_kwargs={"n_bars": 700}, window_size=WINDOW, episode_length=64

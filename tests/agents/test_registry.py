@@ -10,7 +10,6 @@ import textwrap
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import quantgym  # noqa: F401  (registers TradingEnv-v0)
 from quantgym.agents.base import Agent, BaseAgent
@@ -40,15 +39,6 @@ API_NAMES = [
 ENV_KWARGS = {"market_kwargs": {"n_bars": 700}, "window_size": 8, "episode_length": 64}
 TINY_SB3 = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1}
 N_STEPS = 24
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny nets run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_env() -> gym.Env:

@@ -31,14 +31,6 @@ TINY = {
 ROLLOUT = 32  # n_envs x n_steps: one gradient step per rollout (batch 32, 1 epoch)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Interrupt(BaseCallback):
     """Stops training with a KeyboardInterrupt once ``at`` env steps are done (a killed run)."""
 

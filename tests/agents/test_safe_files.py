@@ -31,14 +31,6 @@ TINY = {"n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 1}
 DATA_ENV = {"episode_length": 60, "window_size": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Payload:
     """A pickle that creates ``marker`` when it is unpickled (stands in for ``os.system``)."""
 

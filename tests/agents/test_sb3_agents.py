@@ -28,15 +28,6 @@ TINY = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1}
 AGENTS = [PPOMlpAgent, PPOLstmAgent, PPOTransformerAgent]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny nets run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_env(**overrides) -> gym.Env:
     return gym.make("TradingEnv-v0", **{**ENV_KWARGS, **overrides})
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 from quantgym import ENV_ID
 from quantgym.agents import load_agent, make_agent
@@ -16,15 +15,6 @@ from quantgym.datasets.presets import make_dataset
 
 ENV = {"episode_length": 100, "window_size": 4}
 FAST = {"hidden_units": [8], "n_steps": 40, "eval_every": 10, "batch_size": 32}
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one thread avoids oversubscription on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
