@@ -26,12 +26,13 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from quantgym._io import atomic_write
 
 __all__ = [
     "DEFAULT_AGENTS",
@@ -178,15 +179,7 @@ def plot_curves(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tuple[int, ...]]:
@@ -213,7 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="skip cells already in --out")
     args = parser.parse_args(argv)
 
-    from quantgym._io import atomic_write
     from quantgym.benchmark import RESULTS_FILE, read_records, run_cells
     from quantgym.benchmark.records import completed_ids, latest_by_cell
 
