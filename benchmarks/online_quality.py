@@ -204,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/learning_curves.png")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--resume", action="store_true", help="skip cells already in --out")
+    parser.add_argument("--workers", type=int, default=1, help="cells run in parallel processes")
     args = parser.parse_args(argv)
 
     from quantgym.benchmark import RESULTS_FILE, read_records, run_cells
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = completed_ids(read_records(path)) if args.resume and path.exists() else set()
     if not args.resume and path.exists():
         os.replace(path, path.with_name(RESULTS_FILE + ".bak"))
-    run_cells([c for c in cells if c.cell_id not in done], path)
+    run_cells([c for c in cells if c.cell_id not in done], path, workers=args.workers)
     wanted = {c.cell_id for c in cells}
     records = [r for r in latest_by_cell(read_records(path)) if r["cell_id"] in wanted]
     failed = [r for r in records if r.get("status") != "ok"]

@@ -3,11 +3,13 @@
 The observation is ``window_size x n_market_features`` market features (oldest bar first,
 row-major) followed by ``n_account_features`` account features. The extractor reshapes the
 window into a sequence, encodes it with a small pre-norm Transformer encoder and pools the
-newest position, then concatenates the account features::
+newest position, then concatenates the account features (and, with ``newest_bar_skip``, the
+newest bar's raw features: a skip path that gives the policy what an MLP reading the newest bar
+sees, so attention only has to add what the older bars tell)::
 
     obs (B, W*F + A) -> window (B, W, F) -> Linear -> (B, W, d_model) + sinusoidal PE
     -> n_layers x [x + MHA(LN(x)); x + FFN(LN(x))] -> LN -> last position (B, d_model)
-    -> Linear + ReLU (B, out_dim) -> concat account (B, out_dim + A)
+    -> Linear + ReLU (B, out_dim) -> concat [newest bar (B, F)], account -> (B, out_dim [+ F] + A)
 
 The encoder blocks use :class:`torch.nn.MultiheadAttention` with ``need_weights`` so the
 attention of every layer can be read back with :meth:`TemporalAttentionExtractor.attention_weights`.
@@ -132,6 +134,7 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
     :param out_dim: size of the pooled market embedding; ``features_dim = out_dim + n_account_features``.
     :param n_bars: attend over the newest ``n_bars`` rows of the window only (``None``: all
         ``window_size``); the sequence length ``T`` of the encoder.
+    :param newest_bar_skip: also concatenate the newest bar's raw features (``F`` more dims).
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         dropout: float = 0.0,
         out_dim: int = 32,
         n_bars: int | None = None,
+        newest_bar_skip: bool = False,
     ) -> None:
         if n_bars is None:
             n_bars = window_size
@@ -161,7 +165,9 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
                 f"{window_size} x n_market_features={n_market_features} + n_account_features="
                 f"{n_account_features} = {expected}"
             )
-        super().__init__(observation_space, features_dim=out_dim + n_account_features)
+        skip_dim = n_market_features if newest_bar_skip else 0
+        super().__init__(observation_space, features_dim=out_dim + skip_dim + n_account_features)
+        self.newest_bar_skip = bool(newest_bar_skip)
         self.window_size = window_size
         self.n_market_features = n_market_features
         self.n_account_features = n_account_features
@@ -187,6 +193,8 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         window, account = self.split(observations)
         embedding, _ = self.encoder(window)  # (B, out_dim)
+        if self.newest_bar_skip:
+            return torch.cat([embedding, window[:, -1], account], dim=1)  # (B, out_dim + F + A)
         return torch.cat([embedding, account], dim=1)  # (B, out_dim + A)
 
     def attention_weights(self, observations: torch.Tensor) -> torch.Tensor:

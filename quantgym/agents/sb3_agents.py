@@ -1229,6 +1229,8 @@ class PPOTransformerAgent(SB3Agent):
         dim_feedforward: int = 128
         attn_out_dim: int = 32
         recent_bars: int | None = None
+        newest_bar_skip: bool = False
+        share_features_extractor: bool = True
         window_size: int | None = None
         n_market_features: int | None = None
         n_account_features: int | None = None
@@ -1255,7 +1257,9 @@ class PPOTransformerAgent(SB3Agent):
                 "dim_feedforward": c.dim_feedforward,
                 "out_dim": c.attn_out_dim,
                 "n_bars": c.recent_bars,
+                "newest_bar_skip": c.newest_bar_skip,
             },
+            "share_features_extractor": c.share_features_extractor,
         }
 
     def attention_weights(self, observation: np.ndarray) -> np.ndarray:

@@ -44,6 +44,18 @@ def test_features_dim_is_out_dim_plus_account_and_account_passes_through():
     assert torch.equal(out[:, 32:], obs[:, W * F :])
 
 
+def test_newest_bar_skip_passes_the_newest_bar_then_the_account_through():
+    extractor = make_extractor(out_dim=32, newest_bar_skip=True)
+    assert extractor.features_dim == 32 + F + A
+    obs = torch.randn(4, W * F + A)
+    out = extractor(obs)
+    assert out.shape == (4, 32 + F + A)
+    assert torch.equal(out[:, 32 : 32 + F], obs[:, (W - 1) * F : W * F])  # newest bar
+    assert torch.equal(out[:, 32 + F :], obs[:, W * F :])
+    plain = make_extractor(out_dim=32)
+    assert torch.equal(out[:, :32], plain(obs)[:, :32])  # same encoder output, same seed
+
+
 def test_attention_weights_shape_and_rows_are_distributions():
     extractor = make_extractor(n_layers=2, n_heads=4)
     weights = extractor.attention_weights(torch.randn(3, W * F + A))
