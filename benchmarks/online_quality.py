@@ -4,6 +4,7 @@ budget (env steps) and against training wall-clock, one line per agent.
     .venv/bin/python benchmarks/online_quality.py                     # regime, seed 0, 3 agents
     .venv/bin/python benchmarks/online_quality.py --agents ppo_mlp --budgets 25000 50000 100000
     .venv/bin/python benchmarks/online_quality.py --seeds 0 1 --market gbm --no-plot
+    .venv/bin/python benchmarks/online_quality.py --seeds 0 1 2 --workers 2   # the README's
 
 Protocol: the harness's (:mod:`quantgym.benchmark.protocol`) window protocol. For each seed one
 long synthetic series; every learner trains from scratch with its *default* hyperparameters on
@@ -37,6 +38,7 @@ from quantgym._io import atomic_write
 __all__ = [
     "DEFAULT_AGENTS",
     "DEFAULT_BUDGETS",
+    "default_budgets",
     "REFERENCE_AGENTS",
     "curve_cells",
     "curve_table",
@@ -46,10 +48,11 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AGENTS = ("ppo_mlp", "ppo_transformer", "ppo_lstm")
-#: Budgets (env steps) per agent; the largest of each is (about) its default budget.
+#: Budgets (env steps) below each agent's default; :func:`default_budgets` appends the default
+#: (its ``Config.total_timesteps``, read from the agent so the two cannot drift apart).
 DEFAULT_BUDGETS: Mapping[str, tuple[int, ...]] = {
-    "ppo_mlp": (25_000, 50_000, 100_000, 200_000),
-    "ppo_transformer": (25_000, 50_000, 100_000, 200_000),
+    "ppo_mlp": (25_000, 50_000, 100_000),
+    "ppo_transformer": (50_000, 100_000, 200_000),
     "ppo_lstm": (100_000, 200_000, 400_000),
 }
 #: Non-learning agents run next to the learners: the score's reference and the horizontal lines.
@@ -188,7 +191,18 @@ def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tu
     missing = [a for a in agents if a not in DEFAULT_BUDGETS]
     if missing:
         raise ValueError(f"--budgets is required for agents without default budgets: {missing}")
-    return {a: DEFAULT_BUDGETS[a] for a in agents}
+    return default_budgets(agents)
+
+
+def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``total_timesteps``)."""
+    from quantgym.agents.registry import agent_class
+
+    out = {}
+    for agent in agents:
+        default = int(agent_class(agent).Config().total_timesteps)
+        out[agent] = tuple(sorted({*DEFAULT_BUDGETS[agent], default}))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

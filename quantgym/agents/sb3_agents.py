@@ -1198,38 +1198,52 @@ class PPOTransformerAgent(SB3Agent):
 
     @dataclasses.dataclass
     class Config(SB3Agent.Config):
-        """:class:`SB3Agent.Config` plus the encoder: input projection to ``d_model=64``,
-        sinusoidal positions, ``n_layers=2`` pre-norm blocks with ``n_heads=4`` and
-        ``dim_feedforward=128``, newest-bar pooling to ``attn_out_dim=32`` features concatenated
-        with the account features; the ``net_arch=[64]`` heads follow. ``recent_bars=None``
-        attends over the whole window; ``recent_bars=k`` over its newest ``k`` rows.
+        """:class:`SB3Agent.Config` plus the encoder: the newest ``recent_bars=8`` rows of the
+        window projected to ``d_model=32``, sinusoidal positions, ``n_layers=1`` pre-norm block
+        with ``n_heads=2`` and ``dim_feedforward=64``, the newest position pooled to
+        ``attn_out_dim=32`` features, concatenated with the newest bar's raw features
+        (``newest_bar_skip=True``) and the account features; ``net_arch=[64, 64]`` heads
+        follow, actor and critic share the encoder. ``recent_bars=None`` attends over the whole
+        window (an env window shorter than ``recent_bars`` is a ``ValueError``).
 
-        These defaults are *not* yet worth using (issue 13, measured with the harness's window
-        protocol on the regime market, seed 0, 64 held-out 1,000-bar windows,
-        ``benchmarks/online_diagnosis.py ppo_transformer --steps 50000 [--set ...]``):
+        Evidence (issue 13; harness window protocol on the regime market, seed 0, trained on
+        20,000 bars, 64 held-out 1,000-bar windows, score = 100 x mean log growth /
+        ``bayes_filter_expert``'s with paired-bootstrap 95% CI;
+        ``benchmarks/online_diagnosis.py ppo_transformer --steps N --set ...``):
 
-        - as they stand, 50k steps: score 35.4 [26.3, 43.2] (``bayes_filter_expert`` = 100),
-          74 trades per window against the filter's 12.5, policy entropy 0.85 nats, 34.3
-          in-sample (overtrading and undertrained, not overfitting); 331 CPU-seconds, i.e.
-          6.6 ms per env step on a loaded 2-core box (the issue measured 7.3 minutes for the
-          200k default budget);
-        - ``d_model=32, n_layers=1, n_heads=2, dim_feedforward=64, recent_bars=8`` with the
-          ``ppo_mlp`` recipe (``gamma=gae_lambda=0.9``, linear rate): 13x cheaper (25.5 CPU-s per
-          50k steps) but near-uniform after 50k steps (entropy 1.05, 94 trades, 13.5 [5.6, 21.2]);
-          the same over all 32 bars collapsed to always-short (-373).
+        - the old defaults (``d_model=64``, 2 layers, 4 heads over all 32 bars, ``gamma=0.99``,
+          constant rate), 50k steps: 35.4 [26.3, 43.2], 74 trades per window against the
+          filter's 12.5; 6.6 ms per env step, so the 200k default took 7+ CPU-minutes;
+        - the small encoder over 8 bars with the ``ppo_mlp`` recipe (``gamma=gae_lambda=0.9``,
+          ``lr_schedule="linear"``) but no skip path: 62.3 [50.6, 73.1] at 200k steps and 66.1 [60.0, 72.0]
+          at 500k, where its in-sample score is 99.7 and it trades 95 times per window: it
+          memorises the training path from the 8-bar pattern;
+        - ``newest_bar_skip=True``: 77.9 [68.7, 87.5] at 200k steps, in-sample 77.4 (no more
+          memorising), 40 trades; the skip path gives the heads what ``ppo_mlp`` reads, so
+          attention only has to add what the older bars say;
+        - ``net_arch=[64, 64]`` (``ppo_mlp``'s heads): 80.7 [73.8, 87.4] at 200k, 64 trades;
+        - separate actor and critic encoders (``share_features_extractor=False``): 59.7
+          [53.3, 67.0], 100 trades, and 1.6x the cost;
+        - ``total_timesteps=400_000``: about 4.5 CPU-minutes (one torch thread, ~0.65 ms per
+          env step); the learning curves (``benchmarks/online_quality.py``, README) give the
+          score at each budget over three seeds.
 
-        ``ppo_mlp`` with ``recent_bars=1`` scores 97.1 [89.9, 104.2] at 200k steps on the same
-        windows: at equal budget attention has not been shown to beat the MLP.
+        Attention has not been shown to beat ``ppo_mlp`` at equal budget (``ppo_mlp`` scored
+        97.1 [89.9, 104.2] at 200k steps on the same windows): see the README's agent table.
         """
 
-        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64])
-        d_model: int = 64
-        n_heads: int = 4
-        n_layers: int = 2
-        dim_feedforward: int = 128
+        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+        gamma: float = 0.9
+        gae_lambda: float = 0.9
+        lr_schedule: str = "linear"
+        total_timesteps: int = 400_000
+        d_model: int = 32
+        n_heads: int = 2
+        n_layers: int = 1
+        dim_feedforward: int = 64
         attn_out_dim: int = 32
-        recent_bars: int | None = None
-        newest_bar_skip: bool = False
+        recent_bars: int | None = 8
+        newest_bar_skip: bool = True
         share_features_extractor: bool = True
         window_size: int | None = None
         n_market_features: int | None = None

@@ -131,7 +131,7 @@ def test_transformer_agent_reads_layout_from_env_and_returns_attention(tmp_path)
     )
     obs, _ = env.reset(seed=0)
     maps = agent.attention_weights(obs)
-    assert maps.shape == (1, 2, 4, 8, 8)
+    assert maps.shape == (1, 1, 2, 8, 8)  # defaults: 1 layer, 2 heads, recent_bars=8
     np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
     agent.save(tmp_path / "agent")
     loaded = BaseAgent.load(tmp_path / "agent")
