@@ -279,7 +279,8 @@ def run_train(args: argparse.Namespace) -> int:
     base = None
     if args.resume is not None:
         from quantgym._io import read_json
-        from quantgym.agents.sb3_agents import ENV_FILE, latest_checkpoint
+        from quantgym.agents.sb3_agents import ENV_FILE
+        from quantgym.agents.sb3_files import latest_checkpoint
 
         checkpoint = latest_checkpoint(args.resume)
         if "resume_from" not in inspect.signature(agent.fit).parameters:

@@ -15,7 +15,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 import quantgym  # noqa: F401  (registers TradingEnv-v0)
 from quantgym.agents import load_agent
 from quantgym.agents.cli import main as cli_main
-from quantgym.agents.sb3_agents import PPOLstmAgent, PPOMlpAgent, latest_checkpoint
+from quantgym.agents.sb3_agents import PPOLstmAgent, PPOMlpAgent
+from quantgym.agents.sb3_files import latest_checkpoint
 
 ENV_KWARGS = {"market_kwargs": {"n_bars": 400}, "window_size": 4, "episode_length": 40}
 # constant lr: ppo_mlp's default linear schedule reaches 0 at the last update of a fit, which

@@ -19,8 +19,8 @@ from quantgym.agents.sb3_agents import (
     PPOMlpAgent,
     PPOTransformerAgent,
     RecentBarsExtractor,
-    make_sb3_vec_env,
 )
+from quantgym.agents.sb3_envs import make_sb3_vec_env
 from quantgym.envs import to_sb3
 
 ENV_KWARGS = {"market_kwargs": {"n_bars": 700}, "window_size": 8, "episode_length": 64}
