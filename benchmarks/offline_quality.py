@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             low, high = _bootstrap_mean_ci(g)
             tgt = float(np.mean(targets_used[label]))
             cond_out[label] = {
-                "target": tgt,
+                "target": tgt if math.isfinite(tgt) else None,  # None: the critic (valid JSON)
                 "realised_mean": float(g.mean()),
                 "ci": [low, high],
                 "std": float(g.std(ddof=1)),
@@ -415,7 +415,7 @@ def _plot_conditioning(cond: dict[str, Any], reference: float, path: str, agent:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    targets = [(k, v) for k, v in cond.items() if math.isfinite(v["target"])]
+    targets = [(k, v) for k, v in cond.items() if v["target"] is not None]
     xs = [v["target"] for _, v in targets]
     ys = [v["realised_mean"] for _, v in targets]
     err = [[v["realised_mean"] - v["ci"][0] for _, v in targets],

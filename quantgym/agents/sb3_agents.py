@@ -763,8 +763,11 @@ class PPOLstmAgent(SB3Agent):
         - ``learning_rate=3e-4`` annealed linearly to 0 (``lr_schedule="linear"``): the policy
           keeps moving under a constant rate and the final one is a lottery;
         - ``n_envs=16`` x ``n_steps=128``, ``batch_size=512`` transitions (SB3 splits them into
-          sequences per env and episode); ``total_timesteps=1_500_000``: about 4 CPU-minutes
-          (one torch thread).
+          sequences per env and episode); ``total_timesteps=1_500_000``: 94.2 [90.3, 98.0] in
+          7.9 CPU-minutes (one torch thread; ``benchmarks/online_quality.py --seeds 0 1 2``:
+          harness window protocol, 3 seeds x 64 held-out windows, ``bayes_filter_expert`` =
+          100). 400k steps give 93.3 [89.2, 97.6] in 2 CPU-minutes; 100k and 200k lose
+          heavily (-247, -284), so the budget is the one whose CI lower bound reaches 90.
 
         ``window_size``/``n_market_features``/``n_account_features`` are read from the env.
         """
@@ -873,12 +876,14 @@ class PPOTransformerAgent(SB3Agent):
         - ``net_arch=[64, 64]`` (``ppo_mlp``'s heads): 80.7 [73.8, 87.4] at 200k, 64 trades;
         - separate actor and critic encoders (``share_features_extractor=False``): 59.7
           [53.3, 67.0], 100 trades, and 1.6x the cost;
-        - ``total_timesteps=400_000``: about 4.5 CPU-minutes (one torch thread, ~0.65 ms per
-          env step); the learning curves (``benchmarks/online_quality.py``, README) give the
-          score at each budget over three seeds.
+        - ``total_timesteps=400_000``, the best budget measured: over 3 seeds x 64 windows
+          (``benchmarks/online_quality.py --seeds 0 1 2``) 87.9 [83.5, 92.1] in 3.5
+          CPU-minutes, against 79.6 [75.5, 83.3] at 200k; 800k steps (seed 0) fall to 56.7
+          [47.2, 65.5] with 102 trades per window (it keeps trading the older bars' noise).
 
-        Attention has not been shown to beat ``ppo_mlp`` at equal budget (``ppo_mlp`` scored
-        97.1 [89.9, 104.2] at 200k steps on the same windows): see the README's agent table.
+        Attention does not beat ``ppo_mlp`` at equal budget (200k steps, same 3 x 64 windows:
+        ``ppo_mlp`` 94.1 [90.4, 98.0]) nor the ``sma_crossover`` rule (89.8 [85.9, 93.9]):
+        see the README's agent table.
         """
 
         net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
