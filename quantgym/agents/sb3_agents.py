@@ -879,7 +879,10 @@ class PPOTransformerAgent(SB3Agent):
         - ``total_timesteps=400_000``, the best budget measured: over 3 seeds x 64 windows
           (``benchmarks/online_quality.py --seeds 0 1 2``) 87.9 [83.5, 92.1] in 3.5
           CPU-minutes, against 79.6 [75.5, 83.3] at 200k; 800k steps (seed 0) fall to 56.7
-          [47.2, 65.5] with 102 trades per window (it keeps trading the older bars' noise).
+          [47.2, 65.5] with 102 trades per window (it keeps trading the older bars' noise);
+        - on validation seeds 3-5 (400k steps, 3 x 64 windows;
+          ``benchmarks/results/ppo_transformer_validation/``) the default's 82.7 [77.9, 87.2]
+          beat ``attn_out_dim=8`` (75.4), ``recent_bars=4`` (63.5) and ``ent_coef=0`` (76.0).
 
         Attention does not beat ``ppo_mlp`` at equal budget (200k steps, same 3 x 64 windows:
         ``ppo_mlp`` 94.1 [90.4, 98.0]) nor the ``sma_crossover`` rule (89.8 [85.9, 93.9]):
