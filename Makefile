@@ -17,9 +17,13 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) benchmarks/compare.py
 
-## test: create .venv, install, run the fast test suite (what CI runs)
+## test: create .venv, install, run the fast test suite (what CI runs), then the env parity tests
+## again with numpy's above-baseline SIMD kernels (AVX2, AVX-512, SVE ...) disabled, so both
+## code paths are exercised on any CPU that has them
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" tests
+	NPY_DISABLE_CPU_FEATURES="$$($(PY) -m quantgym.machine --dispatched)" \
+		$(PY) -m pytest -n 2 -m "simd_parity and not slow" tests
 
 ## test-all: include slow tests
 test-all: $(STAMP)

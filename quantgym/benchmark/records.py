@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from quantgym.machine import machine_info
+
 __all__ = [
     "SCHEMA",
     "RESULTS_FILE",
@@ -122,10 +124,10 @@ def library_versions() -> dict[str, str]:
 
 
 def provenance() -> dict[str, Any]:
-    """``{"git_rev", "versions", "machine", "created_at"}`` for a record made now."""
-    machine = (
-        f"{platform.node()} {platform.machine()} {platform.system()} py{platform.python_version()}"
-    )
+    """``{"git_rev", "versions", "machine", "created_at"}`` for a record made now. ``machine``
+    names the host, the CPU model and numpy's SIMD paths (:func:`quantgym.machine.machine_info`):
+    results are bit-identical on one machine and equal within floating tolerance across them."""
+    machine = {"host": platform.node(), "system": platform.system(), **machine_info()}
     return {
         "git_rev": git_revision(),
         "versions": dict(library_versions()),

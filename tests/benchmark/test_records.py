@@ -19,6 +19,7 @@ from quantgym.benchmark.records import (
     read_records,
     strip_volatile,
 )
+from quantgym.machine import dispatched_features
 
 
 def test_cell_id_is_order_independent_and_sensitive() -> None:
@@ -70,6 +71,10 @@ def test_latest_by_cell_prefers_ok() -> None:
 def test_strip_volatile_and_provenance() -> None:
     prov = provenance()
     assert set(prov) == {"git_rev", "versions", "machine", "created_at"}
+    machine = prov["machine"]
+    assert machine["cpu"] and machine["arch"] and isinstance(machine["cpu_count"], int)
+    simd = machine["numpy_simd"]
+    assert simd["baseline"] and set(simd["found"]) <= set(dispatched_features())
     assert set(prov["versions"]) >= {"quantgym", "numpy", "torch", "gymnasium", "d3rlpy"}
     assert prov["versions"]["numpy"] == np.__version__
     record = {"cell_id": "a", "timing": {"train_s": 1.0}, "provenance": prov}

@@ -16,6 +16,7 @@ from tests.conftest import simple_feature_frame
 
 N_BARS = 60
 FRAMES = {seed: simple_feature_frame(N_BARS, seed) for seed in range(8)}
+pytestmark = pytest.mark.simd_parity
 PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -10,6 +10,8 @@ from quantgym.envs import TradingEnv, TradingVectorEnv
 from quantgym.envs.layout import STEP_INFO_KEYS
 from tests.conftest import random_walk_frame
 
+pytestmark = pytest.mark.simd_parity
+
 N_ENVS, N_STEPS = 4, 70
 VOLATILE = random_walk_frame(700, seed=5, vol=0.04)
 
