@@ -20,7 +20,7 @@ import time
 import gymnasium as gym
 import numpy as np
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.agents.registry import make_agent
 from quantgym.datasets.collect import collect
 
@@ -29,7 +29,7 @@ __all__ = ["env_steps_per_second", "collect_steps_per_second", "main"]
 
 def env_steps_per_second(num_envs: int, n_steps: int, seed: int = 0, **env_kwargs) -> float:
     """Raw ``TradingVectorEnv.step`` rate with uniformly random actions (nothing recorded)."""
-    env = gym.make_vec("TradingEnv-v0", num_envs=num_envs, **env_kwargs)
+    env = gym.make_vec(ENV_ID, num_envs=num_envs, **env_kwargs)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     n_actions = env.single_action_space.n
@@ -52,7 +52,7 @@ def collect_steps_per_second(
     **env_kwargs,
 ) -> tuple[float, float, int, float]:
     """``(steps/s, seconds, n_steps, bytes per transition)`` of a full ``collect`` call."""
-    env = gym.make_vec("TradingEnv-v0", num_envs=num_envs, **env_kwargs)
+    env = gym.make_vec(ENV_ID, num_envs=num_envs, **env_kwargs)
     agent = make_agent(policy, env=env)
     start = time.perf_counter()
     dataset = collect(

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from quantgym import ENV_ID
+
 __all__ = ["main"]
 
 
@@ -179,7 +181,7 @@ def phase_exact(args: argparse.Namespace) -> dict[str, Any]:
     kwargs = preset_env_kwargs("regime", "train")
     recorded = {}
     for mode in ("auto", "dense"):
-        env = gym.make_vec("TradingEnv-v0", num_envs=args.num_envs, **kwargs)
+        env = gym.make_vec(ENV_ID, num_envs=args.num_envs, **kwargs)
         policy = make_behavior_policy("medium", env, args.seed)
         recorded[mode] = collect(
             env, policy, n_steps=args.exact_steps, seed=args.seed, progress=False, observations=mode

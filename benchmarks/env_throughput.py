@@ -37,8 +37,11 @@ import gymnasium as gym  # noqa: E402
 with warnings.catch_warnings():  # quantgym warns that only its namespaced id is free here
     warnings.simplefilter("ignore")
     import quantgym
-from quantgym.datasets import load_sample  # noqa: E402
-from quantgym.envs import TradingEnv, TradingVectorEnv  # noqa: E402
+from quantgym.envs import (  # noqa: E402
+    TradingEnv,
+    TradingVectorEnv,
+    load_sample,  # noqa: E402
+)
 
 ENV_KWARGS = dict(data="sample:googl", window_size=32, commission=0.001, slippage=0.0005)
 

@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.registry import list_agents, make_agent
 
 __all__ = ["TARGETS_MS", "time_decisions", "build_agent", "main"]
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    env = gym.make("TradingEnv-v0", window_size=args.window_size)
+    env = gym.make(ENV_ID, window_size=args.window_size)
     observations = record_observations(env)
     print(f"obs dim {observations.shape[1]}, batch 1, CPU, torch threads {torch.get_num_threads()}")
     header = f"{'agent':<22}{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'sb3 ms':>9}{'target':>9}  ok"

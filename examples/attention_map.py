@@ -18,7 +18,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.registry import load_agent, make_agent
 
 
@@ -65,7 +65,7 @@ def main() -> None:
             progress_bar=True,
         )
 
-    env = gym.make("TradingEnv-v0", market="regime", window_size=window_size, episode_length=None)
+    env = gym.make(ENV_ID, market="regime", window_size=window_size, episode_length=None)
     base = env.unwrapped
     decision_bar = args.bar if args.bar is not None else base.first_bar + 200
     obs, _ = env.reset(options={"start": base.first_bar})

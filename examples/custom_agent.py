@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.base import BaseAgent
 from quantgym.agents.registry import load_agent, make_agent, register_agent
 from quantgym.evaluation import evaluate, normalized_score
@@ -70,7 +70,7 @@ class AlwaysLong:
 
 
 def main() -> None:
-    env = gym.make("TradingEnv-v0", episode_length=500)
+    env = gym.make(ENV_ID, episode_length=500)
     base = env.unwrapped
     register_agent("trend", TrendAgent)
     trend = make_agent(

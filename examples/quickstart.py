@@ -11,7 +11,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents import BuyAndHoldAgent, RandomAgent
 from quantgym.evaluation import evaluate
 
@@ -20,7 +20,7 @@ METRICS = ("total_return", "annualized_return", "sharpe", "max_drawdown", "n_tra
 
 def hand_written_loop() -> None:
     """The plain gymnasium API: reset, step until the episode ends, read metrics."""
-    env = gym.make("TradingEnv-v0")  # seeded synthetic regime market, 15 bp per unit traded
+    env = gym.make(ENV_ID)  # seeded synthetic regime market, 15 bp per unit traded
     obs, info = env.reset(seed=42)
     print(f"observation {obs.shape}, actions {env.action_space} -> positions (-1, 0, 1)")
     print(f"start: bar {info['bar']} at {info['timestamp']}, equity {info['equity']:,.0f}")
@@ -34,7 +34,7 @@ def hand_written_loop() -> None:
 
 
 def compare(data: str | None) -> None:
-    env = gym.make("TradingEnv-v0", data=data, episode_length=250)
+    env = gym.make(ENV_ID, data=data, episode_length=250)
     label = data or "synthetic:regime (default)"
     print(f"== {label}: 5 episodes of 250 bars at the same seeded starts ==")
     print(f"{'agent':>14s} " + " ".join(f"{m:>18s}" for m in METRICS))

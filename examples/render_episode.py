@@ -12,7 +12,7 @@ import argparse
 
 import gymnasium as gym
 
-import quantgym  # noqa: F401
+from quantgym import ENV_ID
 from quantgym.agents import BayesFilterExpert
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--out", default="episode.png")
     parser.add_argument("--steps", type=int, default=600)
     args = parser.parse_args()
-    env = gym.make("TradingEnv-v0", episode_length=args.steps, render_mode="rgb_array")
+    env = gym.make(ENV_ID, episode_length=args.steps, render_mode="rgb_array")
     agent = BayesFilterExpert(env=env)
     obs, _ = env.reset(seed=3)
     done = False

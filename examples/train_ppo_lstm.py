@@ -16,7 +16,7 @@ import argparse
 import gymnasium as gym
 import pandas as pd
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.registry import load_agent, make_agent
 from quantgym.evaluation import evaluate, normalized_score
 
@@ -35,12 +35,12 @@ def main() -> None:
     torch.set_num_threads(1)  # tiny networks: one thread is fastest
 
     # Split the tradable bars of the default regime market 80/20 by date.
-    full = gym.make("TradingEnv-v0", episode_length=None).unwrapped
+    full = gym.make(ENV_ID, episode_length=None).unwrapped
     cut = full.first_bar + int(0.8 * (full.market.last_bar - full.first_bar))
     train_end = str(pd.Timestamp(full.market.timestamps[cut]).date())
     test_start = str(pd.Timestamp(full.market.timestamps[cut + 1]).date())
     train_kwargs = {"market": "regime", "end": train_end}
-    test_env = gym.make("TradingEnv-v0", market="regime", start=test_start, episode_length=None)
+    test_env = gym.make(ENV_ID, market="regime", start=test_start, episode_length=None)
 
     agent = make_agent("ppo_lstm", seed=args.seed)
     print(f"training ppo_lstm for {args.steps} steps on bars up to {train_end} ...")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.evaluation import (
     EvaluationResult,
     episode_starts,
@@ -24,7 +24,7 @@ ENV_KWARGS = {"market_kwargs": {"n_bars": 700}, "window_size": 8, "episode_lengt
 
 
 def make_env(**overrides) -> gym.Env:
-    return gym.make("TradingEnv-v0", **{**ENV_KWARGS, **overrides})
+    return gym.make(ENV_ID, **{**ENV_KWARGS, **overrides})
 
 
 class ConstantAgent:
@@ -193,7 +193,7 @@ def test_bad_env_raises_value_error():
 
 def test_reference_agent_is_bayes_on_synthetic_and_buy_and_hold_on_real(walk_frame):
     assert reference_agent_name(make_env().unwrapped.market) == "bayes_filter_expert"
-    real = gym.make("TradingEnv-v0", data=walk_frame, window_size=8)
+    real = gym.make(ENV_ID, data=walk_frame, window_size=8)
     assert reference_agent_name(real.unwrapped.market) == "buy_and_hold"
 
 

@@ -33,6 +33,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from quantgym import ENV_ID
+
 __all__ = [
     "add_agent_parsers",
     "add_env_arguments",
@@ -375,7 +377,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     kept = {k: v for k, v in trained_on.items() if k not in ("start", "end", "episode_length")}
     env_kwargs = env_kwargs_from_args(args, kept)
     env_kwargs.setdefault("episode_length", None)
-    env = gym.make("TradingEnv-v0", **env_kwargs)
+    env = gym.make(ENV_ID, **env_kwargs)
     base: Any = env.unwrapped
     agent = _load_with_env(path, env, trusted=bool(getattr(args, "trust", False)))
     result = evaluate(

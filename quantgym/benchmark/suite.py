@@ -37,7 +37,7 @@ __all__ = [
 SUITES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
 #: Registered agents that wrap another policy and cannot be benchmarked by name alone.
 WRAPPER_AGENTS = ("epsilon_mix",)
-#: Bundled real-data samples (``quantgym.datasets.sample_data``).
+#: Bundled real-data samples (``quantgym.envs.sample_data``).
 SAMPLE_MARKETS = ("sample:googl", "sample:eurusd")
 
 

@@ -1,4 +1,4 @@
-"""Offline datasets recorded from the env: collection, storage, splits, exports, sample data.
+"""Offline datasets recorded from the env: collection, storage, splits, exports.
 
 ``SequenceDataset`` (Decision Transformer windows) needs torch: import it from
 ``quantgym.datasets.sequence``.
@@ -7,7 +7,6 @@
 from quantgym.datasets.collect import collect, env_metadata
 from quantgym.datasets.export import to_d3rlpy, to_minari
 from quantgym.datasets.presets import QUALITIES, make_behavior_policy, make_dataset
-from quantgym.datasets.sample_data import SAMPLES, load_sample
 from quantgym.datasets.shards import (
     collect_sharded,
     iter_shards,
@@ -39,7 +38,6 @@ __all__ = [
     "MarketReference",
     "ObservationReferences",
     "QUALITIES",
-    "SAMPLES",
     "ChronologicalSplit",
     "DatasetMetadata",
     "DateRange",
@@ -55,7 +53,6 @@ __all__ = [
     "env_metadata",
     "from_trades",
     "iter_shards",
-    "load_sample",
     "load_sharded",
     "make_behavior_policy",
     "make_dataset",

@@ -25,7 +25,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from quantgym import __version__
+from quantgym import ENV_ID, __version__
 from quantgym.datasets.storage import (
     DERIVED_INFO_KEYS,
     MarketReference,
@@ -36,7 +36,7 @@ from quantgym.datasets.trajectory import TrajectoryDataset
 
 __all__ = ["OBSERVATION_MODES", "collect", "env_metadata"]
 
-_DEFAULT_ENV_ID = "TradingEnv-v0"
+
 _INFO_DTYPES: dict[str, Any] = {
     "equity": np.float64,
     "position": np.float64,
@@ -109,7 +109,7 @@ def env_metadata(env: Any) -> dict[str, Any]:
         kwargs.pop("num_envs", None)
         kwargs.pop("vectorization_mode", None)
     if env_id is None and type(core).__name__ in ("TradingEnv", "TradingVectorEnv"):
-        env_id = _DEFAULT_ENV_ID
+        env_id = ENV_ID
     out: dict[str, Any] = {"env_id": env_id, "env_kwargs": _json_safe(kwargs)}
     market = getattr(core, "market", None)
     if market is not None:

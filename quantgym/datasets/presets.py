@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.datasets.collect import collect
 from quantgym.datasets.trajectory import TrajectoryDataset, concatenate
 
@@ -78,7 +78,7 @@ def preset_env_kwargs(
     for key in ("start", "end"):
         if kwargs.get(key) is not None:
             raise ValueError(f"env_kwargs[{key!r}] conflicts with split={split!r}; use split='all'")
-    probe = gym.make("TradingEnv-v0", **kwargs)
+    probe = gym.make(ENV_ID, **kwargs)
     try:
         core: Any = probe.unwrapped
         market_data = core.market
@@ -130,7 +130,7 @@ def _check_positive(name: str, value: Any) -> int:
 def _collect_quality(
     quality: str, kwargs: dict, n_steps: int, seed: int, num_envs: int, progress: bool, preset: dict
 ) -> TrajectoryDataset:
-    env = gym.make_vec("TradingEnv-v0", num_envs=num_envs, **kwargs)
+    env = gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
     try:
         policy = make_behavior_policy(quality, env, seed)
         from quantgym.datasets.collect import env_metadata

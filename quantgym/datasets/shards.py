@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from quantgym import ENV_ID
 from quantgym._io import atomic_write, read_json
 from quantgym.datasets.storage import MarketReference
 from quantgym.datasets.trajectory import TrajectoryDataset
@@ -648,7 +649,7 @@ def make_sharded_dataset(
         parts = list(zip(("random", "medium", "expert"), thirds, strict=True))
     else:
         parts = [(quality, n_steps)]
-    env = gym.make_vec("TradingEnv-v0", num_envs=num_envs, **kwargs)
+    env = gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
     try:
         env_meta = env_metadata(env)["env_kwargs"]
         env_meta.update(presets._market_source(market))  # the source, not "<MarketData>"

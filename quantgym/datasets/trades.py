@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.datasets.trajectory import TrajectoryDataset
 
 __all__ = ["SIDES", "from_trades", "trade_targets"]
@@ -268,7 +268,7 @@ def from_trades(
     probe_kwargs = dict(env_kwargs)
     if grid is not None:
         probe_kwargs["positions"] = tuple(grid.tolist())
-    probe = gym.make("TradingEnv-v0", data=data, episode_length=None, **probe_kwargs)
+    probe = gym.make(ENV_ID, data=data, episode_length=None, **probe_kwargs)
     core: Any = probe.unwrapped
     market, first_bar = core.market, int(core.first_bar)
     stamps = market.timestamps
@@ -332,7 +332,7 @@ def from_trades(
     target_at_bar = np.where(best >= 0, targets[by_time[np.maximum(best, 0)]], 0.0)
 
     env_kw = {k: v for k, v in probe_kwargs.items() if k not in _MARKET_KWARGS}
-    env = gym.make("TradingEnv-v0", data=market, episode_length=end_bar - start, **env_kw)
+    env = gym.make(ENV_ID, data=market, episode_length=end_bar - start, **env_kw)
     env = _StartAt(env, start)
     binding = EnvBinding(env)
     actions_by_bar = binding.to_actions(target_at_bar)

@@ -4,6 +4,7 @@ from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
 from quantgym.envs.layout import EnvLayout
 from quantgym.envs.lookahead import LookaheadReport, check_lookahead
 from quantgym.envs.market_data import MarketData
+from quantgym.envs.sample_data import SAMPLES, load_sample
 from quantgym.envs.slippage import (
     FixedSlippage,
     SpreadSlippage,
@@ -21,6 +22,8 @@ __all__ = [
     "LookaheadReport",
     "check_lookahead",
     "MarketData",
+    "SAMPLES",
+    "load_sample",
     "TradingEnv",
     "TradingVectorEnv",
     "FixedSlippage",

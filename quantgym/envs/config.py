@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from quantgym.checks import check_fraction, check_positive_int
 from quantgym.envs.market_data import MarketData
 from quantgym.envs.rewards import make_reward
 from quantgym.envs.slippage import make_slippage
-from quantgym.envs.validation import check_fraction, check_min_rows, check_positive_int
-
-if TYPE_CHECKING:
-    from quantgym.envs.layout import EnvLayout
+from quantgym.envs.validation import check_min_rows
 
 __all__ = ["EnvConfig", "ACCOUNT_FEATURES"]
 
@@ -128,13 +126,6 @@ class EnvConfig:
     def first_bar(self, market: MarketData) -> int:
         """First bar an episode may start at: features valid over the whole window."""
         return max(market.first_bar, market.warmup + self.window_size - 1)
-
-    def build_layout(self) -> EnvLayout:
-        """Validate, load the market and build the layout both envs step on."""
-        from quantgym.envs.layout import EnvLayout
-
-        self.validate()
-        return EnvLayout.from_config(self, self.build_market())
 
     def make_reward(self) -> Any:
         return make_reward(self.reward, self.reward_kwargs)

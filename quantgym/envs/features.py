@@ -44,6 +44,7 @@ __all__ = [
     "RAW_WARMUP",
     "SCALE_ONLY",
     "FeatureSet",
+    "callable_columns",
     "compute_features",
     "is_intraday",
     "raw_features",
@@ -223,7 +224,7 @@ def compute_features(
     elif isinstance(features, list | tuple):
         names, columns = _selected_columns(frame, features, int(normalize_window))
     elif callable(features):
-        names, columns = _callable_columns(frame, features)
+        names, columns = callable_columns(frame, features)
     else:
         raise ValueError(
             "features must be None, a list/tuple of column names or a callable; "
@@ -282,9 +283,11 @@ def _selected_columns(
     return tuple(features), columns
 
 
-def _callable_columns(
+def callable_columns(
     frame: pd.DataFrame, fn: Callable[[pd.DataFrame], object]
 ) -> tuple[tuple[str, ...], list[np.ndarray]]:
+    """The columns a user's ``features`` callable returns for ``frame``, checked (one row per
+    bar, same index, numeric): ``(names, [column arrays])``, before any NaN or warm-up check."""
     label = getattr(fn, "__name__", type(fn).__name__)
     result = fn(frame.copy())  # a copy: the callable must not be able to edit the market data
     n = len(frame)

@@ -1,6 +1,6 @@
 """``EnvLayout``: everything ``TradingEnv`` and ``TradingVectorEnv`` share but the stepping.
 
-``EnvConfig.build_layout()`` builds it once from the validated arguments: the market, the
+``EnvLayout.build(config)`` builds it once from the validated arguments: the market, the
 spaces, the observation layout, the per-bar price and cost arrays, the ledger options,
 episode bounds and the names of the info record. The two envs keep their own ``step``
 (Python floats for one account, numpy arrays for many) and read everything else from here,
@@ -76,6 +76,12 @@ class EnvLayout:
     average_volume: np.ndarray | None
     max_units: np.ndarray | None
     info_keys: tuple[str, ...]
+
+    @classmethod
+    def build(cls, config: EnvConfig) -> EnvLayout:
+        """Validate ``config``, load its market and build the layout both envs step on."""
+        config.validate()
+        return cls.from_config(config, config.build_market())
 
     @classmethod
     def from_config(cls, config: EnvConfig, market: MarketData) -> EnvLayout:

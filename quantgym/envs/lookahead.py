@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantgym.checks import check_positive_int
 from quantgym.envs.features import FeatureSpec, compute_features
-from quantgym.envs.validation import check_positive_int, validate_ohlcv
+from quantgym.envs.validation import validate_ohlcv
 
 __all__ = ["LookaheadReport", "check_lookahead", "load_feature_function"]
 
@@ -110,12 +111,12 @@ class LookaheadReport:
 
 def _load_frame(data: Any) -> pd.DataFrame:
     """The OHLCV frame (extra columns kept) of any source ``TradingEnv`` accepts."""
-    from quantgym.envs.market_data import MarketData, _load_source, _normalise_frame
+    from quantgym.envs.market_data import MarketData, load_source, normalise_frame
 
     if isinstance(data, MarketData):
         frame = data.frame
     else:
-        frame = _normalise_frame(_load_source(data, None)[0])
+        frame = normalise_frame(load_source(data, None)[0])
     validate_ohlcv(frame)
     return frame
 
@@ -124,9 +125,9 @@ def _feature_matrix(frame: pd.DataFrame, features: FeatureSpec, normalize_window
     """``(names, values (n, F))``; a user's callable is used raw so a leak that leaves NaN in
     the last rows (``shift(-1)``) is still checked instead of refused."""
     if callable(features) and not isinstance(features, (list, tuple)):
-        from quantgym.envs.features import _callable_columns
+        from quantgym.envs.features import callable_columns
 
-        names, columns = _callable_columns(frame, features)
+        names, columns = callable_columns(frame, features)
         return names, np.column_stack(columns)
     fs = compute_features(frame, features, normalize_window=normalize_window)
     return fs.names, fs.values

@@ -19,7 +19,7 @@ import pandas as pd
 from quantgym.envs.features import compute_features
 from quantgym.envs.validation import check_min_rows, validate_ohlcv
 
-__all__ = ["MarketData", "infer_bars_per_year"]
+__all__ = ["MarketData", "infer_bars_per_year", "load_source", "normalise_frame"]
 
 _TIME_COLUMNS = ("timestamp", "date", "datetime", "time")
 _DAYFIRST = re.compile(r"^\d{2}\.\d{2}\.\d{4}")
@@ -53,7 +53,7 @@ def _parse_time(values: pd.Series) -> pd.DatetimeIndex:
         raise ValueError(f"cannot parse timestamps (first value {first!r}): {exc}") from None
 
 
-def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Lower-case columns and move a timestamp column into a DatetimeIndex named ``timestamp``."""
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -92,10 +92,12 @@ def _to_timestamp(value: Any, name: str) -> pd.Timestamp | None:
         raise ValueError(f"{name}={value!r} is not a date/timestamp") from None
 
 
-def _load_source(
+def load_source(
     data: Any, market_kwargs: dict | None
 ) -> tuple[pd.DataFrame, np.ndarray | None, dict | None, str]:
-    """Resolve ``data`` into (frame, regime, params, name)."""
+    """Resolve any source ``TradingEnv`` accepts into ``(frame, regime, params, name)``: the raw
+    frame (not yet normalised), the hidden regime path and parameters of a synthetic market
+    (else ``None``) and a short name of the source."""
     from quantgym.envs.synthetic import SyntheticMarket, generate_market
 
     if data is None:
@@ -112,7 +114,7 @@ def _load_source(
     if isinstance(data, (str, os.PathLike)):
         text = os.fspath(data)
         if text.startswith("sample:"):
-            from quantgym.datasets.sample_data import load_sample
+            from quantgym.envs.sample_data import load_sample
 
             return load_sample(text.split(":", 1)[1]), None, None, text
         if text.startswith("synthetic:"):
@@ -196,8 +198,8 @@ class MarketData:
             frame = data.frame
             bars_per_year = bars_per_year or data.bars_per_year
         else:
-            frame, regime, params, src_name = _load_source(data, market_kwargs)
-        frame = _normalise_frame(frame)
+            frame, regime, params, src_name = load_source(data, market_kwargs)
+        frame = normalise_frame(frame)
         start_ts, end_ts = _to_timestamp(start, "start"), _to_timestamp(end, "end")
         if start_ts is not None and end_ts is not None and start_ts > end_ts:
             raise ValueError(f"start={start_ts} is after end={end_ts}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from quantgym.envs.validation import check_fraction, check_positive_int
+from quantgym.checks import check_fraction, check_positive_int
 
 if TYPE_CHECKING:
     from quantgym.envs.market_data import MarketData

@@ -19,7 +19,7 @@ from quantgym.envs.accounting import (
     rebalance,
 )
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
-from quantgym.envs.layout import resolve_start
+from quantgym.envs.layout import EnvLayout, resolve_start
 from quantgym.envs.metrics import performance_metrics
 from quantgym.envs.rewards import EQUITY_FLOOR, LogReturn, step_context
 
@@ -131,7 +131,7 @@ class TradingEnv(gym.Env):
         except TypeError as exc:
             raise ValueError(f"TradingEnv: {exc}") from None
         self.config = config
-        self.layout = layout = config.build_layout()
+        self.layout = layout = EnvLayout.build(config)
         self.render_mode = config.render_mode
         self.market = market = layout.market
         self._first_bar = layout.first_bar

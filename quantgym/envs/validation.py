@@ -19,8 +19,6 @@ __all__ = [
     "check_bar_consistency",
     "check_timestamps",
     "check_min_rows",
-    "check_fraction",
-    "check_positive_int",
     "validate_ohlcv",
 ]
 
@@ -102,24 +100,6 @@ def check_min_rows(n_rows: int, needed: int, what: str) -> None:
     """At least ``needed`` rows, else explain what they are needed for."""
     if n_rows < needed:
         raise ValueError(f"market data has {n_rows} rows but needs at least {needed} ({what})")
-
-
-def check_fraction(name: str, value: float, *, upper: float = 1.0) -> float:
-    """A finite number in ``[0, upper]``."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(value) or value < 0 or value > upper:
-        raise ValueError(f"{name} must be in [0, {upper}], got {value}")
-    return value
-
-
-def check_positive_int(name: str, value: int, *, minimum: int = 1) -> int:
-    """An integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def validate_ohlcv(frame: pd.DataFrame) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
+from quantgym.checks import check_positive_int
 from quantgym.envs.accounting import (
     account_features,
     finance,
@@ -23,8 +24,8 @@ from quantgym.envs.accounting import (
     rebalance,
 )
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
+from quantgym.envs.layout import EnvLayout
 from quantgym.envs.rewards import step_context
-from quantgym.envs.validation import check_positive_int
 
 __all__ = ["TradingVectorEnv"]
 
@@ -71,7 +72,7 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         if hasattr(gym.vector, "AutoresetMode"):  # gymnasium >= 1.1
             self.metadata = {**self.metadata, "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
         self.config = config
-        self.layout = layout = config.build_layout()
+        self.layout = layout = EnvLayout.build(config)
         self.num_envs = num_envs
         self.render_mode = config.render_mode
         self.market = market = layout.market

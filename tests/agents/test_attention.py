@@ -8,7 +8,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.attention import (
     SinusoidalPositionalEncoding,
     TemporalAttentionExtractor,
@@ -112,7 +112,7 @@ def test_d_model_must_divide_by_heads():
 
 def test_transformer_agent_reads_layout_from_env_and_returns_attention(tmp_path):
     env = gym.make(
-        "TradingEnv-v0",
+        ENV_ID,
         market_kwargs={"n_bars": 700},
         window_size=8,
         episode_length=64,

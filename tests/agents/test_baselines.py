@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.agents.base import BaseAgent
 from quantgym.agents.registry import make_agent
 from quantgym.envs.synthetic import SyntheticMarket, generate_market
@@ -75,14 +75,14 @@ def run_episode(env: gym.Env, agent, start: int) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def single_env():
-    env = gym.make("TradingEnv-v0", episode_length=60, **REGIME)
+    env = gym.make(ENV_ID, episode_length=60, **REGIME)
     env.reset(seed=0)
     return env
 
 
 @pytest.fixture(scope="module")
 def vector_env():
-    env = gym.make_vec("TradingEnv-v0", num_envs=3, episode_length=60, **REGIME)
+    env = gym.make_vec(ENV_ID, num_envs=3, episode_length=60, **REGIME)
     env.reset(seed=0)
     return env
 
@@ -116,10 +116,10 @@ def test_batched_obs_gives_one_valid_action_per_env(cls, vector_env):
 @pytest.mark.parametrize("cls", ALL_AGENTS)
 def test_continuous_actions_are_in_the_box(cls):
     single = gym.make(
-        "TradingEnv-v0", action_type="continuous", max_leverage=2.0, episode_length=30, **REGIME
+        ENV_ID, action_type="continuous", max_leverage=2.0, episode_length=30, **REGIME
     )
     vec = gym.make_vec(
-        "TradingEnv-v0",
+        ENV_ID,
         num_envs=2,
         action_type="continuous",
         max_leverage=2.0,
@@ -138,12 +138,10 @@ def test_continuous_actions_are_in_the_box(cls):
 
 
 def test_desired_positions_map_to_the_nearest_env_action():
-    env = gym.make("TradingEnv-v0", positions=(-1.0, -0.5, 0.0, 0.5, 1.0), **REGIME)
+    env = gym.make(ENV_ID, positions=(-1.0, -0.5, 0.0, 0.5, 1.0), **REGIME)
     binding = EnvBinding(env)
     assert binding.to_actions(np.array([-1.0, -0.4, 0.1, 0.8, 3.0])).tolist() == [0, 1, 2, 4, 4]
-    cont = EnvBinding(
-        gym.make("TradingEnv-v0", action_type="continuous", max_leverage=2.0, **REGIME)
-    )
+    cont = EnvBinding(gym.make(ENV_ID, action_type="continuous", max_leverage=2.0, **REGIME))
     np.testing.assert_array_equal(
         cont.to_actions(np.array([1.0, -5.0])), np.array([[0.5], [-1.0]], dtype=np.float32)
     )
@@ -202,10 +200,10 @@ def test_bad_configs_raise_value_errors(single_env):
         RegimeExpert(env=single_env, band=-1.0)
     with pytest.raises(ValueError, match="on_deviation"):
         HindsightOracle(env=single_env, on_deviation="sometimes")
-    gbm = gym.make("TradingEnv-v0", data="synthetic:gbm", market_kwargs={"n_bars": 1500})
+    gbm = gym.make(ENV_ID, data="synthetic:gbm", market_kwargs={"n_bars": 1500})
     with pytest.raises(ValueError, match="regime"):
         RegimeExpert(env=gbm)
-    real = gym.make("TradingEnv-v0", data=tiny_frame(60), features=["close"], window_size=1)
+    real = gym.make(ENV_ID, data=tiny_frame(60), features=["close"], window_size=1)
     with pytest.raises(ValueError, match="market_params"):
         BayesFilterExpert(env=real)
     with pytest.raises(ValueError, match="unexpected keyword|got an unexpected"):
@@ -230,9 +228,7 @@ def _perturbed_future(market: SyntheticMarket, t0: int, seed: int) -> SyntheticM
 @pytest.mark.parametrize("t0", [400, 900])
 def test_signals_up_to_t_ignore_the_future(cls, t0):
     market = generate_market("regime", n_bars=1200, seed=3)
-    envs = [
-        gym.make("TradingEnv-v0", data=m) for m in (market, _perturbed_future(market, t0, seed=t0))
-    ]
+    envs = [gym.make(ENV_ID, data=m) for m in (market, _perturbed_future(market, t0, seed=t0))]
     agents = [cls(env=e) for e in envs]
     bars = np.arange(t0 + 1)
     for current in (-1.0, 0.0, 1.0):
@@ -271,7 +267,7 @@ def test_mean_reversion_exits_at_the_mean(single_env):
 
 @pytest.mark.parametrize("expert_cls", [RegimeExpert, BayesFilterExpert])
 def test_experts_beat_random_on_the_regime_market(expert_cls):
-    env = gym.make("TradingEnv-v0", episode_length=250, **REGIME)
+    env = gym.make(ENV_ID, episode_length=250, **REGIME)
     starts = [400, 700, 1000]
     expert = expert_cls(env=env)
     random_agent = RandomAgent(env=env, seed=0)
@@ -281,7 +277,7 @@ def test_experts_beat_random_on_the_regime_market(expert_cls):
 
 
 def test_regime_expert_beats_bayes_filter_expert_which_beats_random():
-    env = gym.make("TradingEnv-v0", episode_length=None, **REGIME)
+    env = gym.make(ENV_ID, episode_length=None, **REGIME)
     start = env.unwrapped.first_bar
     regime = run_episode(env, RegimeExpert(env=env), start)[0]
     bayes = run_episode(env, BayesFilterExpert(env=env), start)[0]
@@ -320,7 +316,7 @@ def test_oracle_equals_brute_force_over_every_action_sequence(case, seed):
         alive &= ~terminated
     best_equity = np.where(alive, infos["equity"], 0.0).max()
 
-    env = gym.make("TradingEnv-v0", **kwargs)
+    env = gym.make(ENV_ID, **kwargs)
     oracle = HindsightOracle(env=env)
     total, final_equity = run_episode(env, oracle, start)
     plan = oracle.plans[0]
@@ -332,7 +328,7 @@ def test_oracle_equals_brute_force_over_every_action_sequence(case, seed):
 
 
 def test_oracle_beats_every_policy_on_the_same_bars():
-    env = gym.make("TradingEnv-v0", episode_length=150, **REGIME)
+    env = gym.make(ENV_ID, episode_length=150, **REGIME)
     start = 600
     oracle_total, oracle_equity = run_episode(env, HindsightOracle(env=env), start)
     for cls in ALL_AGENTS[:-1]:
@@ -341,9 +337,7 @@ def test_oracle_beats_every_policy_on_the_same_bars():
 
 
 def test_oracle_plan_matches_env_with_continuous_actions():
-    env = gym.make(
-        "TradingEnv-v0", action_type="continuous", max_leverage=1.5, episode_length=80, **REGIME
-    )
+    env = gym.make(ENV_ID, action_type="continuous", max_leverage=1.5, episode_length=80, **REGIME)
     oracle = HindsightOracle(env=env, grid=(-1.5, -0.3, 0.0, 0.7, 1.5))
     total, equity = run_episode(env, oracle, 500)
     assert equity == oracle.plans[0].equity[-1]
@@ -364,7 +358,7 @@ class _DeviateOnce:
 
 @pytest.mark.parametrize("on_deviation", ["replan", "follow"])
 def test_oracle_after_a_deviation(on_deviation):
-    env = gym.make("TradingEnv-v0", episode_length=60, **REGIME)
+    env = gym.make(ENV_ID, episode_length=60, **REGIME)
     oracle = HindsightOracle(env=env, on_deviation=on_deviation)
     _, equity = run_episode(env, _DeviateOnce(oracle, at=10), 700)
     if on_deviation == "replan":
@@ -378,7 +372,7 @@ def test_oracle_after_a_deviation(on_deviation):
 
 
 def test_epsilon_mixed_oracle_replans_but_follow_does_not():
-    env = gym.make("TradingEnv-v0", episode_length=60, **REGIME)
+    env = gym.make(ENV_ID, episode_length=60, **REGIME)
     replan, follow = HindsightOracle(env=env), HindsightOracle(env=env, on_deviation="follow")
     run_episode(env, EpsilonMix(replan, 0.3, seed=4), 700)
     run_episode(env, EpsilonMix(follow, 0.3, seed=4), 700)
@@ -387,7 +381,7 @@ def test_epsilon_mixed_oracle_replans_but_follow_does_not():
 
 def test_oracle_serves_a_vector_env_with_one_plan_per_env():
     kwargs = {"episode_length": 40, **REGIME}
-    vec = gym.make_vec("TradingEnv-v0", num_envs=2, **kwargs)
+    vec = gym.make_vec(ENV_ID, num_envs=2, **kwargs)
     obs, _ = vec.reset(seed=5)
     oracle = HindsightOracle(env=vec)
     starts = vec.unwrapped.bars.copy()
@@ -396,7 +390,7 @@ def test_oracle_serves_a_vector_env_with_one_plan_per_env():
         actions, _ = oracle.predict(obs)
         obs, _, terminated, truncated, infos = vec.step(actions)
         final = np.where(terminated | truncated, infos["equity"], final)
-    single = gym.make("TradingEnv-v0", **kwargs)
+    single = gym.make(ENV_ID, **kwargs)
     for i in range(2):
         assert final[i] == oracle.plans[i].equity[-1]
         assert final[i] == run_episode(single, HindsightOracle(env=single), int(starts[i]))[1]
@@ -445,7 +439,7 @@ def test_epsilon_mix_extremes_and_seeding(vector_env):
     a = [EpsilonMix(expert, 0.5, seed=9).predict(obs)[0] for _ in range(1)]
     b = [EpsilonMix(expert, 0.5, seed=9).predict(obs)[0] for _ in range(1)]
     np.testing.assert_array_equal(a, b)
-    single = gym.make("TradingEnv-v0", episode_length=60, **REGIME)
+    single = gym.make(ENV_ID, episode_length=60, **REGIME)
     single_obs, _ = single.reset(seed=0)  # env-bound agents refuse a foreign observation
     action, _ = EpsilonMix(RegimeExpert(env=single), 1.0).predict(single_obs)
     assert np.shape(action) == ()

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.base import Agent, BaseAgent
 from quantgym.agents.registry import (
     agent_class,
@@ -42,7 +42,7 @@ N_STEPS = 24
 
 
 def make_env() -> gym.Env:
-    return gym.make("TradingEnv-v0", **ENV_KWARGS)
+    return gym.make(ENV_ID, **ENV_KWARGS)
 
 
 def construct(name: str, env) -> object:
@@ -78,10 +78,11 @@ def test_list_agents_has_every_name_of_the_contract():
 def test_registry_import_and_baselines_do_not_import_torch():
     code = textwrap.dedent(
         """
-        import sys, gymnasium as gym, quantgym
+        import sys, gymnasium as gym
+        from quantgym import ENV_ID
         from quantgym.agents.registry import make_agent, list_agents
         list_agents()
-        agent = make_agent("bayes_filter_expert", env=gym.make("TradingEnv-v0", market_kwargs={"n_bars": 700}))
+        agent = make_agent("bayes_filter_expert", env=gym.make(ENV_ID, market_kwargs={"n_bars": 700}))
         print("torch" in sys.modules)
         """
     )
@@ -114,7 +115,7 @@ def test_agent_life_cycle_construct_fit_predict_save_load(name, tmp_path):
 
 @pytest.mark.parametrize("name", API_NAMES)
 def test_agent_predicts_on_a_batch(name):
-    vec = gym.make_vec("TradingEnv-v0", num_envs=3, **ENV_KWARGS)
+    vec = gym.make_vec(ENV_ID, num_envs=3, **ENV_KWARGS)
     agent = construct(name, vec)
     obs, _ = vec.reset(seed=0)
     state, start = None, np.ones(3, bool)
@@ -217,7 +218,7 @@ def test_base_agent_load_dispatches_to_subclass_load(tmp_path):
 
     from quantgym.agents import BaseAgent, EpsilonMix, RandomAgent
 
-    env = gym.make("TradingEnv-v0", episode_length=20)
+    env = gym.make(ENV_ID, episode_length=20)
     agent = EpsilonMix(RandomAgent(env=env, seed=1), epsilon=0.3, seed=2)
     agent.save(tmp_path / "mix")
     loaded = BaseAgent.load(tmp_path / "mix", env=env)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents import load_agent, make_agent
 from quantgym.agents.sb3_agents import PPOLstmAgent, PPOMlpAgent
 from quantgym.policies.base import BaseAgent
@@ -81,7 +81,7 @@ def sb3_folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sb3")
     for cls in (PPOMlpAgent, PPOLstmAgent):
         agent = cls(**TINY)
-        agent.fit(gym.make("TradingEnv-v0", **ENV_KWARGS), total_timesteps=32, progress_bar=False)
+        agent.fit(gym.make(ENV_ID, **ENV_KWARGS), total_timesteps=32, progress_bar=False)
         agent.save(root / cls.name)
         out[cls.name] = root / cls.name
     return out
@@ -190,7 +190,7 @@ def test_pickled_torch_weights_are_refused(offline_folders, name, tmp_path):
 
 
 def test_epsilon_mix_inner_policy_is_verified_and_never_unpickled(sb3_folders, tmp_path):
-    env = gym.make("TradingEnv-v0", **ENV_KWARGS)
+    env = gym.make(ENV_ID, **ENV_KWARGS)
     inner = load_agent(sb3_folders["ppo_mlp"])
     EpsilonMix(inner, env=env, epsilon=0.1).save(tmp_path / "mix")
     loaded = load_agent(tmp_path / "mix", env=env)
@@ -288,7 +288,7 @@ def test_round_trip_keeps_actions_vecnormalize_and_recurrent_state(sb3_folders):
             getattr(loaded.vec_normalize.obs_rms, attr), getattr(agent.vec_normalize.obs_rms, attr)
         )
     assert loaded.vec_normalize.clip_obs == agent.vec_normalize.clip_obs
-    env = gym.make("TradingEnv-v0", **ENV_KWARGS)
+    env = gym.make(ENV_ID, **ENV_KWARGS)
     obs, _ = env.reset(seed=0)
     s1 = s2 = None
     for t in range(12):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.agents.base import BaseAgent
 from quantgym.agents.sb3_agents import (
     PPOLstmAgent,
@@ -29,7 +29,7 @@ AGENTS = [PPOMlpAgent, PPOLstmAgent, PPOTransformerAgent]
 
 
 def make_env(**overrides) -> gym.Env:
-    return gym.make("TradingEnv-v0", **{**ENV_KWARGS, **overrides})
+    return gym.make(ENV_ID, **{**ENV_KWARGS, **overrides})
 
 
 def rollout_obs(env: gym.Env, n: int, seed: int = 0) -> np.ndarray:
@@ -161,8 +161,8 @@ def test_lstm_state_is_carried_and_reset_on_episode_start(trained):
 def test_fit_accepts_every_env_form(source):
     env = {
         "single": lambda: make_env(),
-        "vector": lambda: gym.make_vec("TradingEnv-v0", num_envs=2, **ENV_KWARGS),
-        "adapter": lambda: to_sb3(gym.make_vec("TradingEnv-v0", num_envs=2, **ENV_KWARGS)),
+        "vector": lambda: gym.make_vec(ENV_ID, num_envs=2, **ENV_KWARGS),
+        "adapter": lambda: to_sb3(gym.make_vec(ENV_ID, num_envs=2, **ENV_KWARGS)),
         "kwargs": lambda: dict(ENV_KWARGS),
     }[source]()
     agent = PPOMlpAgent(**TINY)
@@ -272,7 +272,7 @@ def test_bad_inputs_raise_value_error(trained):
     with pytest.raises(ValueError, match="observation"):
         agent.predict(np.zeros(7, np.float32))
     with pytest.raises(ValueError, match="sub-envs"):
-        agent.fit(gym.make_vec("TradingEnv-v0", num_envs=3, **ENV_KWARGS), total_timesteps=8)
+        agent.fit(gym.make_vec(ENV_ID, num_envs=3, **ENV_KWARGS), total_timesteps=8)
     lstm = trained["ppo_lstm", "discrete"]
     obs = rollout_obs(make_env(), 2)
     with pytest.raises(ValueError, match="episode_start"):

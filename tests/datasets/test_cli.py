@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantgym import ENV_ID
 from quantgym.datasets.cli import add_dataset_parser, cmd_info, cmd_make, main
 from quantgym.datasets.trajectory import TrajectoryDataset
 
@@ -31,7 +32,7 @@ def tiny_dataset(seed: int = 0) -> TrajectoryDataset:
             "timestamp": np.datetime64("2021-03-01", "ns") + np.arange(n) * np.timedelta64(1, "D")
         },
         metadata={
-            "env_id": "TradingEnv-v0",
+            "env_id": ENV_ID,
             "behavior_policy": "regime_expert",
             "seed": seed,
             "action_space": {"type": "discrete", "n": 3},

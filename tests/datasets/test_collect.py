@@ -6,7 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+import quantgym
+from quantgym import ENV_ID
 from quantgym.datasets.collect import collect
 from quantgym.policies import RandomAgent, SMACrossoverAgent
 
@@ -14,11 +15,11 @@ KWARGS = {"market_kwargs": {"n_bars": 1500}, "episode_length": 20}
 
 
 def make_vec(n: int = 3, **overrides):
-    return gym.make_vec("TradingEnv-v0", num_envs=n, **{**KWARGS, **overrides})
+    return gym.make_vec(ENV_ID, num_envs=n, **{**KWARGS, **overrides})
 
 
 def make_single(**overrides):
-    return gym.make("TradingEnv-v0", **{**KWARGS, **overrides})
+    return gym.make(ENV_ID, **{**KWARGS, **overrides})
 
 
 def replay(env: gym.Env, episode) -> None:
@@ -144,7 +145,7 @@ def test_infos_and_metadata_are_recorded():
     np.testing.assert_array_equal(ds.infos["timestamp"], stamps[ds.infos["bar"]])
     np.testing.assert_array_equal(ds.infos["regime"], vec.unwrapped.market.regime[ds.infos["bar"]])
     meta = ds.metadata
-    assert meta["env_id"] == "TradingEnv-v0"
+    assert meta["env_id"] == ENV_ID
     assert meta["env_kwargs"]["episode_length"] == 20
     assert meta["env_kwargs"]["market_kwargs"] == {"n_bars": 1500}
     assert meta["data_fingerprint"] == vec.unwrapped.market.fingerprint

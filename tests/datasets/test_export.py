@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantgym import ENV_ID
 from quantgym.datasets.export import gym_action_space, to_minari
 from quantgym.datasets.trajectory import TrajectoryDataset
 
@@ -39,7 +40,7 @@ def make_dataset(discrete: bool = True) -> TrajectoryDataset:
             "bar": np.arange(100, 100 + n),
             "timestamp": np.datetime64("2020-01-01", "ns") + np.arange(n) * np.timedelta64(1, "h"),
         },
-        metadata={"env_id": "TradingEnv-v0", "behavior_policy": "random", "action_space": space},
+        metadata={"env_id": ENV_ID, "behavior_policy": "random", "action_space": space},
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantgym import ENV_ID
 from quantgym.datasets.presets import (
     EXPERT_EPSILON,
     MEDIUM_EPSILON,
@@ -88,9 +89,9 @@ def test_behavior_policies_and_env_kwargs():
     assert kwargs["market"] == "mean_reversion" and "start" not in kwargs
     import gymnasium as gym
 
-    env = gym.make("TradingEnv-v0", **kwargs)
+    env = gym.make(ENV_ID, **kwargs)
     assert make_behavior_policy("expert", env).policy.name == "bayes_filter_expert"
-    gbm = gym.make("TradingEnv-v0", market="gbm", market_kwargs={"n_bars": 1500})
+    gbm = gym.make(ENV_ID, market="gbm", market_kwargs={"n_bars": 1500})
     assert make_behavior_policy("medium", gbm).policy.name == "hindsight_oracle"
 
 

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.datasets.cli import main
 from quantgym.datasets.collect import collect
 from quantgym.datasets.shards import (
@@ -28,7 +28,7 @@ KWARGS = {"market_kwargs": {"n_bars": 1500}, "episode_length": 20, "window_size"
 
 
 def make_vec(n: int = 3) -> gym.vector.VectorEnv:
-    return gym.make_vec("TradingEnv-v0", num_envs=n, **KWARGS)
+    return gym.make_vec(ENV_ID, num_envs=n, **KWARGS)
 
 
 def recorded(mode: str = "auto", n_steps: int = 400) -> TrajectoryDataset:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import quantgym  # noqa: F401  (registers TradingEnv-v0)
+from quantgym import ENV_ID
 from quantgym.datasets.splits import (
     DateRange,
     bars_in,
@@ -170,16 +170,16 @@ def run_episode_bars(env: gym.Env, seed: int) -> tuple[int, np.ndarray]:
 
 
 def test_collection_on_train_range_never_reaches_val_or_test() -> None:
-    market = gym.make("TradingEnv-v0").unwrapped.market
+    market = gym.make(ENV_ID).unwrapped.market
     split = chronological_split(market, train=0.7, val=0.15, test=0.15, embargo=5)
     first_val = bars_in(market, split.val)[0]
     first_test = bars_in(market, split.test)[0]
-    env = gym.make("TradingEnv-v0", end=split.train.end, episode_length=None)
+    env = gym.make(ENV_ID, end=split.train.end, episode_length=None)
     assert env.unwrapped.market.timestamps[-1] == split.train.end.to_datetime64()
     _, bars = run_episode_bars(env, seed=0)  # runs to the end of the train range
     assert bars.max() == bars_in(market, split.train)[-1]
     assert bars.max() < first_val - 5 and bars.max() < first_test
-    sampled = gym.make("TradingEnv-v0", end=split.train.end, episode_length=200)
+    sampled = gym.make(ENV_ID, end=split.train.end, episode_length=200)
     for seed in range(3):
         _, bars = run_episode_bars(sampled, seed)
         assert bars.max() < first_val
@@ -187,15 +187,15 @@ def test_collection_on_train_range_never_reaches_val_or_test() -> None:
 
 def test_purged_fold_collection_respects_purge_and_embargo() -> None:
     window_size, embargo = 16, 16
-    market = gym.make("TradingEnv-v0", window_size=window_size).unwrapped.market
+    market = gym.make(ENV_ID, window_size=window_size).unwrapped.market
     fold = purged_kfold(market, n_folds=4, embargo=embargo)[1]
     test = bars_in(market, fold.test)
     before, after = fold.train
-    env = gym.make("TradingEnv-v0", window_size=window_size, end=before.end, episode_length=None)
+    env = gym.make(ENV_ID, window_size=window_size, end=before.end, episode_length=None)
     _, bars = run_episode_bars(env, seed=1)
     assert bars.max() < test[0]  # purged: the last reward is marked before the test fold
     env = gym.make(
-        "TradingEnv-v0",
+        ENV_ID,
         window_size=window_size,
         start=after.start,
         end=after.end,

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.datasets.collect import collect
 from quantgym.datasets.sequence import SequenceDataset
 from quantgym.datasets.storage import MarketReference, ObservationReferences, market_reference
@@ -19,8 +19,8 @@ KWARGS = {"market_kwargs": {"n_bars": 1500}, "episode_length": 20, "window_size"
 def make_env(n_envs: int, **overrides):
     kwargs = {**KWARGS, **overrides}
     if n_envs == 1:
-        return gym.make("TradingEnv-v0", **kwargs)
-    return gym.make_vec("TradingEnv-v0", num_envs=n_envs, **kwargs)
+        return gym.make(ENV_ID, **kwargs)
+    return gym.make_vec(ENV_ID, num_envs=n_envs, **kwargs)
 
 
 def record(n_envs: int, mode: str, n_steps: int = 157, **overrides) -> TrajectoryDataset:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import quantgym  # noqa: F401 - registers TradingEnv-v0
+from quantgym import ENV_ID
 from quantgym.datasets.trades import from_trades, trade_targets
 
 
@@ -65,7 +65,7 @@ def test_replay_follows_the_log_bar_by_bar():
 def test_replay_equals_the_env_stepped_by_hand():
     trades = log([(TS[15], "short", 1.0, np.nan), (TS[25], "buy", 2.0, np.nan)])
     ds = from_trades(trades, FRAME, commission=0.002, **ENV)
-    env = gym.make("TradingEnv-v0", data=FRAME, positions=(-1.0, 0.0, 1.0), commission=0.002, **ENV)
+    env = gym.make(ENV_ID, data=FRAME, positions=(-1.0, 0.0, 1.0), commission=0.002, **ENV)
     obs, _ = env.reset(options={"start": 14})
     np.testing.assert_array_equal(ds.observations[0], obs)
     rewards = []

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import quantgym
+from quantgym import ENV_ID
 from quantgym.datasets.trajectory import (
     FORMAT_VERSION,
     DatasetMetadata,
@@ -57,7 +58,7 @@ def make_dataset(
             "regime": rng.integers(0, 2, n),
         },
         metadata={
-            "env_id": "TradingEnv-v0",
+            "env_id": ENV_ID,
             "env_kwargs": {"window_size": 4, "positions": (-1.0, 0.0, 1.0)},
             "behavior_policy": "random",
             "policy_params": {"epsilon": 0.1},
@@ -238,7 +239,7 @@ def test_metadata_defaults_and_normalisation() -> None:
 
 def test_dataset_metadata_dataclass() -> None:
     base = make_dataset()
-    meta = DatasetMetadata(env_id="TradingEnv-v0", behavior_policy="flat", seed=3)
+    meta = DatasetMetadata(env_id=ENV_ID, behavior_policy="flat", seed=3)
     ds = TrajectoryDataset.from_episodes(list(base.iter_episodes()), meta)
     assert ds.metadata["behavior_policy"] == "flat" and ds.metadata["data_fingerprint"] is None
     assert DatasetMetadata.from_dict(ds.metadata).seed == 3
@@ -492,7 +493,7 @@ def collect_random(env: gym.Env, n_episodes: int, seed: int) -> TrajectoryDatase
     return TrajectoryDataset.from_episodes(
         episodes,
         DatasetMetadata(
-            env_id="TradingEnv-v0",
+            env_id=ENV_ID,
             env_kwargs=dict(env.spec.kwargs),
             data_name=market.name,
             data_fingerprint=market.fingerprint,
@@ -505,7 +506,7 @@ def collect_random(env: gym.Env, n_episodes: int, seed: int) -> TrajectoryDatase
 
 
 def test_env_round_trip(tmp_path: Path) -> None:
-    env = gym.make("TradingEnv-v0", episode_length=25, window_size=8)
+    env = gym.make(ENV_ID, episode_length=25, window_size=8)
     ds = collect_random(env, n_episodes=3, seed=0)
     assert ds.n_episodes == 3 and ds.n_steps == 75
     assert ds.observations.shape == (78, *env.observation_space.shape)
@@ -564,7 +565,7 @@ def test_from_vector_rollout_drops_autoreset_steps_by_hand() -> None:
 
 def test_from_vector_rollout_with_trading_vector_env() -> None:
     n_env, t_steps, length, window = 3, 20, 5, 4
-    vec = gym.make_vec("TradingEnv-v0", num_envs=n_env, episode_length=length, window_size=window)
+    vec = gym.make_vec(ENV_ID, num_envs=n_env, episode_length=length, window_size=window)
     obs, _ = vec.reset(seed=0)
     rng = np.random.default_rng(0)
     record: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "bar")}

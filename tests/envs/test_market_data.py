@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantgym.datasets import load_sample
-from quantgym.envs import MarketData, TradingEnv
+from quantgym.envs import MarketData, TradingEnv, load_sample
 from tests.conftest import random_walk_frame
 
 

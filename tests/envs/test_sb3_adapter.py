@@ -9,13 +9,14 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
+from quantgym import ENV_ID
 from quantgym.envs import TradingVectorEnv, to_sb3
 
 
 def make(num_envs=8, **kwargs):
     kwargs.setdefault("window_size", 8)
     kwargs.setdefault("episode_length", 40)
-    return to_sb3(gym.make_vec("TradingEnv-v0", num_envs=num_envs, **kwargs))
+    return to_sb3(gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs))
 
 
 def test_same_step_autoreset_with_terminal_observation():

@@ -11,6 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from quantgym import ENV_ID
 from quantgym.envs import ACCOUNT_FEATURES, TradingEnv
 from tests.conftest import random_walk_frame, simple_feature_frame
 
@@ -35,13 +36,13 @@ def test_checkers_pass(data, action_type):
 
 
 def test_make_with_no_arguments_gives_seeded_regime_market():
-    env = gym.make("TradingEnv-v0")
+    env = gym.make(ENV_ID)
     obs, info = env.reset(seed=0)
     market = env.unwrapped.market
     assert market.name == "synthetic:regime"
     assert "regime" in info and market.market_params["kind"] == "regime"
     assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
-    assert gym.make("TradingEnv-v0").unwrapped.market.fingerprint == market.fingerprint
+    assert gym.make(ENV_ID).unwrapped.market.fingerprint == market.fingerprint
 
 
 def test_observation_layout_attributes():

@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from quantgym import ENV_ID
 from quantgym.envs import TradingEnv, TradingVectorEnv
 from quantgym.envs.layout import STEP_INFO_KEYS
 from tests.conftest import random_walk_frame
@@ -89,7 +90,7 @@ def test_vector_env_equals_single_envs(action_type, reward, market):
 
 
 def test_make_vec_returns_native_vector_env_and_accepts_max_episode_steps():
-    venv = gym.make_vec("TradingEnv-v0", num_envs=3, window_size=4)
+    venv = gym.make_vec(ENV_ID, num_envs=3, window_size=4)
     assert isinstance(venv, TradingVectorEnv) and venv.num_envs == 3
     assert venv.observation_space.shape == (3, venv.single_observation_space.shape[0])
     short = TradingVectorEnv(2, max_episode_steps=3)

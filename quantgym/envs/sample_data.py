@@ -24,9 +24,7 @@ def load_sample(name: str) -> pd.DataFrame:
     key = name.lower()
     if key not in SAMPLES:
         raise ValueError(f"unknown sample {name!r}; available: {sorted(SAMPLES)}")
-    with (
-        resources.files("quantgym.datasets").joinpath("data").joinpath(SAMPLES[key]).open("rb") as f
-    ):
+    with resources.files("quantgym.envs").joinpath("data").joinpath(SAMPLES[key]).open("rb") as f:
         raw = pd.read_csv(f, compression="gzip")
     time_col = raw.columns[0]
     index = pd.DatetimeIndex(
