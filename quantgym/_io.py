@@ -1,15 +1,24 @@
-"""Atomic file writes: a crash mid-write never leaves a half-written dataset, checkpoint or result."""
+"""Files and JSON: atomic writes (a crash mid-write never leaves a half-written dataset,
+checkpoint or result), strict JSON values, file digests."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as _dt
+import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json", "read_json"]
+import numpy as np
+
+__all__ = ["atomic_write", "atomic_write_json", "read_json", "jsonable", "file_sha256"]
+
+_CHUNK = 1 << 20
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -52,3 +61,38 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def jsonable(value: Any) -> Any:
+    """A strict-JSON copy of ``value``: NaN/inf become ``None``; numpy scalars and arrays,
+    tuples, datetimes and dataclasses become JSON types; any other object becomes its
+    ``__name__`` (functions, classes) or its ``repr``."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"class": type(value).__name__, **jsonable(dataclasses.asdict(value))}
+    if hasattr(value, "items") and callable(value.items):  # other mappings
+        return {str(k): jsonable(v) for k, v in value.items()}
+    name = getattr(value, "__name__", None)
+    return name if isinstance(name, str) else repr(value)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()

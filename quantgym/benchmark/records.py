@@ -15,7 +15,6 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import subprocess
@@ -23,8 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from quantgym._io import jsonable
 from quantgym.machine import machine_info
 
 __all__ = [
@@ -60,18 +58,8 @@ _VERSIONED = (
 
 
 def json_clean(obj: Any) -> Any:
-    """Strict-JSON copy: NaN/inf -> ``None``, numpy scalars/arrays -> Python, tuples -> lists."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    """Strict-JSON copy of a record (:func:`quantgym._io.jsonable`: NaN/inf -> ``None``)."""
+    return jsonable(obj)
 
 
 def canonical_json(obj: Any) -> str:

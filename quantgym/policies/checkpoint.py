@@ -11,7 +11,6 @@ folder as it was. This module only uses the standard library (``import quantgym`
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -19,6 +18,8 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from quantgym._io import file_sha256
 
 __all__ = [
     "MANIFEST_KEY",
@@ -39,16 +40,6 @@ _LIBRARIES = (
     "sb3-contrib",
     "d3rlpy",
 )
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

@@ -10,7 +10,6 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import tiny_suite
 
 import quantgym
 from quantgym.agents.registry import agent_class, make_agent
@@ -25,6 +24,7 @@ from quantgym.benchmark.cells import (
 )
 from quantgym.benchmark.records import strip_volatile
 from quantgym.evaluation import evaluate
+from tests.benchmark.conftest import tiny_suite
 
 UNIT_KEYS = {
     "unit", "fold", "start", "end", "start_time", "end_time", "n_bars", "log_growth",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import tiny_suite
 
 from quantgym.benchmark.cells import cells_for
 from quantgym.benchmark.execution import run_cells, run_suite
 from quantgym.benchmark.records import RESULTS_FILE, read_records, strip_volatile
+from tests.benchmark.conftest import tiny_suite
 
 
 class FailingAgent:

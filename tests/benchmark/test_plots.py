@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import pytest
-from records_factory import make_error_record, make_market_records
 
 from quantgym.benchmark.plots import plot_all, safe_name
 from quantgym.benchmark.statistics import summarize
+from tests.benchmark.records_factory import make_error_record, make_market_records
 
 pytest.importorskip("matplotlib")
 

@@ -7,11 +7,11 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import tiny_suite
 
 import quantgym
 from quantgym.benchmark.cells import Cell, _train, build_market, cells_for, plan_for
 from quantgym.benchmark.protocol import BarRange, window_plan
+from tests.benchmark.conftest import tiny_suite
 
 
 def _assert_separated(plan) -> None:

@@ -7,10 +7,10 @@ import json
 
 import pandas as pd
 import pytest
-from records_factory import make_error_record, make_market_records
 
 from quantgym.benchmark.report import format_report, write_report
 from quantgym.benchmark.statistics import SUMMARY_COLUMNS, summarize
+from tests.benchmark.records_factory import make_error_record, make_market_records
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from records_factory import make_error_record, make_market_records, make_record
 
 from quantgym.benchmark.statistics import (
     NOTE_REFERENCE_NOT_POSITIVE,
@@ -17,6 +16,7 @@ from quantgym.benchmark.statistics import (
     probability_of_improvement,
     summarize,
 )
+from tests.benchmark.records_factory import make_error_record, make_market_records, make_record
 
 # The column contract of records.md, written out here so a change to either side fails.
 CONTRACT_COLUMNS = """market agent kind role reference n_units n_seeds log_growth log_growth_lo
