@@ -46,7 +46,8 @@ import torch
 
 from quantgym import ENV_ID
 from quantgym._io import atomic_write, atomic_write_json
-from quantgym.agents.registry import make_agent
+from quantgym.agents import agent_class, make_agent
+from quantgym.benchmark.training import budget_keyword
 from quantgym.datasets.presets import QUALITIES, make_dataset
 from quantgym.evaluation import reference_agent_name
 
@@ -68,18 +69,18 @@ WARMUP_BARS = 400  # bars before the first window: the causal features' normalis
 # Training budgets and configs of every row (the DT rows share one trained model).
 DT_SHAPE = {"context_length": 10, "n_layers": 2, "n_heads": 1, "d_model": 64, "batch_size": 64}
 BUDGETS: dict[str, dict[str, Any]] = {
-    "bc": {"n_steps": 1_000, "batch_size": 128, "hidden_units": [128, 128]},
-    "cql": {"n_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
-    "dt_d3rlpy": {"n_steps": 300, **DT_SHAPE},
-    "dt": {"n_steps": 1_000, **DT_SHAPE},
-    "supervised": {"n_steps": 1_500},
+    "bc": {"train_steps": 1_000, "batch_size": 128, "hidden_units": [128, 128]},
+    "cql": {"train_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
+    "dt_d3rlpy": {"train_steps": 300, **DT_SHAPE},
+    "dt": {"train_steps": 1_000, **DT_SHAPE},
+    "supervised": {"train_steps": 1_500},
 }
 QUICK_BUDGETS: dict[str, dict[str, Any]] = {
-    "bc": {"n_steps": 50, "batch_size": 64, "hidden_units": [32]},
-    "cql": {"n_steps": 50, "batch_size": 64, "hidden_units": [32]},
-    "dt_d3rlpy": {"n_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
-    "dt": {"n_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
-    "supervised": {"n_steps": 100},
+    "bc": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
+    "cql": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
+    "dt_d3rlpy": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
+    "dt": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
+    "supervised": {"train_steps": 100},
 }
 ROWS = ("bc", "cql", "dt_d3rlpy", "dt (target)", "dt (critic)", "supervised")
 
@@ -227,6 +228,8 @@ def train_cell(
             config["verbose"] = False
         if name == "dt":
             config["return_conditioning"] = "critic"
+        # TODO(merge): remove when agents take train_steps (then pass config as it is)
+        config[budget_keyword(agent_class(name).Config)] = config.pop("train_steps")
         agent = make_agent(name, **config)
         t0 = time.process_time()
         agent.fit(dataset, progress_bar=False)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,9 @@ IN_SAMPLE_WINDOWS = 19
 
 
 def _growth(equities: Sequence[np.ndarray]) -> np.ndarray:
-    floor = math.log(1e-9)
-    return np.array([math.log(e[-1] / e[0]) if e[-1] > 0 else floor for e in equities])
+    from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR
+
+    return np.array([math.log(e[-1] / e[0]) if e[-1] > 0 else LOG_GROWTH_FLOOR for e in equities])
 
 
 def _score(g: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -61,20 +61,10 @@ def diagnose(
     import torch
 
     from quantgym import ENV_ID
-    from quantgym.agents.registry import agent_class
-    from quantgym.benchmark import Cell
-    from quantgym.benchmark.cells import (
-        _agent_kwargs,
-        _builder,
-        _evaluate_units,
-        _fixed,
-        _seed_everything,
-        _timestamp,
-        _train,
-        build_market,
-        plan_for,
-    )
-    from quantgym.benchmark.protocol import TestUnit
+    from quantgym.benchmark import Cell, RangeResult, train_and_score
+    from quantgym.benchmark.protocol import TestUnit, bar_timestamp, build_market, plan_for
+    from quantgym.benchmark.scoring import evaluate_units
+    from quantgym.benchmark.training import seed_everything
 
     def cell(agent: str, kwargs: dict[str, Any], budget: int | None) -> Cell:
         return Cell(
@@ -95,38 +85,41 @@ def diagnose(
     data, first_bar = build_market(main_cell)
     plan = plan_for(main_cell, data, first_bar)
     train = plan.trains[0]
-    sets = {
-        "test": list(plan.units),
-        "in_sample": [
-            TestUnit(k, None, train.start + k * 1001, train.start + k * 1001 + 1000, train)
-            for k in range(IN_SAMPLE_WINDOWS)
-        ],
-    }
+    in_sample = [
+        TestUnit(k, None, train.start + k * 1001, train.start + k * 1001 + 1000, train)
+        for k in range(IN_SAMPLE_WINDOWS)
+    ]
+
+    def run(c: Cell) -> tuple[RangeResult, dict[str, Any]]:
+        """Train (if it learns) and score ``c`` on the test windows, then on the in-sample ones."""
+        result = train_and_score(c, data, train, plan.units)
+        scored = {
+            "test": (result.equities, result.metrics),
+            "in_sample": evaluate_units(result.make_agent, c, data, in_sample),
+        }
+        return result, scored
+
     refs: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
     for name in REFERENCES:
-        cls = agent_class(name)
-        ref_cell = cell(name, {}, None)
-        make = _builder(cls, _agent_kwargs(cls, ref_cell))
-        refs[name] = {}
-        for label, units in sets.items():
-            eqs, ms = _evaluate_units(make, ref_cell, data, units)
-            refs[name][label] = (_growth(eqs), float(np.mean([m["n_trades"] for m in ms])))
+        _, scored = run(cell(name, {}, None))
+        refs[name] = {
+            label: (_growth(eqs), float(np.mean([m["n_trades"] for m in ms])))
+            for label, (eqs, ms) in scored.items()
+        }
 
-    cls = agent_class(agent_name)
-    _seed_everything(seed, True)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    agent, trained = _train(cls, "online", main_cell, data, train)
+    seed_everything(seed, True)
+    result, scored = run(main_cell)
+    agent = result.agent
     out: dict[str, Any] = {
         "agent": agent_name,
         "kwargs": agent_kwargs,
-        "steps": trained,
+        "steps": result.train_steps,
         "seed": seed,
         "market": market,
-        "train_cpu_s": round(time.process_time() - cpu0, 1),
-        "train_wall_s": round(time.perf_counter() - wall0, 1),
+        "train_cpu_s": round(result.train_cpu_s, 1),
+        "train_wall_s": round(result.train_s, 1),
     }
-    for label, units in sets.items():
-        eqs, ms = _evaluate_units(_fixed(agent), main_cell, data, units)
+    for label, (eqs, ms) in scored.items():
         g_ref, ref_trades = refs["bayes_filter_expert"][label]
         out[label] = {
             **_score(_growth(eqs), g_ref),
@@ -135,12 +128,12 @@ def diagnose(
             "turnover": round(float(np.mean([m["turnover"] for m in ms])), 1),
             "reference_n_trades": round(ref_trades, 1),
         }
-    units = sets["test"][:8]
+    units = plan.units[:8]
     vec = gym.make_vec(
         ENV_ID,
         num_envs=len(units),
         data=data,
-        end=_timestamp(data, units[-1].end),
+        end=bar_timestamp(data, units[-1].end),
         episode_length=1000,
     )
     obs, _ = vec.reset(seed=seed, options={"start": [u.start for u in units]})

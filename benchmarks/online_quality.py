@@ -49,7 +49,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AGENTS = ("ppo_mlp", "ppo_transformer", "ppo_lstm")
 #: Budgets (env steps) below each agent's default; :func:`default_budgets` appends the default
-#: (its ``Config.total_timesteps``, read from the agent so the two cannot drift apart).
+#: (its ``Config.train_steps``, read from the agent so the two cannot drift apart).
 DEFAULT_BUDGETS: Mapping[str, tuple[int, ...]] = {
     "ppo_mlp": (25_000, 50_000, 100_000),
     "ppo_transformer": (50_000, 100_000, 200_000),
@@ -85,6 +85,7 @@ def curve_cells(
     once per (budget, seed)."""
     from quantgym.benchmark import Cell
     from quantgym.benchmark.suite import normalize_market
+    from quantgym.checks import check_positive_int
 
     market = normalize_market(market)
     common = {
@@ -101,8 +102,7 @@ def curve_cells(
         if agent not in budgets:
             raise ValueError(f"budgets: no budget list for agent {agent!r}")
         for budget in budgets[agent]:
-            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-                raise ValueError(f"budgets: {agent} budget must be a positive int, got {budget!r}")
+            budget = check_positive_int(f"budgets[{agent}]", budget)
             cells += [Cell(agent=agent, seed=s, train_steps=budget, **common) for s in seeds]
     return cells
 
@@ -195,12 +195,15 @@ def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tu
 
 
 def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``total_timesteps``)."""
-    from quantgym.agents.registry import agent_class
+    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``Config.train_steps``)."""
+    from quantgym.agents import agent_class
+    from quantgym.benchmark.training import budget_keyword
 
     out = {}
     for agent in agents:
-        default = int(agent_class(agent).Config().total_timesteps)
+        config = agent_class(agent).Config
+        # TODO(merge): remove when agents take train_steps (read config().train_steps)
+        default = int(getattr(config(), budget_keyword(config)))
         out[agent] = tuple(sorted({*DEFAULT_BUDGETS[agent], default}))
     return out
 

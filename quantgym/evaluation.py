@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from quantgym import ENV_ID
+from quantgym.checks import check_positive_int
 
 __all__ = [
-    "ENV_ID",
     "EvaluationResult",
     "evaluate",
     "episode_starts",
@@ -138,8 +138,6 @@ def reference_agent_name(market: Any) -> str:
 
 def _as_env(env: Any) -> gym.Env:
     if isinstance(env, Mapping):
-        import quantgym  # noqa: F401 - registers TradingEnv-v0
-
         return gym.make(ENV_ID, **env)
     if isinstance(env, gym.Env):
         return env
@@ -156,8 +154,7 @@ def _episode_length(base: Any) -> int | None:
 def episode_starts(env: Any, n_episodes: int = DEFAULT_N_EPISODES, seed: int = 0) -> list[int]:
     """``n_episodes`` sorted episode starts drawn with ``default_rng(seed)`` among the bars where
     a full ``episode_length`` episode fits (``[first_bar, last_bar - episode_length]``)."""
-    if not isinstance(n_episodes, int | np.integer) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
+    n_episodes = check_positive_int("n_episodes", n_episodes)
     base = env.unwrapped
     first = int(base.first_bar)
     length = _episode_length(base)
@@ -203,10 +200,8 @@ def evaluate(
             raise ValueError(f"n_episodes={n_episodes} does not match len(starts)={len(starts)}")
         plan: list[Any] = list(starts)
     elif _episode_length(base) is None:
-        count = 1 if n_episodes is None else n_episodes
-        if not isinstance(count, int | np.integer) or count < 1:
-            raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-        plan = [None] * int(count)
+        count = 1 if n_episodes is None else check_positive_int("n_episodes", n_episodes)
+        plan = [None] * count
     else:
         plan = episode_starts(env, DEFAULT_N_EPISODES if n_episodes is None else n_episodes, seed)
 

@@ -9,15 +9,19 @@ Protocol (:mod:`~quantgym.benchmark.protocol`):
   embargo, 5 folds by default); learners retrain per fold; each fold's test range is traded once.
 
 A suite (:mod:`~quantgym.benchmark.suite`, YAML in ``benchmarks/suites/``) expands into cells
-(market x agent x seed, :mod:`~quantgym.benchmark.cells`); each cell is one JSON record in
-``results.jsonl`` (:mod:`~quantgym.benchmark.records`) with per-unit log growth and metrics,
-written atomically by :mod:`~quantgym.benchmark.execution` (local pool or Ray, resumable).
+(market x agent x seed, :mod:`~quantgym.benchmark.listing`); a cell
+(:mod:`~quantgym.benchmark.cells`) trains its learner on each train range
+(:mod:`~quantgym.benchmark.training`) and scores it on the test units
+(:mod:`~quantgym.benchmark.scoring`) into one JSON record in ``results.jsonl``
+(:mod:`~quantgym.benchmark.records`) with per-unit log growth and metrics, written atomically by
+:mod:`~quantgym.benchmark.execution` (local pool or Ray, resumable).
 Scores (100 x mean log growth / the reference's over the same units, with paired bootstrap CIs),
 tables and plots come from ``statistics``, ``report`` and ``plots``. CLI: ``benchmarks/compare.py``.
 """
 
-from quantgym.benchmark.cells import Cell, agent_kind, agent_role, cells_for, run_cell
+from quantgym.benchmark.cells import RangeResult, run_cell, train_and_score
 from quantgym.benchmark.execution import BACKENDS, RunSummary, run_cells, run_suite
+from quantgym.benchmark.listing import Cell, agent_kind, agent_role, cells_for
 from quantgym.benchmark.protocol import BarRange, Plan, TestUnit, walk_forward_plan, window_plan
 from quantgym.benchmark.records import (
     RESULTS_FILE,
@@ -37,6 +41,8 @@ __all__ = [
     "Cell",
     "cells_for",
     "run_cell",
+    "train_and_score",
+    "RangeResult",
     "agent_kind",
     "agent_role",
     "BarRange",

@@ -21,8 +21,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from quantgym.benchmark.cells import Cell, cells_for, run_cell
-from quantgym.benchmark.records import RESULTS_FILE, append_record, completed_ids, read_records
+from quantgym.benchmark.cells import run_cell
+from quantgym.benchmark.listing import Cell, cells_for
+from quantgym.benchmark.records import (
+    RESULTS_FILE,
+    append_record,
+    completed_ids,
+    latest_by_cell,
+    read_records,
+)
+from quantgym.checks import check_choice, check_positive_int
 
 __all__ = ["BACKENDS", "RunSummary", "run_cells", "run_suite"]
 
@@ -107,10 +115,8 @@ def run_cells(
 ) -> int:
     """Run ``cells`` on ``backend`` and append each record to ``path`` as it arrives; returns
     how many were written. Ctrl-C stops cleanly: records written so far stay valid."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    check_choice("backend", backend, BACKENDS)
+    workers = check_positive_int("workers", workers)
     if ray_address is not None and backend != "ray":
         raise ValueError("ray_address needs backend='ray'")
     import tempfile
@@ -163,7 +169,5 @@ def run_suite(
         todo, path, backend=backend, workers=workers, ray_address=ray_address, progress=progress
     )
     wanted = {c.cell_id for c in cells}
-    from quantgym.benchmark.records import latest_by_cell
-
     records = [r for r in latest_by_cell(read_records(path)) if r["cell_id"] in wanted]
     return RunSummary(path, n_run, len(cells) - len(todo), skipped, records)

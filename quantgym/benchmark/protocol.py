@@ -12,13 +12,25 @@ expanding train window, an embargo and ``n_folds`` test folds that tile the end 
 learners retrain per fold on that fold's train range, and each fold's test range is traded once.
 
 All ranges are inclusive bar indices of the market's full arrays (what the env reports as
-``info["bar"]``).
+``info["bar"]``); :func:`bar_timestamp` turns one into the env's ``start``/``end`` argument.
+A cell's market is loaded once (:func:`build_market`) and its plan follows from the cell's
+protocol fields (:func:`plan_for`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+
+from quantgym import ENV_ID
+from quantgym.policies.references import market_kind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from quantgym.benchmark.listing import Cell
 
 __all__ = [
     "BarRange",
@@ -28,6 +40,10 @@ __all__ = [
     "synthetic_n_bars",
     "window_plan",
     "walk_forward_plan",
+    "bar_timestamp",
+    "market_env_kwargs",
+    "build_market",
+    "plan_for",
 ]
 
 #: Bars generated before the train range of a synthetic series for the features' warm-up and
@@ -142,3 +158,60 @@ def walk_forward_plan(
             )
         units.append(TestUnit(k, k, start, end, train_range))
     return Plan("walk_forward", tuple(units))
+
+
+# --------------------------------------------------------------------------------------------
+# A cell's market and plan
+# --------------------------------------------------------------------------------------------
+
+
+def bar_timestamp(market: Any, bar: int) -> pd.Timestamp:
+    """Timestamp of ``bar`` of ``market`` (a ``MarketData``): what the env takes as ``start`` or
+    ``end``."""
+    import pandas as pd
+
+    return pd.Timestamp(market.timestamps[bar])
+
+
+def market_env_kwargs(cell: Cell) -> dict[str, Any]:
+    """Env kwargs that load the cell's whole market: the seeded long series on synthetic
+    markets, the data source otherwise."""
+    kind = market_kind(cell.market)
+    if kind == "real":
+        return {"data": cell.market}
+    assert cell.window_bars and cell.n_windows and cell.train_bars is not None
+    n_bars = synthetic_n_bars(
+        cell.train_bars, cell.embargo_bars or 0, cell.n_windows, cell.window_bars
+    )
+    return {"market": kind, "market_kwargs": {"n_bars": n_bars, "seed": cell.seed}}
+
+
+def build_market(cell: Cell) -> tuple[Any, int]:
+    """The cell's ``MarketData`` (loaded once, reused by every env) and its first observable bar."""
+    env = gym.make(ENV_ID, **market_env_kwargs(cell), **cell.env_kwargs, episode_length=None)
+    try:
+        core: Any = env.unwrapped
+        return core.market, int(core.first_bar)
+    finally:
+        env.close()
+
+
+def plan_for(cell: Cell, market: Any, first_bar: int) -> Plan:
+    """The cell's test units on ``market``: :func:`window_plan` or :func:`walk_forward_plan`."""
+    if cell.protocol == "windows":
+        return window_plan(
+            first_bar,
+            int(market.last_bar),
+            train_bars=int(cell.train_bars or 0),
+            embargo_bars=int(cell.embargo_bars or 0),
+            n_windows=int(cell.n_windows or 0),
+            window_bars=int(cell.window_bars or 0),
+        )
+    return walk_forward_plan(
+        market,
+        first_bar=first_bar,
+        n_folds=int(cell.n_folds or 0),
+        train=float(cell.fold_train or 0.0),
+        test=float(cell.fold_test or 0.0),
+        embargo=int(cell.embargo_bars or 0),
+    )

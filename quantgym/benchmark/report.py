@@ -19,6 +19,7 @@ import pandas as pd
 
 from quantgym._io import atomic_write
 from quantgym.benchmark.statistics import NOTE_REFERENCE_NOT_POSITIVE, SUMMARY_COLUMNS
+from quantgym.checks import check_choice
 
 __all__ = ["FORMATS", "format_report", "write_report"]
 
@@ -182,8 +183,7 @@ def format_report(
     ``records`` (optional) adds the failed cells (text/md, and a ``failed`` list in json).
     ``confidence`` is only quoted: it must match the one ``summarize`` used.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    check_choice("fmt", fmt, FORMATS)
     _check(summary)
     records = list(records) if records is not None else None
     if fmt == "csv":

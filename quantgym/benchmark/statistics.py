@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from quantgym.checks import check_positive_int
+
 __all__ = [
     "SUMMARY_COLUMNS",
     "UNIT_METRICS",
@@ -119,8 +121,7 @@ def bootstrap_ci(
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    n_resamples = check_positive_int("n_resamples", n_resamples)
     if not samples:
         raise ValueError("samples is empty: give at least one sample")
     data = tuple(np.asarray(s, dtype=float) for s in samples)

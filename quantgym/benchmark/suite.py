@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from quantgym.checks import check_fraction, check_optional_positive_int, check_positive_int
 from quantgym.policies.references import SYNTHETIC_KINDS
 
 __all__ = [
@@ -76,18 +77,12 @@ def available_agents() -> list[str]:
     return names
 
 
-def _check_int(field: str, value: Any, minimum: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_fraction(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+def _check_open_fraction(field: str, value: Any) -> float:
+    """A fraction strictly inside (0, 1) (a fold of no or of all bars is meaningless)."""
+    fraction = check_fraction(field, value)
+    if fraction in (0.0, 1.0):
         raise ValueError(f"{field} must be a fraction in (0, 1), got {value!r}")
-    return float(value)
+    return fraction
 
 
 @dataclasses.dataclass
@@ -163,10 +158,10 @@ class AgentSpec:
             for key, steps in self.train_steps.items():
                 if key not in valid:
                     normalize_market(key)  # ValueError unless a market name
-                _check_int(f"{field}[{key}]", steps, 1)
+                check_positive_int(f"{field}[{key}]", steps)
             self.train_steps = dict(self.train_steps)
         else:
-            _check_int(field, self.train_steps, 1, optional=True)
+            self.train_steps = check_optional_positive_int(field, self.train_steps)
         return self
 
 
@@ -229,11 +224,11 @@ class Suite:
             seen[spec.name] = spec.validate()
         self.agents = list(seen.values())
         for seed in self.seeds:
-            _check_int("seeds", seed, 0)
+            check_positive_int("seeds", seed, minimum=0)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds has duplicates: {self.seeds!r}")
         self.seeds = [int(s) for s in self.seeds]
-        _check_int("train_steps", self.train_steps, 1, optional=True)
+        self.train_steps = check_optional_positive_int("train_steps", self.train_steps)
         for field, minimum in (
             ("window_bars", 2),
             ("n_windows", 1),
@@ -244,9 +239,9 @@ class Suite:
             ("dataset_steps", 3),
             ("curve_points", 2),
         ):
-            _check_int(field, getattr(self, field), minimum)
-        self.fold_train = _check_fraction("fold_train", self.fold_train)
-        self.fold_test = _check_fraction("fold_test", self.fold_test)
+            setattr(self, field, check_positive_int(field, getattr(self, field), minimum=minimum))
+        self.fold_train = _check_open_fraction("fold_train", self.fold_train)
+        self.fold_test = _check_open_fraction("fold_test", self.fold_test)
         if self.fold_train + self.n_folds * self.fold_test > 1.0:
             raise ValueError(
                 f"fold_train + n_folds * fold_test = {self.fold_train + self.n_folds * self.fold_test:g}"

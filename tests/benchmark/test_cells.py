@@ -1,5 +1,5 @@
-"""Cells: the record schema, batched evaluation equal to the per-window loop, kinds and roles,
-failures as records, determinism of a learner cell."""
+"""Cells: the record schema, train-then-score per train range, failures as records,
+determinism of a learner cell."""
 
 from __future__ import annotations
 
@@ -7,23 +7,14 @@ import dataclasses
 import json
 import math
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
-import quantgym
-from quantgym.agents.registry import agent_class, make_agent
-from quantgym.benchmark.cells import (
-    agent_kind,
-    agent_role,
-    build_market,
-    cells_for,
-    not_applicable,
-    plan_for,
-    run_cell,
-)
+from quantgym.benchmark.cells import run_cell, train_and_score
+from quantgym.benchmark.listing import cells_for
+from quantgym.benchmark.protocol import build_market, plan_for
 from quantgym.benchmark.records import strip_volatile
-from quantgym.evaluation import evaluate
+from quantgym.benchmark.scoring import evaluate_units
 from tests.benchmark.conftest import tiny_suite
 
 UNIT_KEYS = {
@@ -32,17 +23,19 @@ UNIT_KEYS = {
 }  # fmt: skip
 
 
-class BatchlessAgent:
-    """A causal custom agent whose predict refuses batches: evaluated window by window."""
+class LongLearner:
+    """A tiny online learner: ``fit`` counts its steps, ``predict`` goes long on a batch."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
+        self.num_timesteps = 0
+
+    def fit(self, env, train_steps=None):
+        self.num_timesteps += 10 if train_steps is None else train_steps
+        return self
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        obs = np.asarray(observation)
-        if obs.ndim != 1:
-            raise ValueError("one observation at a time")
-        return np.int64(2 if obs[-1] >= 0 else 0), state  # long unless the last feature < 0
+        return np.full(np.asarray(observation).shape[0], 2), state
 
 
 class FailingAgent:
@@ -95,39 +88,35 @@ def test_record_follows_the_schema() -> None:
     json.dumps(record, allow_nan=False)  # strict JSON
 
 
-@pytest.mark.parametrize("agent", ["bayes_filter_expert", "sma_crossover", "mean_reversion"])
-def test_batched_evaluation_equals_quantgym_evaluate_per_window(agent) -> None:
-    """The vector env over all windows gives what ``evaluate`` gives window by window."""
-    cell = _cell(agent)
-    record = run_cell(cell)
+def test_train_and_score_trains_once_and_scores_the_units() -> None:
+    cell = dataclasses.replace(_cell("test_cells:LongLearner"), train_steps=64)
     market, first_bar = build_market(cell)
     plan = plan_for(cell, market, first_bar)
-    for i, unit in enumerate(plan.units[:3]):
-        env = gym.make(
-            quantgym.ENV_ID,
-            data=market,
-            end=market.timestamps[plan.units[-1].end],
-            episode_length=unit.n_steps,
-        )
-        result = evaluate(
-            make_agent(agent, env=env),
-            env,
-            starts=[unit.start],
-            seed=cell.seed + i,
-        )
-        got = record["units"][i]
-        assert got["total_return"] == pytest.approx(result.total_return, rel=1e-12, abs=1e-12)
-        assert got["sharpe"] == pytest.approx(result.episodes[0]["sharpe"], rel=1e-9)
-        assert got["n_trades"] == result.episodes[0]["n_trades"]
+    train = plan.trains[0]
+    result = train_and_score(cell, market, train, plan.units)
+    assert result.agent is not None and result.agent.num_timesteps == 64
+    assert result.train_steps == 64
+    assert result.make_agent(None) is result.agent  # the trained agent scores every unit
+    assert [len(e) for e in result.equities] == [u.n_steps + 1 for u in plan.units]
+    assert len(result.metrics) == len(plan.units)
+    assert min(result.train_s, result.train_cpu_s, result.eval_s) >= 0
+    # the same agent scores more units: those units' equity paths match
+    equities, _ = evaluate_units(result.make_agent, cell, market, plan.units[:2])
+    for got, want in zip(equities, result.equities[:2], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
 
 
-def test_agent_without_batch_predict_runs_window_by_window() -> None:
-    cell = _cell("test_cells:BatchlessAgent")
+def test_train_and_score_builds_an_agent_that_does_not_learn_per_env() -> None:
+    cell = _cell("sma_crossover")
+    market, first_bar = build_market(cell)
+    plan = plan_for(cell, market, first_bar)
+    result = train_and_score(cell, market, plan.trains[0], plan.units[:2])
+    assert result.agent is None and result.train_steps is None
+    assert len(result.equities) == 2
     record = run_cell(cell)
-    assert record["status"] == "ok", record["error"]
-    assert (record["kind"], record["role"]) == ("custom", "causal")
-    assert len(record["units"]) == cell.n_windows
-    assert len({u["log_growth"] for u in record["units"]}) > 1
+    want = [u["log_growth"] for u in record["units"][:2]]
+    got = [float(np.log(e[-1] / e[0])) for e in result.equities]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
 
 
 def test_failing_agent_becomes_an_error_record() -> None:
@@ -135,33 +124,6 @@ def test_failing_agent_becomes_an_error_record() -> None:
     assert record["status"] == "error" and record["units"] == []
     assert "Traceback" in record["error"] and "deliberate failure in predict" in record["error"]
     json.dumps(record, allow_nan=False)
-
-
-@pytest.mark.parametrize(
-    ("agent", "kind", "role"),
-    [
-        ("buy_and_hold", "rule", "causal"),
-        ("mean_reversion", "rule", "causal"),
-        ("bayes_filter_expert", "expert", "causal"),
-        ("regime_expert", "expert", "privileged"),
-        ("hindsight_oracle", "oracle", "future"),
-        ("ppo_lstm", "online", "causal"),
-        ("bc", "offline", "causal"),
-        ("supervised", "offline", "causal"),
-    ],
-)
-def test_kind_and_role(agent, kind, role) -> None:
-    cls = agent_class(agent)
-    assert (agent_kind(cls), agent_role(cls)) == (kind, role)
-
-
-def test_agents_that_refuse_a_market_are_left_out_with_the_reason() -> None:
-    assert not_applicable("regime_expert", "synthetic:regime") is None
-    assert "regime" in not_applicable("regime_expert", "synthetic:gbm")
-    assert not_applicable("ppo_mlp", "sample:googl") is None
-    cells, skipped = cells_for(tiny_suite(markets=["gbm"], agents=["flat", "regime_expert"]))
-    assert [c.agent for c in cells] == ["flat"]
-    assert skipped[0]["agent"] == "regime_expert" and skipped[0]["market"] == "synthetic:gbm"
 
 
 @pytest.mark.parametrize(("agent", "steps"), [("ppo_mlp", 2048), ("supervised", 50)])

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from quantgym.benchmark.cells import cells_for
 from quantgym.benchmark.execution import run_cells, run_suite
+from quantgym.benchmark.listing import cells_for
 from quantgym.benchmark.records import RESULTS_FILE, read_records, strip_volatile
 from tests.benchmark.conftest import tiny_suite
 

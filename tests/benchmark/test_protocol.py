@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 import quantgym
-from quantgym.benchmark.cells import Cell, _train, build_market, cells_for, plan_for
-from quantgym.benchmark.protocol import BarRange, window_plan
+from quantgym.benchmark.listing import cells_for
+from quantgym.benchmark.protocol import (
+    BarRange,
+    bar_timestamp,
+    build_market,
+    market_env_kwargs,
+    plan_for,
+    window_plan,
+)
 from tests.benchmark.conftest import tiny_suite
 
 
@@ -64,35 +71,22 @@ def test_walk_forward_folds_expand_and_never_touch_their_test(market) -> None:
     _assert_separated(plan)
 
 
-def test_offline_training_data_comes_only_from_the_train_range(monkeypatch) -> None:
-    """The dataset a learner is fitted on holds only bars of its train range."""
-    from quantgym.agents.registry import agent_class
+def test_market_env_kwargs_load_the_seeded_series_or_the_data_source() -> None:
+    syn = cells_for(tiny_suite())[0][0]
+    kwargs = market_env_kwargs(syn)
+    assert kwargs["market"] == "regime" and kwargs["market_kwargs"]["seed"] == syn.seed
+    market, _ = build_market(syn)
+    assert len(market) == kwargs["market_kwargs"]["n_bars"]
+    real = cells_for(tiny_suite(markets=["sample:googl"], agents=["flat"]))[0][0]
+    assert market_env_kwargs(real) == {"data": "sample:googl"}
 
-    seen = {}
 
-    class Recorder:
-        offline = True
-
-        def __init__(self, **kwargs):
-            pass
-
-        def fit(self, dataset, n_steps=None):
-            seen["bars"] = np.asarray(dataset.infos["bar"])
-            seen["env_kwargs"] = dict(dataset.metadata["env_kwargs"])
-
-    cell = cells_for(tiny_suite(agents=["bc"], dataset_steps=300))[0][0]
+def test_bar_timestamp_is_what_the_env_takes_as_its_end() -> None:
+    cell = cells_for(tiny_suite())[0][0]
     market, first_bar = build_market(cell)
-    plan = plan_for(cell, market, first_bar)
-    train = plan.trains[0]
-    _train(Recorder, "offline", cell, market, train)
-    bars = seen["bars"]
-    assert bars.size >= 300
-    assert bars.min() >= train.start and bars.max() <= train.end
-    # its metadata rebuilds the cell's own series (the supervised agent relabels from it)
-    kwargs = {k: v for k, v in seen["env_kwargs"].items() if k not in ("start", "end")}
-    rebuilt = gym.make(quantgym.ENV_ID, **kwargs).unwrapped.market
-    np.testing.assert_array_equal(rebuilt.close, market.close)
-    assert agent_class("bc").offline
+    end = bar_timestamp(market, first_bar + 500)
+    env = gym.make(quantgym.ENV_ID, data=market, end=end)
+    assert int(env.unwrapped.market.last_bar) == first_bar + 500
 
 
 def test_long_synthetic_series_fit_in_datetime64() -> None:
@@ -108,13 +102,3 @@ def test_long_synthetic_series_fit_in_datetime64() -> None:
             data="synthetic:regime",
             market_kwargs={"n_bars": 130_000, "start": "1990-01-01"},
         )
-
-
-def test_cell_records_protocol_settings_only_where_they_apply() -> None:
-    suite = tiny_suite(markets=["regime", "sample:googl"], agents=["flat", "bc"])
-    cells, _ = cells_for(suite)
-    by = {(c.market, c.agent): c for c in cells}
-    syn, real = by[("synthetic:regime", "flat")], by[("sample:googl", "bc")]
-    assert (syn.window_bars, syn.n_folds, syn.dataset_steps) == (200, None, None)
-    assert (real.window_bars, real.n_folds, real.dataset_steps) == (None, 5, 600)
-    assert isinstance(syn, Cell) and syn.cell_id != real.cell_id

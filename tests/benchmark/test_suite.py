@@ -95,7 +95,7 @@ def test_round_trip_and_markets() -> None:
 
 
 def test_per_market_budgets() -> None:
-    from quantgym.benchmark.cells import cells_for
+    from quantgym.benchmark.listing import cells_for
 
     suite = Suite(
         markets=["regime", "gbm", "sample:googl"],
@@ -117,7 +117,7 @@ def test_per_market_budgets() -> None:
 
 
 def test_agent_market_filter() -> None:
-    from quantgym.benchmark.cells import cells_for
+    from quantgym.benchmark.listing import cells_for
 
     suite = Suite(
         markets=["regime", "gbm"],
