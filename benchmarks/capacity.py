@@ -66,7 +66,7 @@ def train_ppo(steps: int, end_bar_ts, seed: int):  # noqa: ANN001, ANN201 - torc
 
     torch.set_num_threads(1)
     agent = make_agent("ppo_lstm", n_envs=4, seed=seed)
-    agent.fit({**ENV_KWARGS, "end": end_bar_ts, "episode_length": 250}, total_timesteps=steps,
+    agent.fit({**ENV_KWARGS, "end": end_bar_ts, "episode_length": 250}, train_steps=steps,
               progress_bar=True)  # fmt: skip
     return agent
 

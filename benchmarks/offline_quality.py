@@ -68,18 +68,18 @@ WARMUP_BARS = 400  # bars before the first window: the causal features' normalis
 # Training budgets and configs of every row (the DT rows share one trained model).
 DT_SHAPE = {"context_length": 10, "n_layers": 2, "n_heads": 1, "d_model": 64, "batch_size": 64}
 BUDGETS: dict[str, dict[str, Any]] = {
-    "bc": {"n_steps": 1_000, "batch_size": 128, "hidden_units": [128, 128]},
-    "cql": {"n_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
-    "dt_d3rlpy": {"n_steps": 300, **DT_SHAPE},
-    "dt": {"n_steps": 1_000, **DT_SHAPE},
-    "supervised": {"n_steps": 1_500},
+    "bc": {"train_steps": 1_000, "batch_size": 128, "hidden_units": [128, 128]},
+    "cql": {"train_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
+    "dt_d3rlpy": {"train_steps": 300, **DT_SHAPE},
+    "dt": {"train_steps": 1_000, **DT_SHAPE},
+    "supervised": {"train_steps": 1_500},
 }
 QUICK_BUDGETS: dict[str, dict[str, Any]] = {
-    "bc": {"n_steps": 50, "batch_size": 64, "hidden_units": [32]},
-    "cql": {"n_steps": 50, "batch_size": 64, "hidden_units": [32]},
-    "dt_d3rlpy": {"n_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
-    "dt": {"n_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
-    "supervised": {"n_steps": 100},
+    "bc": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
+    "cql": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
+    "dt_d3rlpy": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
+    "dt": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
+    "supervised": {"train_steps": 100},
 }
 ROWS = ("bc", "cql", "dt_d3rlpy", "dt (target)", "dt (critic)", "supervised")
 

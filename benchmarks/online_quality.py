@@ -49,7 +49,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AGENTS = ("ppo_mlp", "ppo_transformer", "ppo_lstm")
 #: Budgets (env steps) below each agent's default; :func:`default_budgets` appends the default
-#: (its ``Config.total_timesteps``, read from the agent so the two cannot drift apart).
+#: (its ``Config.train_steps``, read from the agent so the two cannot drift apart).
 DEFAULT_BUDGETS: Mapping[str, tuple[int, ...]] = {
     "ppo_mlp": (25_000, 50_000, 100_000),
     "ppo_transformer": (50_000, 100_000, 200_000),
@@ -195,12 +195,12 @@ def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tu
 
 
 def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``total_timesteps``)."""
+    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``train_steps``)."""
     from quantgym.agents.registry import agent_class
 
     out = {}
     for agent in agents:
-        default = int(agent_class(agent).Config().total_timesteps)
+        default = int(agent_class(agent).Config().train_steps)
         out[agent] = tuple(sorted({*DEFAULT_BUDGETS[agent], default}))
     return out
 

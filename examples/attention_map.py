@@ -61,7 +61,7 @@ def main() -> None:
         print(f"training ppo_transformer for {args.steps} steps ...")
         agent.fit(
             {"market": "regime", "window_size": window_size},
-            total_timesteps=args.steps,
+            train_steps=args.steps,
             progress_bar=True,
         )
 

@@ -370,7 +370,7 @@ def _train(
         dataset = _dataset(cell, market, train, cache_dir)
         fit_kwargs: dict[str, Any] = {}
         if cell.train_steps is not None:
-            fit_kwargs["n_steps"] = cell.train_steps
+            fit_kwargs["train_steps"] = cell.train_steps
         if _accepts(agent.fit, "progress_bar"):
             fit_kwargs["progress_bar"] = False  # the harness shows one bar over cells
         agent.fit(dataset, **fit_kwargs)
@@ -379,7 +379,7 @@ def _train(
     try:
         kwargs: dict[str, Any] = {}
         if cell.train_steps is not None:
-            kwargs["total_timesteps"] = cell.train_steps
+            kwargs["train_steps"] = cell.train_steps
         if _accepts(agent.fit, "progress_bar"):
             kwargs["progress_bar"] = False  # the harness shows one bar over cells
         agent.fit(env, **kwargs)

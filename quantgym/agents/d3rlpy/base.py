@@ -1,7 +1,9 @@
-"""Offline agents on d3rlpy: ``bc`` (DiscreteBC / BC), ``cql`` (DiscreteCQL / CQL) and
-``dt_d3rlpy`` (d3rlpy's DiscreteDecisionTransformer, the reference point for our ``dt``).
+"""The machinery the offline agents on d3rlpy share (:class:`D3rlpyAgent`): ``bc``
+(DiscreteBC / BC, :mod:`~quantgym.agents.d3rlpy.bc`), ``cql`` (DiscreteCQL / CQL,
+:mod:`~quantgym.agents.d3rlpy.cql`) and ``dt_d3rlpy`` (d3rlpy's DiscreteDecisionTransformer,
+the reference point for our ``dt``, :mod:`~quantgym.agents.d3rlpy.dt_d3rlpy`).
 
-Each trains with ``fit(dataset, n_steps=...)`` on a
+Each trains with ``fit(dataset, train_steps=...)`` (gradient steps) on a
 :class:`~quantgym.datasets.trajectory.TrajectoryDataset` (exported with ``to_d3rlpy``) and
 satisfies the Agent API: ``predict`` takes one observation ``(D,)`` or a batch ``(N, D)``
 (SB3's signature). A saved agent is a directory::
@@ -16,7 +18,7 @@ What differs from calling d3rlpy directly:
 - defaults that suit short CPU runs: DiscreteCQL's target network is synced every 500 steps
   (d3rlpy: 8,000, so a 5,000-step run never syncs it), ``gamma=0.9`` (a decision's effect on
   a trading account shows within a few bars), larger batches and learning rates;
-- ``fit`` runs exactly ``n_steps`` gradient steps as one d3rlpy epoch (d3rlpy trains
+- ``fit`` runs exactly ``train_steps`` gradient steps as one d3rlpy epoch (d3rlpy trains
   ``n_steps // n_steps_per_epoch`` epochs, i.e. nothing when ``n_steps < n_steps_per_epoch``);
 - ``action_size`` is taken from the dataset's action space, not from the largest action seen;
 - no ``d3rlpy_logs/`` directory unless ``fit(..., log_dir=...)`` asks for one;
@@ -36,9 +38,9 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import structlog
@@ -47,28 +49,21 @@ import torch
 from quantgym._compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before d3rlpy, which imports legacy gym and its stderr notice
-import d3rlpy  # noqa: E402
-from d3rlpy.logging import FileAdapterFactory, NoopAdapterFactory  # noqa: E402
-from d3rlpy.models.encoders import VectorEncoderFactory  # noqa: E402
-from d3rlpy.preprocessing import MultiplyRewardScaler  # noqa: E402
+import d3rlpy
+from d3rlpy.logging import FileAdapterFactory, NoopAdapterFactory
+from d3rlpy.models.encoders import VectorEncoderFactory
 
-from quantgym._io import atomic_write  # noqa: E402
-from quantgym.agents.observations import (  # noqa: E402
-    episode_start_mask,
-    realised_log_return,
+from quantgym._io import atomic_write
+from quantgym.agents.base import TrainableAgent
+from quantgym.agents.observations import (
+    ColumnSelection,
+    ObservationLayout,
+    dataset_layout,
     recent_bar_columns,
 )
-from quantgym.policies.base import BaseAgent  # noqa: E402
+from quantgym.checks import check_positive_int
 
-__all__ = [
-    "MODEL_FILE",
-    "quiet_d3rlpy",
-    "D3rlpyAgent",
-    "BCAgent",
-    "CQLAgent",
-    "D3rlpyDecisionTransformerAgent",
-    "DTState",
-]
+__all__ = ["MODEL_FILE", "quiet_d3rlpy", "check_dataset", "D3rlpyAgent"]
 
 MODEL_FILE = "model.pt"
 
@@ -85,24 +80,8 @@ def quiet_d3rlpy(level: int = logging.ERROR) -> Iterator[None]:
         structlog.configure(**previous)
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _dataset_window_size(dataset: Any, needed: bool) -> int | None:
-    """The env's ``window_size`` recorded in the dataset's metadata (needed to select columns)."""
-    window = (dataset.metadata.get("env_kwargs") or {}).get("window_size")
-    if window is None and needed:
-        raise ValueError(
-            "the dataset's metadata has no env_kwargs['window_size']; pass recent_bars=None "
-            "to read whole observations"
-        )
-    return None if window is None else int(window)
-
-
-def _check_dataset(dataset: Any) -> None:
+def check_dataset(dataset: Any) -> None:
+    """``ValueError`` unless ``dataset`` is a ``TrajectoryDataset`` of flat observations."""
     from quantgym.datasets.trajectory import TrajectoryDataset
 
     if not isinstance(dataset, TrajectoryDataset):
@@ -116,7 +95,7 @@ def _check_dataset(dataset: Any) -> None:
         )
 
 
-class D3rlpyAgent(BaseAgent):
+class D3rlpyAgent(ColumnSelection, TrainableAgent):
     """Shared machinery of the d3rlpy agents: build, fit, predict, save and load.
 
     Subclasses implement :meth:`_d3rlpy_config` (the d3rlpy ``XConfig`` for a discrete or
@@ -126,20 +105,22 @@ class D3rlpyAgent(BaseAgent):
 
     name: ClassVar[str] = "d3rlpy"
     offline: ClassVar[bool] = True
+    renamed_config_keys: ClassVar[Mapping[str, str]] = {"n_steps": "train_steps"}
 
     @dataclasses.dataclass
-    class Config:
+    class Config(ObservationLayout):
         """Fields shared by every d3rlpy agent.
 
-        ``n_steps`` is the default of :meth:`fit`; ``hidden_units`` the MLP encoder of
-        observations; ``device`` a torch device string (``"cpu:0"``). The networks read the
-        newest ``recent_bars`` rows of the market window (``None``: all of it) and, with
-        ``account_features``, the account features; without them BC cannot copy the
+        ``train_steps`` is the gradient-step budget of :meth:`fit`; ``hidden_units`` the MLP
+        encoder of observations; ``device`` a torch device string (``"cpu:0"``). The networks
+        read the newest ``recent_bars`` rows of the market window (``None``: all of it) and,
+        with ``account_features``, the account features; without them BC cannot copy the
         behaviour policy's previous position instead of reading the market (see
-        :mod:`quantgym.agents.observations`). ``window_size`` is read from the dataset.
+        :mod:`quantgym.agents.observations`). The layout (``window_size`` ...,
+        :class:`~quantgym.agents.observations.ObservationLayout`) is read from the dataset.
         """
 
-        n_steps: int = 5_000
+        train_steps: int = 5_000
         batch_size: int = 256
         learning_rate: float = 1e-3
         hidden_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
@@ -150,7 +131,6 @@ class D3rlpyAgent(BaseAgent):
         discrete: bool | None = None
         recent_bars: int | None = 1
         account_features: bool = False
-        window_size: int | None = None
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -161,8 +141,9 @@ class D3rlpyAgent(BaseAgent):
 
     def _validate_config(self) -> None:
         c = self.config
-        _check_positive_int("n_steps", c.n_steps)
-        _check_positive_int("batch_size", c.batch_size)
+        check_positive_int("train_steps", c.train_steps)
+        check_positive_int("batch_size", c.batch_size)
+        c.validate_layout()
         if not (isinstance(c.learning_rate, (int, float)) and c.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {c.learning_rate!r}")
         if not (
@@ -185,36 +166,12 @@ class D3rlpyAgent(BaseAgent):
                 f"got {shapes}"
             )
         if c.observation_dim is not None:
-            _check_positive_int("observation_dim", c.observation_dim)
-            _check_positive_int("action_size", c.action_size)
+            check_positive_int("observation_dim", c.observation_dim)
+            check_positive_int("action_size", c.action_size)
             if c.recent_bars is not None or not c.account_features:
                 if c.window_size is None:
                     raise ValueError("window_size must be set to select observation columns")
                 recent_bar_columns(c.observation_dim, c.window_size, c.recent_bars)
-        elif c.recent_bars is not None:
-            _check_positive_int("recent_bars", c.recent_bars)
-
-    @property
-    def columns(self) -> np.ndarray | None:
-        """Observation columns the networks read (``None``: all of them)."""
-        c = self.config
-        if c.observation_dim is None:
-            raise ValueError(f"{self.name} has no model yet: call fit(dataset) or load(path)")
-        if c.recent_bars is None and c.account_features:
-            return None
-        return recent_bar_columns(
-            int(c.observation_dim), int(c.window_size), c.recent_bars, c.account_features
-        )
-
-    @property
-    def input_dim(self) -> int:
-        """Width of the network input."""
-        columns = self.columns
-        return int(self.config.observation_dim) if columns is None else int(columns.size)
-
-    def _select(self, observations: np.ndarray) -> np.ndarray:
-        columns = self.columns
-        return observations if columns is None else np.ascontiguousarray(observations[..., columns])
 
     # -- d3rlpy objects ------------------------------------------------------------------
     def _encoder(self) -> VectorEncoderFactory:
@@ -261,23 +218,29 @@ class D3rlpyAgent(BaseAgent):
     def fit(
         self,
         dataset: Any,
-        n_steps: int | None = None,
+        train_steps: int | None = None,
         progress_bar: bool = True,
         log_dir: str | os.PathLike | None = None,
     ) -> D3rlpyAgent:
-        """Train for exactly ``n_steps`` gradient steps (default ``config.n_steps``).
+        """Train for exactly ``train_steps`` gradient steps (default ``config.train_steps``).
 
         Args:
             dataset: a :class:`~quantgym.datasets.trajectory.TrajectoryDataset`.
-            n_steps: gradient steps.
+            train_steps: gradient steps.
             progress_bar: show d3rlpy's tqdm bar.
             log_dir: write d3rlpy's file logs (params, per-step metrics) under this
                 directory; ``None`` (default) writes nothing.
         """
-        _check_dataset(dataset)
-        n_steps = _check_positive_int(
-            "n_steps", self.config.n_steps if n_steps is None else n_steps
-        )
+        check_dataset(dataset)
+        train_steps = self._train_steps(train_steps)
+        layout = dataset_layout(dataset)
+        if layout["window_size"] is None and (
+            self.config.recent_bars is not None or not self.config.account_features
+        ):
+            raise ValueError(
+                "the dataset's metadata has no env_kwargs['window_size']; pass recent_bars=None "
+                "to read whole observations"
+            )
         discrete = bool(dataset.is_discrete)
         if discrete:
             action_size = int(dataset.n_actions or 1)
@@ -287,32 +250,36 @@ class D3rlpyAgent(BaseAgent):
             "observation_dim": int(dataset.observation_shape[0]),
             "action_size": action_size,
             "discrete": discrete,
-            "window_size": _dataset_window_size(
-                dataset, self.config.recent_bars is not None or not self.config.account_features
-            ),
+            "window_size": layout["window_size"],
         }
         self._prepare(dataset)
         if self.algo is None or any(getattr(self.config, k) != v for k, v in shapes.items()):
             self.config = dataclasses.replace(self.config, **shapes)
             self.build()
+        # the feature counts only describe the input: a change does not rebuild the networks
+        self.config = dataclasses.replace(
+            self.config,
+            n_market_features=layout["n_market_features"],
+            n_account_features=layout["n_account_features"],
+        )
         d3rlpy.seed(int(self.config.seed))
         logger = NoopAdapterFactory() if log_dir is None else FileAdapterFactory(os.fspath(log_dir))
         with quiet_d3rlpy():
-            self._fit_d3rlpy(dataset, n_steps, progress_bar, logger, log_dir is not None)
+            self._fit_d3rlpy(dataset, train_steps, progress_bar, logger, log_dir is not None)
         return self
 
     def _fit_d3rlpy(
-        self, dataset: Any, n_steps: int, progress_bar: bool, logger: Any, logging_on: bool
+        self, dataset: Any, train_steps: int, progress_bar: bool, logger: Any, logging_on: bool
     ) -> None:
         self.algo.fit(
             self._export(dataset),
-            n_steps=n_steps,
-            n_steps_per_epoch=n_steps,  # one epoch: exactly n_steps updates
+            n_steps=train_steps,
+            n_steps_per_epoch=train_steps,  # one epoch: exactly train_steps updates
             show_progress=progress_bar,
             logger_adapter=logger,
             experiment_name=self.name,
             with_timestamp=logging_on,
-            save_interval=n_steps + 1,  # never write checkpoints into the log
+            save_interval=train_steps + 1,  # never write checkpoints into the log
         )
 
     def _prepare(self, dataset: Any) -> None:
@@ -377,260 +344,3 @@ class D3rlpyAgent(BaseAgent):
                 raise ValueError(
                     f"{file}: module {name!r} does not match the config in agent.json: {exc}"
                 ) from None
-
-
-class BCAgent(D3rlpyAgent):
-    """``bc``: behaviour cloning (d3rlpy ``DiscreteBC`` for discrete datasets, ``BC`` for
-    continuous ones). It imitates the dataset's actions and ignores its rewards."""
-
-    name: ClassVar[str] = "bc"
-
-    @dataclasses.dataclass
-    class Config(D3rlpyAgent.Config):
-        """:class:`D3rlpyAgent.Config` plus ``beta`` (DiscreteBC's logit penalty)."""
-
-        beta: float = 0.5
-
-    def _d3rlpy_config(self, discrete: bool) -> Any:
-        c = self.config
-        common = {
-            "batch_size": c.batch_size,
-            "learning_rate": c.learning_rate,
-            "encoder_factory": self._encoder(),
-        }
-        if discrete:
-            return d3rlpy.algos.DiscreteBCConfig(beta=c.beta, **common)
-        return d3rlpy.algos.BCConfig(**common)
-
-
-class CQLAgent(D3rlpyAgent):
-    """``cql``: conservative Q-learning (d3rlpy ``DiscreteCQL`` for discrete datasets, ``CQL``
-    for continuous ones). Unlike ``bc`` it learns from the rewards, so it can do better than
-    the behaviour policy (random data included)."""
-
-    name: ClassVar[str] = "cql"
-
-    @dataclasses.dataclass
-    class Config(D3rlpyAgent.Config):
-        """:class:`D3rlpyAgent.Config` plus the Q-learning fields.
-
-        ``gamma=0.9`` (short effect horizon of a trading decision), ``alpha`` the
-        conservative penalty weight, ``n_critics``, ``target_update_interval=500`` gradient
-        steps (discrete), ``tau`` soft target updates (continuous).
-        """
-
-        learning_rate: float = 3e-4
-        gamma: float = 0.9
-        alpha: float = 1.0
-        n_critics: int = 2
-        target_update_interval: int = 500
-        tau: float = 0.005
-
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        c = self.config
-        if not 0.0 <= c.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {c.gamma!r}")
-        _check_positive_int("n_critics", c.n_critics)
-        _check_positive_int("target_update_interval", c.target_update_interval)
-
-    def _d3rlpy_config(self, discrete: bool) -> Any:
-        c = self.config
-        if discrete:
-            return d3rlpy.algos.DiscreteCQLConfig(
-                batch_size=c.batch_size,
-                learning_rate=c.learning_rate,
-                encoder_factory=self._encoder(),
-                gamma=c.gamma,
-                alpha=c.alpha,
-                n_critics=c.n_critics,
-                target_update_interval=c.target_update_interval,
-            )
-        return d3rlpy.algos.CQLConfig(
-            batch_size=c.batch_size,
-            actor_learning_rate=c.learning_rate,
-            critic_learning_rate=c.learning_rate,
-            actor_encoder_factory=self._encoder(),
-            critic_encoder_factory=self._encoder(),
-            gamma=c.gamma,
-            conservative_weight=c.alpha,
-            n_critics=c.n_critics,
-            tau=c.tau,
-        )
-
-
-class DTState(NamedTuple):
-    """Per-env inference state of :class:`D3rlpyDecisionTransformerAgent` (``N`` envs,
-    context ``K``); the newest step is the last column."""
-
-    observations: np.ndarray  # (N, K, D) float32
-    actions: np.ndarray  # (N, K) int64 (the newest slot holds the pad action 0)
-    returns_to_go: np.ndarray  # (N, K) float32, unscaled
-    timesteps: np.ndarray  # (N, K) int64
-    valid: np.ndarray  # (N, K) bool, False for the left padding
-    return_rest: np.ndarray  # (N,) float64 target minus the realised log growth so far
-    timestep: np.ndarray  # (N,) int64 timestep of the next observation
-    last_observation: np.ndarray  # (N, obs_dim) float32 raw observation, to recover the reward
-
-
-class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
-    """``dt_d3rlpy``: d3rlpy's ``DiscreteDecisionTransformer`` (discrete datasets only).
-
-    The reference point for our own ``dt``: same defaults (context 20, 3 layers, embedding
-    128, 1 head, batch 64). d3rlpy's discrete DT trains its left padding as action 0; that is
-    kept, as it is what users get from d3rlpy. ``target_return`` conditions the policy;
-    ``None`` sets it at fit time to the ``target_quantile`` of the dataset's episode returns.
-    ``rtg_scale`` multiplies rewards and returns-to-go before they enter the network.
-    """
-
-    name: ClassVar[str] = "dt_d3rlpy"
-
-    @dataclasses.dataclass
-    class Config(D3rlpyAgent.Config):
-        """:class:`D3rlpyAgent.Config` plus the transformer (``hidden_units`` is unused:
-        the observation encoder is one ReLU layer to ``d_model``, d3rlpy's embedding size)."""
-
-        batch_size: int = 64
-        learning_rate: float = 6e-4
-        context_length: int = 20
-        n_layers: int = 3
-        n_heads: int = 1
-        d_model: int = 128
-        dropout: float = 0.1
-        max_timestep: int | None = None
-        rtg_scale: float = 1.0
-        target_return: float | None = None
-        target_quantile: float = 0.9
-        warmup_tokens: int = 10_240
-
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        c = self.config
-        for name in ("context_length", "n_layers", "n_heads", "d_model"):
-            _check_positive_int(name, getattr(c, name))
-        if c.max_timestep is not None:
-            _check_positive_int("max_timestep", c.max_timestep)
-        if not 0.0 <= c.target_quantile <= 1.0:
-            raise ValueError(f"target_quantile must be in [0, 1], got {c.target_quantile!r}")
-        if not c.rtg_scale > 0:
-            raise ValueError(f"rtg_scale must be positive, got {c.rtg_scale!r}")
-        if c.observation_dim is not None and c.max_timestep is None:
-            raise ValueError("max_timestep must be set to build a dt_d3rlpy model")
-
-    def _d3rlpy_config(self, discrete: bool) -> Any:
-        if not discrete:
-            raise ValueError("dt_d3rlpy needs a discrete dataset (DiscreteDecisionTransformer)")
-        c = self.config
-        return d3rlpy.algos.DiscreteDecisionTransformerConfig(
-            batch_size=c.batch_size,
-            learning_rate=c.learning_rate,
-            encoder_factory=VectorEncoderFactory(hidden_units=[c.d_model]),
-            context_size=c.context_length,
-            max_timestep=int(c.max_timestep or 1),
-            num_heads=c.n_heads,
-            num_layers=c.n_layers,
-            attn_dropout=c.dropout,
-            resid_dropout=c.dropout,
-            embed_dropout=c.dropout,
-            reward_scaler=MultiplyRewardScaler(c.rtg_scale) if c.rtg_scale != 1.0 else None,
-            warmup_tokens=c.warmup_tokens,
-            final_tokens=c.n_steps * c.batch_size * c.context_length,
-        )
-
-    def _prepare(self, dataset: Any) -> None:
-        if not dataset.is_discrete:
-            raise ValueError("dt_d3rlpy needs a discrete dataset (DiscreteDecisionTransformer)")
-        updates: dict[str, Any] = {}
-        if self.config.max_timestep is None:
-            updates["max_timestep"] = int(dataset.episode_lengths.max()) + 1
-        if self.config.target_return is None:
-            returns = np.asarray(dataset.episode_returns(), dtype=np.float64)
-            updates["target_return"] = float(np.quantile(returns, self.config.target_quantile))
-        if updates:
-            self.config = dataclasses.replace(self.config, **updates)
-            self.algo = None  # rebuilt with the new max_timestep
-
-    def _export(self, dataset: Any) -> Any:
-        # No padding row: d3rlpy's trajectory slicer would train on it as a real step.
-        return self._reduced(dataset).to_d3rlpy(keep_final_observation=False)
-
-    def initial_state(self, n_envs: int = 1) -> DTState:
-        """Empty context for ``n_envs`` episodes, conditioned on ``config.target_return``."""
-        c = self.config
-        k, d = c.context_length, self.input_dim
-        return DTState(
-            observations=np.zeros((n_envs, k, d), np.float32),
-            actions=np.zeros((n_envs, k), np.int64),
-            returns_to_go=np.zeros((n_envs, k), np.float32),
-            timesteps=np.zeros((n_envs, k), np.int64),
-            valid=np.zeros((n_envs, k), np.bool_),
-            return_rest=np.full(n_envs, float(c.target_return or 0.0)),
-            timestep=np.ones(n_envs, np.int64),
-            last_observation=np.zeros((n_envs, int(c.observation_dim or 0)), np.float32),
-        )
-
-    def _advance(self, state: DTState, obs: np.ndarray, episode_start: np.ndarray) -> DTState:
-        """Append the raw observations ``obs`` to every env's context (a copy of ``state``)."""
-        n = obs.shape[0]
-        fresh = self.initial_state(n)
-        reward = realised_log_return(state.last_observation, obs)
-        reward = np.where(episode_start | ~state.valid[:, -1], 0.0, reward)
-        rest = np.where(episode_start, fresh.return_rest, state.return_rest - reward)
-        timestep = np.where(episode_start, 1, state.timestep)
-        keep = ~episode_start[:, None]
-
-        def shift(old: np.ndarray, new: np.ndarray, reset: np.ndarray) -> np.ndarray:
-            extra = (1,) * (old.ndim - 2)
-            old = np.where(keep.reshape(n, 1, *extra), old, reset)
-            return np.concatenate([old[:, 1:], new[:, None]], axis=1)
-
-        return DTState(
-            observations=shift(state.observations, self._select(obs), fresh.observations),
-            actions=shift(state.actions, np.zeros(n, np.int64), fresh.actions),
-            returns_to_go=shift(state.returns_to_go, rest.astype(np.float32), fresh.returns_to_go),
-            timesteps=shift(state.timesteps, timestep, fresh.timesteps),
-            valid=shift(state.valid, np.ones(n, np.bool_), fresh.valid),
-            return_rest=rest,
-            # the timestep embedding has max_timestep rows (0 .. max_timestep - 1)
-            timestep=np.minimum(timestep + 1, int(self.config.max_timestep or 1) - 1),
-            last_observation=obs.copy(),
-        )
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, DTState]:
-        """Action(s) for ``(D,)`` or ``(N, D)`` observations; ``state`` carries each env's
-        context (:class:`DTState`; ``None`` starts new episodes). ``episode_start[i]`` resets
-        env ``i``. ``deterministic=False`` samples from the action distribution."""
-        algo = self._require_algo()
-        obs, batched = self._check_observation(observation)
-        n = obs.shape[0]
-        if state is None:
-            state, starts = self.initial_state(n), np.ones(n, np.bool_)
-        else:
-            if not isinstance(state, DTState) or state.observations.shape[0] != n:
-                raise ValueError(f"state must be a DTState for {n} envs (or None)")
-            starts = episode_start_mask(episode_start, n)
-        state = self._advance(state, obs, starts)
-        transformer = algo.impl.modules.transformer
-        transformer.eval()  # inference drops the newest (pad) action token; no dropout
-        scale = float(self.config.rtg_scale)
-        with torch.inference_mode():
-            _, logits = transformer(
-                torch.from_numpy(state.observations),  # (N, K, D)
-                torch.from_numpy(state.actions),  # (N, K)
-                torch.from_numpy(state.returns_to_go * scale)[..., None],  # (N, K, 1)
-                torch.from_numpy(state.timesteps),  # (N, K)
-                torch.from_numpy((~state.valid).astype(np.float32)),  # d3rlpy: 1 - masks
-            )
-            logits = logits[:, -1]  # (N, A) action at the newest state
-            if deterministic:
-                actions = logits.argmax(dim=-1).numpy()
-            else:
-                actions = torch.distributions.Categorical(logits=logits).sample().numpy()
-        state.actions[:, -1] = actions  # the action fills the newest slot's action token
-        return self._finish(actions, batched), state

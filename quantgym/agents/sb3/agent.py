@@ -1,7 +1,8 @@
-"""PPO agents on Stable-Baselines3: ``ppo_mlp``, ``ppo_lstm`` (sb3-contrib RecurrentPPO) and
-``ppo_transformer`` (PPO with a temporal self-attention features extractor).
+"""The machinery the PPO agents on Stable-Baselines3 share (:class:`SB3Agent`): build, fit,
+fast predict, save and load; ``ppo_mlp``, ``ppo_lstm`` and ``ppo_transformer`` live in their
+own modules of :mod:`quantgym.agents.sb3`.
 
-All three train on the native :class:`~quantgym.envs.TradingVectorEnv` through the SB3 adapter
+They train on the native :class:`~quantgym.envs.TradingVectorEnv` through the SB3 adapter
 (``quantgym.envs.to_sb3(gym.make_vec("TradingEnv-v0", num_envs=n_envs, **env_kwargs))``),
 optionally behind SB3's ``VecNormalize`` (observations only by default). A saved agent is a
 directory::
@@ -17,11 +18,13 @@ directory::
                        when normalising
     env.json           env kwargs, observation/action spaces as JSON, step counter
     train_state.json   torch / numpy / Python RNG states (restored by ``fit(resume_from=...)``)
+    rollout_state.npz  last observations, LSTM states and the env's ``get_state()`` (exact resume)
 
 ``predict`` with ``deterministic=True`` runs the policy's torch modules directly under
 ``torch.inference_mode`` (SB3's ``predict`` costs more than the network at batch 1); the
 actions and recurrent states are identical to ``model.predict`` (tested). This module imports
-torch: it is only imported when one of these agents is built.
+torch: it is only imported when one of these agents is built. The file formats are in
+:mod:`quantgym.agents.sb3.files`, the env plumbing in :mod:`quantgym.agents.sb3.envs`.
 """
 
 from __future__ import annotations
@@ -43,58 +46,47 @@ from gymnasium import spaces
 from quantgym._compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
-from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import (
-    DummyVecEnv,
-    VecEnv,
-    VecMonitor,
-    VecNormalize,
-    is_vecenv_wrapped,
-)
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize, is_vecenv_wrapped
 from torch import nn
 
 from quantgym._io import atomic_write, atomic_write_json, read_json
-from quantgym.agents.sb3_envs import _json_safe, _SpacesEnv, env_attr, make_sb3_vec_env
-from quantgym.agents.sb3_files import (
+from quantgym.agents.base import TrainableAgent
+from quantgym.agents.env_kwargs import json_safe_kwargs
+from quantgym.agents.observations import ObservationLayout
+from quantgym.agents.sb3.envs import env_attr, make_sb3_vec_env
+from quantgym.agents.sb3.extractors import RecentBarsExtractor
+from quantgym.agents.sb3.files import (
     CheckpointCallback,
-    _refusal,
-    _restore_rollout_state,
-    _rng_state,
-    _rollout_state,
-    _set_rng_state,
-    _vecnormalize_writer,
+    global_rng_state,
     latest_checkpoint,
+    pickle_refusal,
     pickled_entries,
+    read_legacy_vecnormalize,
     read_sb3_data,
     read_vecnormalize,
+    restore_rollout_state,
+    rollout_state,
+    set_global_rng_state,
     space_from_json,
     space_to_json,
+    vecnormalize_writer,
 )
-from quantgym.policies.base import AGENT_FILE, BaseAgent
+from quantgym.checks import check_optional_positive_int, check_positive_int
+from quantgym.policies.base import AGENT_FILE
 
 __all__ = [
-    "ENV_ID",
-    "CheckpointCallback",
-    "env_attr",
     "SB3Agent",
-    "PPOMlpAgent",
-    "PPOLstmAgent",
-    "PPOTransformerAgent",
-    "RecentBarsExtractor",
-    "make_sb3_vec_env",
-    "read_sb3_data",
-    "pickled_entries",
-    "space_to_json",
-    "space_from_json",
-    "read_vecnormalize",
-    "latest_checkpoint",
+    "MODEL_FILE",
+    "VECNORMALIZE_FILE",
+    "ENV_FILE",
+    "TRAIN_STATE_FILE",
+    "ROLLOUT_STATE_FILE",
+    "TRAINING_ONLY_ENTRIES",
+    "REBUILT_ENTRIES",
 ]
-
-from quantgym import ENV_ID  # noqa: E402
 
 MODEL_FILE = "model.zip"
 VECNORMALIZE_FILE = "vecnormalize.npz"
@@ -133,47 +125,19 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "elu": nn.ELU,
 }
-_LAYOUT_KEYS = ("window_size", "n_market_features", "n_account_features")
 
 
-# -- features extractors --------------------------------------------------------------------
-class RecentBarsExtractor(BaseFeaturesExtractor):
-    """The newest ``n_bars`` rows of the market window plus the account features.
-
-    The flat observation ends with the newest bar's market features followed by the account
-    features, so this is the tail slice of length ``n_bars * n_market_features +
-    n_account_features`` (a recurrent policy needs no window: its state holds the past).
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Box,
-        n_bars: int,
-        n_market_features: int,
-        n_account_features: int,
-    ) -> None:
-        size = n_bars * n_market_features + n_account_features
-        if observation_space.shape is None or size > observation_space.shape[0]:
-            raise ValueError(
-                f"n_bars={n_bars} asks for {size} dims of a {observation_space.shape} observation"
-            )
-        super().__init__(observation_space, features_dim=size)
-        self.size = size
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return observations[:, -self.size :]
-
-
-# -- agents ---------------------------------------------------------------------------------
-class SB3Agent(BaseAgent):
+class SB3Agent(TrainableAgent):
     """Common machinery of the PPO agents (build, fit, fast predict, save/load).
 
     Construct with config fields as keyword arguments (see each ``Config``); an ``env=`` given
     here is what ``fit()`` trains on when called without one (the model is built by ``fit`` or
-    :meth:`build`). ``verbose`` is SB3's verbosity.
+    :meth:`build`). ``verbose`` is SB3's verbosity. ``fit(env, train_steps=N)`` trains for
+    ``N`` env steps (SB3's ``total_timesteps``).
     """
 
     name: ClassVar[str] = "sb3"
+    renamed_config_keys: ClassVar[Mapping[str, str]] = {"total_timesteps": "train_steps"}
     recurrent: ClassVar[bool] = False
     algorithm_class: ClassVar[type[BaseAlgorithm]] = PPO
     policy_name: ClassVar[str] = "MlpPolicy"
@@ -191,7 +155,8 @@ class SB3Agent(BaseAgent):
         - ``net_arch=[64, 64]`` (tanh) policy/value MLP: per-bar features are already informative;
         - ``normalize_obs=True``: SB3 ``VecNormalize`` on observations only (returns are
           log-returns, already well scaled; ``normalize_reward`` is off), clipped at ``clip_obs``;
-        - ``total_timesteps`` is the budget ``fit`` uses when called without one;
+        - ``train_steps`` is the budget in env steps ``fit`` uses when called without one
+          (SB3's ``total_timesteps``);
         - ``seed`` seeds SB3 (torch, numpy, env), ``device`` is ``"cpu"``: these nets are tiny.
         """
 
@@ -213,7 +178,7 @@ class SB3Agent(BaseAgent):
         normalize_obs: bool = True
         normalize_reward: bool = False
         clip_obs: float = 10.0
-        total_timesteps: int = 200_000
+        train_steps: int = 200_000
         seed: int | None = 0
         device: str = "cpu"
 
@@ -231,10 +196,10 @@ class SB3Agent(BaseAgent):
     # -- configuration ---------------------------------------------------------------------
     def _validate_config(self) -> None:
         c = self.config
-        for field in ("n_envs", "n_steps", "batch_size", "n_epochs", "total_timesteps"):
-            value = getattr(c, field)
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        for field in ("n_envs", "n_steps", "batch_size", "n_epochs", "train_steps"):
+            check_positive_int(field, getattr(c, field))
+        if isinstance(c, ObservationLayout):
+            c.validate_layout()
         if not 0.0 < c.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {c.gamma!r}")
         if c.learning_rate <= 0:
@@ -251,13 +216,31 @@ class SB3Agent(BaseAgent):
     def _resolve_layout(self, env: VecEnv) -> None:
         """Fill the config's ``window_size``/``n_market_features``/``n_account_features`` from
         the env where unset (they are saved with the config, so a loaded agent needs no env)."""
-        c = self.config
-        for key in _LAYOUT_KEYS:
-            if getattr(c, key) is None:
-                value = env_attr(env, key)
-                if value is None:
-                    raise ValueError(f"{key} is not set and the env does not expose it")
-                setattr(c, key, int(value))
+        self.config.fill_layout(lambda name: env_attr(env, name))
+
+    def _recent_bars_kwargs(self, env: VecEnv) -> dict[str, Any]:
+        """Policy kwargs that feed the policy only the newest ``config.recent_bars`` window rows
+        (:class:`RecentBarsExtractor`); the layout is read from ``env`` (or the saved config).
+        An env that exposes no window layout (not a quantgym env) has no bars to select: the
+        policy then reads the whole observation, with a warning."""
+        try:
+            self._resolve_layout(env)
+        except ValueError as exc:
+            warnings.warn(
+                f"recent_bars ignored: {exc}; the policy reads the whole observation", stacklevel=3
+            )
+            return {}
+        c: Any = self.config
+        if c.recent_bars > c.window_size:
+            raise ValueError(f"recent_bars={c.recent_bars} exceeds window_size={c.window_size}")
+        return {
+            "features_extractor_class": RecentBarsExtractor,
+            "features_extractor_kwargs": {
+                "n_bars": c.recent_bars,
+                "n_market_features": c.n_market_features,
+                "n_account_features": c.n_account_features,
+            },
+        }
 
     def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
         return {
@@ -314,7 +297,7 @@ class SB3Agent(BaseAgent):
         venv, env_kwargs = make_sb3_vec_env(env, self.config.n_envs)
         venv = self._wrap(venv)
         if env_kwargs is not None:
-            self.env_kwargs = _json_safe(env_kwargs)
+            self.env_kwargs = json_safe_kwargs(env_kwargs)
         if self.model is None:
             if (
                 not isinstance(venv.observation_space, spaces.Box)
@@ -349,7 +332,7 @@ class SB3Agent(BaseAgent):
     def fit(
         self,
         env: Any = None,
-        total_timesteps: int | None = None,
+        train_steps: int | None = None,
         *,
         progress_bar: bool = True,
         tensorboard_log: str | os.PathLike | None = None,
@@ -358,7 +341,8 @@ class SB3Agent(BaseAgent):
         callback: Any = None,
         resume_from: str | os.PathLike | None = None,
     ) -> SB3Agent:
-        """Train for ``total_timesteps`` env steps (default ``config.total_timesteps``).
+        """Train for ``train_steps`` env steps (default ``config.train_steps``; SB3's
+        ``total_timesteps``).
 
         :param env: a single env, a ``TradingVectorEnv``, its SB3 adapter, or a dict of
             ``TradingEnv-v0`` kwargs; ``None`` reuses the env given before.
@@ -369,7 +353,7 @@ class SB3Agent(BaseAgent):
         :param callback: extra SB3 callback(s).
         :param resume_from: a checkpoint folder, or a folder with ``latest.json`` (directly or
             in ``checkpoints/``): continue that run with its weights, optimizer state,
-            VecNormalize statistics, step counter and RNG state; ``total_timesteps`` is then
+            VecNormalize statistics, step counter and RNG state; ``train_steps`` is then
             the run's total, so only the steps left after the checkpoint are trained.
         """
         if resume_from is not None:
@@ -381,11 +365,9 @@ class SB3Agent(BaseAgent):
             self._train_state = resumed._train_state
             if env is None and self._env is None and self.env_kwargs is not None:
                 env = dict(self.env_kwargs)
-        total = self.config.total_timesteps if total_timesteps is None else total_timesteps
-        if not isinstance(total, int | np.integer) or total < 0:
-            raise ValueError(f"total_timesteps must be a non-negative integer, got {total!r}")
+        total = self._train_steps(train_steps, minimum=0)
         if resume_from is not None:
-            total = max(int(total) - self.num_timesteps, 0)
+            total = max(total - self.num_timesteps, 0)
         if tensorboard_log is not None and importlib.util.find_spec("tensorboard") is None:
             raise ValueError(
                 "tensorboard_log needs TensorBoard, which is not installed: pip install tensorboard"
@@ -393,14 +375,11 @@ class SB3Agent(BaseAgent):
         callbacks = (
             [] if callback is None else list(callback) if isinstance(callback, list) else [callback]
         )
-        if checkpoint_every is not None:
-            if not isinstance(checkpoint_every, int | np.integer) or checkpoint_every < 1:
-                raise ValueError(
-                    f"checkpoint_every must be a positive integer, got {checkpoint_every!r}"
-                )
+        every = check_optional_positive_int("checkpoint_every", checkpoint_every)
+        if every is not None:
             if checkpoint_dir is None:
                 raise ValueError("checkpoint_dir is required with checkpoint_every")
-            callbacks.append(CheckpointCallback(self, checkpoint_every, checkpoint_dir))
+            callbacks.append(CheckpointCallback(self, every, checkpoint_dir))
         if env is not None:
             self.build(env)
         elif self.model is None or self.model.get_env() is None:
@@ -414,16 +393,16 @@ class SB3Agent(BaseAgent):
         if resume_from is not None:
             checkpoint = Path(resume_from)
             state = self._train_state or {}
-            exact = (checkpoint / ROLLOUT_STATE_FILE).is_file() and _restore_rollout_state(
+            exact = (checkpoint / ROLLOUT_STATE_FILE).is_file() and restore_rollout_state(
                 self.model, checkpoint / ROLLOUT_STATE_FILE, state.get("env_rngs", [])
             )
             if not exact and self.config.seed is not None:
                 # another env: its episodes restart, seeded from (seed, step) (reproducible)
                 self.model.set_random_seed(int(self.config.seed) + self.num_timesteps)
             if self._train_state is not None:
-                _set_rng_state(self._train_state, checkpoint / TRAIN_STATE_FILE)
+                set_global_rng_state(self._train_state, checkpoint / TRAIN_STATE_FILE)
         self.model.learn(
-            total_timesteps=int(total),
+            total_timesteps=total,
             callback=callbacks or None,
             progress_bar=progress_bar,
             reset_num_timesteps=first,
@@ -521,7 +500,7 @@ class SB3Agent(BaseAgent):
 
         atomic_write(path / MODEL_FILE, write_model)
         if self.vec_normalize is not None:
-            atomic_write(path / VECNORMALIZE_FILE, _vecnormalize_writer(self.vec_normalize))
+            atomic_write(path / VECNORMALIZE_FILE, vecnormalize_writer(self.vec_normalize))
         atomic_write_json(
             path / ENV_FILE,
             {
@@ -532,8 +511,8 @@ class SB3Agent(BaseAgent):
                 "num_timesteps": int(model.num_timesteps),
             },
         )
-        train_state = _rng_state()
-        rollout = _rollout_state(model, self.vec_normalize)
+        train_state = global_rng_state()
+        rollout = rollout_state(model, self.vec_normalize)
         if rollout is not None:
             arrays, train_state["env_rngs"] = rollout
 
@@ -579,7 +558,7 @@ class SB3Agent(BaseAgent):
         if trusted and (unknown or "observation_space" not in env_meta):
             custom_objects = None  # plain SB3 / older quantgym file the user chose to trust
         elif unknown:
-            raise ValueError(_refusal(model_path, sorted(unknown)))
+            raise ValueError(pickle_refusal(model_path, sorted(unknown)))
         else:
             custom_objects = self._rebuilt_entries(env_meta, env_file)
         try:
@@ -598,12 +577,8 @@ class SB3Agent(BaseAgent):
         elif (path / LEGACY_VECNORMALIZE_FILE).is_file():
             legacy = path / LEGACY_VECNORMALIZE_FILE
             if not trusted:
-                raise ValueError(_refusal(legacy, ["VecNormalize (a plain pickle)"]))
-            placeholder = DummyVecEnv(
-                [lambda: _SpacesEnv(model.observation_space, model.action_space)]
-            )
-            self.vec_normalize = VecNormalize.load(str(legacy), placeholder)
-            self.vec_normalize.training = False
+                raise ValueError(pickle_refusal(legacy, ["VecNormalize (a plain pickle)"]))
+            self.vec_normalize = read_legacy_vecnormalize(legacy, model)
         self.env_kwargs = env_meta.get("env_kwargs")
         state_file = path / TRAIN_STATE_FILE
         self._train_state = read_json(state_file) if state_file.is_file() else None
@@ -625,7 +600,7 @@ class SB3Agent(BaseAgent):
             raise ValueError(f"{path} is neither a saved agent folder nor an SB3 .zip")
         if not trusted:
             entries = sorted(pickled_entries(read_sb3_data(zip_path)))
-            raise ValueError(_refusal(zip_path, entries or ["(no agent.json manifest)"]))
+            raise ValueError(pickle_refusal(zip_path, entries or ["(no agent.json manifest)"]))
         if cls.name == SB3Agent.name:
             raise ValueError("load a plain SB3 zip with the agent class, e.g. PPOMlpAgent.load")
         agent = cls(**kwargs)
@@ -634,313 +609,6 @@ class SB3Agent(BaseAgent):
         agent.model = model
         legacy = zip_path.parent / LEGACY_VECNORMALIZE_FILE
         if legacy.is_file():
-            placeholder = DummyVecEnv(
-                [lambda: _SpacesEnv(model.observation_space, model.action_space)]
-            )
-            agent.vec_normalize = VecNormalize.load(str(legacy), placeholder)
-            agent.vec_normalize.training = False
+            agent.vec_normalize = read_legacy_vecnormalize(legacy, model)
         agent._refresh_inference_cache()
         return agent
-
-
-def _check_recent_bars(bars: Any) -> None:
-    if bars is not None and (not isinstance(bars, int | np.integer) or bars < 1):
-        raise ValueError(f"recent_bars must be a positive integer or None, got {bars!r}")
-
-
-def _recent_bars_kwargs(agent: SB3Agent, env: VecEnv) -> dict[str, Any]:
-    """Policy kwargs that feed the policy only the newest ``config.recent_bars`` window rows
-    (:class:`RecentBarsExtractor`); the layout is read from ``env`` (or the saved config).
-    An env that exposes no window layout (not a quantgym env) has no bars to select: the
-    policy then reads the whole observation, with a warning."""
-    try:
-        agent._resolve_layout(env)
-    except ValueError as exc:
-        warnings.warn(
-            f"recent_bars ignored: {exc}; the policy reads the whole observation", stacklevel=3
-        )
-        return {}
-    c: Any = agent.config
-    if c.recent_bars > c.window_size:
-        raise ValueError(f"recent_bars={c.recent_bars} exceeds window_size={c.window_size}")
-    return {
-        "features_extractor_class": RecentBarsExtractor,
-        "features_extractor_kwargs": {
-            "n_bars": c.recent_bars,
-            "n_market_features": c.n_market_features,
-            "n_account_features": c.n_account_features,
-        },
-    }
-
-
-class PPOMlpAgent(SB3Agent):
-    """``ppo_mlp``: SB3 PPO with an MLP policy (non-recurrent reference); by default it reads
-    the newest bar of the market window plus the account features (``recent_bars=1``)."""
-
-    name: ClassVar[str] = "ppo_mlp"
-
-    @dataclasses.dataclass
-    class Config(SB3Agent.Config):
-        """:class:`SB3Agent.Config` with defaults measured on the regime market with the
-        harness's window protocol (train on the first 20,000 bars of the seed-0 series, 64
-        disjoint held-out 1,000-bar windows after a 200-bar embargo, score = 100 x mean log
-        growth / ``bayes_filter_expert``'s, paired-bootstrap 95% CI; 200k steps each;
-        ``benchmarks/online_diagnosis.py ppo_mlp --set ...``). The old defaults (whole
-        32-bar window, ``gamma=0.99``, constant rate) scored -10.8 [-26.2, 1.8]: 278 trades
-        per window against the filter's 12.5 (turnover 324x equity, ~0.5 log points of costs
-        per window) and 56.9 in-sample against -10.8 held out:
-
-        - ``recent_bars=1``: the MLP reads the newest window row (whose ``momentum_20`` /
-          ``momentum_60`` / ``macd_hist`` already summarise the trend) plus the account
-          features (:class:`RecentBarsExtractor`). Fed all 384 window inputs its decision
-          flips with the per-bar noise and it fits the one training path (same recipe with the
-          whole window: 70.7 [61.6, 78.6] held out, 88.5 in-sample, 132 trades per window);
-          with ``recent_bars=1`` alone (old gamma and rate): 86.6 [79.8, 93.2], 51 trades;
-        - ``gamma=0.9``, ``gae_lambda=0.9``: a position's payoff (next-bar PnL, the cost of a
-          switch) shows within a few bars; the 100-bar horizon only adds return noise;
-        - ``lr_schedule="linear"`` (3e-4 to 0): the final policy settles instead of drifting;
-          with both: 97.1 [89.9, 104.2] held out, 95.6 in-sample, 12.8 trades per window,
-          policy entropy 0.13 nats;
-        - ``ent_coef=0.01``, ``net_arch=[64, 64]``, ``n_epochs=10`` (shared defaults): the
-          ``ppo_lstm`` recipe (``ent_coef=0.05``, ``[32]``, 4 epochs) leaves the MLP near a
-          uniform policy after 200k steps (entropy 1.08 of ln 3 = 1.10 nats, 183 trades per
-          window, -11.3);
-        - ``total_timesteps=200_000``: about 40 CPU-seconds (one torch thread).
-
-        ``window_size``/``n_market_features``/``n_account_features`` are read from the env;
-        ``recent_bars=None`` feeds the whole flat observation.
-        """
-
-        gamma: float = 0.9
-        gae_lambda: float = 0.9
-        lr_schedule: str = "linear"
-        recent_bars: int | None = 1
-        window_size: int | None = None
-        n_market_features: int | None = None
-        n_account_features: int | None = None
-
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        _check_recent_bars(self.config.recent_bars)
-
-    def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
-        kwargs = super()._policy_kwargs(env)
-        if self.config.recent_bars is not None:
-            kwargs.update(_recent_bars_kwargs(self, env))
-        return kwargs
-
-
-class PPOLstmAgent(SB3Agent):
-    """``ppo_lstm``: sb3-contrib RecurrentPPO (``MlpLstmPolicy``) with separate actor/critic LSTMs.
-
-    ``predict`` returns the LSTM state ``(h, c)`` (each ``(n_lstm_layers, N, lstm_hidden_size)``)
-    and resets it where ``episode_start`` is true; pass the state back on the next step.
-    """
-
-    name: ClassVar[str] = "ppo_lstm"
-    recurrent: ClassVar[bool] = True
-    algorithm_class: ClassVar[type[BaseAlgorithm]] = RecurrentPPO
-    policy_name: ClassVar[str] = "MlpLstmPolicy"
-
-    @dataclasses.dataclass
-    class Config(SB3Agent.Config):
-        """:class:`SB3Agent.Config` plus the LSTM; defaults tuned for the single-path regime
-        market on a validation split (train on the first 64 % of
-        the bars, score on the next 16 %; the last 20 % test range was not used for tuning).
-
-        - ``recent_bars=1``: each step the LSTM reads only the newest ``recent_bars`` rows of the
-          market window plus the account features (:class:`RecentBarsExtractor`); its memory
-          carries the rest of the history. Fed the whole 32-bar window (``None``) it
-          fingerprints the bars of the one training path and memorises their next returns
-          (in-sample Sharpe > 6, held-out Sharpe < 0);
-        - a small net against the same overfitting: ``lstm_hidden_size=32`` (one layer),
-          separate actor and critic LSTMs, a ``[32]`` head (``net_arch``), ``n_epochs=4``;
-        - ``gamma=0.9``, ``gae_lambda=0.9``: a decision's effect (next-bar PnL, the cost of a
-          switch) shows within a few bars; a 100-bar horizon only adds return noise that
-          swamps the ~0.2 %/bar regime drift;
-        - ``ent_coef=0.05``: with less exploration some seeds settle on always-long (the
-          training path rises 19x) and never learn to short a bear regime;
-        - ``learning_rate=3e-4`` annealed linearly to 0 (``lr_schedule="linear"``): the policy
-          keeps moving under a constant rate and the final one is a lottery;
-        - ``n_envs=16`` x ``n_steps=128``, ``batch_size=512`` transitions (SB3 splits them into
-          sequences per env and episode); ``total_timesteps=1_500_000``: 94.2 [90.3, 98.0] in
-          7.9 CPU-minutes (one torch thread; ``benchmarks/online_quality.py --seeds 0 1 2``:
-          harness window protocol, 3 seeds x 64 held-out windows, ``bayes_filter_expert`` =
-          100). 400k steps give 93.3 [89.2, 97.6] in 2 CPU-minutes; 100k and 200k lose
-          heavily (-247, -284), so the budget is the one whose CI lower bound reaches 90.
-
-        ``window_size``/``n_market_features``/``n_account_features`` are read from the env.
-        """
-
-        net_arch: list[int] = dataclasses.field(default_factory=lambda: [32])
-        n_epochs: int = 4
-        gamma: float = 0.9
-        gae_lambda: float = 0.9
-        ent_coef: float = 0.05
-        lr_schedule: str = "linear"
-        total_timesteps: int = 1_500_000
-        lstm_hidden_size: int = 32
-        n_lstm_layers: int = 1
-        shared_lstm: bool = False
-        enable_critic_lstm: bool = True
-        recent_bars: int | None = 1
-        window_size: int | None = None
-        n_market_features: int | None = None
-        n_account_features: int | None = None
-
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        _check_recent_bars(self.config.recent_bars)
-
-    def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
-        c = self.config
-        kwargs = {
-            **super()._policy_kwargs(env),
-            "lstm_hidden_size": c.lstm_hidden_size,
-            "n_lstm_layers": c.n_lstm_layers,
-            "enable_critic_lstm": c.enable_critic_lstm,
-            "shared_lstm": c.shared_lstm,
-        }
-        if c.recent_bars is not None:
-            kwargs.update(_recent_bars_kwargs(self, env))
-        return kwargs
-
-    def initial_state(self, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Zero LSTM state ``(h, c)`` for ``n_envs`` parallel episodes."""
-        shape = (self.config.n_lstm_layers, n_envs, self.config.lstm_hidden_size)
-        return np.zeros(shape, dtype=np.float32), np.zeros(shape, dtype=np.float32)
-
-    def _actor_output(
-        self, obs: torch.Tensor, state: Any, episode_start: Any
-    ) -> tuple[torch.Tensor, Any]:
-        policy: Any = self._require_model().policy
-        n = obs.shape[0]
-        if state is None:
-            h0, c0 = self.initial_state(n)
-        else:
-            h0, c0 = state
-        h = torch.as_tensor(np.asarray(h0), dtype=torch.float32)
-        c = torch.as_tensor(np.asarray(c0), dtype=torch.float32)
-        if h.shape[1] != n:
-            raise ValueError(f"state holds {h.shape[1]} episodes but observation has {n}")
-        if episode_start is not None:
-            starts = np.asarray(episode_start, dtype=np.float32).reshape(-1)
-            if starts.shape[0] != n:
-                raise ValueError(
-                    f"episode_start has {starts.shape[0]} entries for {n} observations"
-                )
-            if starts.any():
-                keep = torch.from_numpy(1.0 - starts).view(1, n, 1)
-                h, c = keep * h, keep * c
-        features = policy.pi_features_extractor(obs)  # (N, F)
-        lstm_out, (h, c) = policy.lstm_actor(features.unsqueeze(0), (h, c))  # (1, N, H)
-        latent = policy.mlp_extractor.forward_actor(lstm_out[0])
-        return policy.action_net(latent), (h.numpy(), c.numpy())
-
-
-class PPOTransformerAgent(SB3Agent):
-    """``ppo_transformer``: PPO whose features extractor is a temporal self-attention encoder
-    (:class:`~quantgym.agents.attention.TemporalAttentionExtractor`) over the observation window.
-
-    The layout (``window_size``, ``n_market_features``, ``n_account_features``) is read from
-    the env at build time and stored in the config. :meth:`attention_weights` returns the maps.
-    """
-
-    name: ClassVar[str] = "ppo_transformer"
-
-    @dataclasses.dataclass
-    class Config(SB3Agent.Config):
-        """:class:`SB3Agent.Config` plus the encoder: the newest ``recent_bars=8`` rows of the
-        window projected to ``d_model=32``, sinusoidal positions, ``n_layers=1`` pre-norm block
-        with ``n_heads=2`` and ``dim_feedforward=64``, the newest position pooled to
-        ``attn_out_dim=32`` features, concatenated with the newest bar's raw features
-        (``newest_bar_skip=True``) and the account features; ``net_arch=[64, 64]`` heads
-        follow, actor and critic share the encoder. ``recent_bars=None`` attends over the whole
-        window (an env window shorter than ``recent_bars`` is a ``ValueError``).
-
-        Evidence (issue 13; harness window protocol on the regime market, seed 0, trained on
-        20,000 bars, 64 held-out 1,000-bar windows, score = 100 x mean log growth /
-        ``bayes_filter_expert``'s with paired-bootstrap 95% CI;
-        ``benchmarks/online_diagnosis.py ppo_transformer --steps N --set ...``):
-
-        - the old defaults (``d_model=64``, 2 layers, 4 heads over all 32 bars, ``gamma=0.99``,
-          constant rate), 50k steps: 35.4 [26.3, 43.2], 74 trades per window against the
-          filter's 12.5; 6.6 ms per env step, so the 200k default took 7+ CPU-minutes;
-        - the small encoder over 8 bars with the ``ppo_mlp`` recipe (``gamma=gae_lambda=0.9``,
-          ``lr_schedule="linear"``) but no skip path: 62.3 [50.6, 73.1] at 200k steps and 66.1 [60.0, 72.0]
-          at 500k, where its in-sample score is 99.7 and it trades 95 times per window: it
-          memorises the training path from the 8-bar pattern;
-        - ``newest_bar_skip=True``: 77.9 [68.7, 87.5] at 200k steps, in-sample 77.4 (no more
-          memorising), 40 trades; the skip path gives the heads what ``ppo_mlp`` reads, so
-          attention only has to add what the older bars say;
-        - ``net_arch=[64, 64]`` (``ppo_mlp``'s heads): 80.7 [73.8, 87.4] at 200k, 64 trades;
-        - separate actor and critic encoders (``share_features_extractor=False``): 59.7
-          [53.3, 67.0], 100 trades, and 1.6x the cost;
-        - ``total_timesteps=400_000``, the best budget measured: over 3 seeds x 64 windows
-          (``benchmarks/online_quality.py --seeds 0 1 2``) 87.9 [83.5, 92.1] in 3.5
-          CPU-minutes, against 79.6 [75.5, 83.3] at 200k; 800k steps (seed 0) fall to 56.7
-          [47.2, 65.5] with 102 trades per window (it keeps trading the older bars' noise);
-        - on validation seeds 3-5 (400k steps, 3 x 64 windows;
-          ``benchmarks/results/ppo_transformer_validation/``) the default's 82.7 [77.9, 87.2]
-          beat ``attn_out_dim=8`` (75.4), ``recent_bars=4`` (63.5) and ``ent_coef=0`` (76.0).
-
-        Attention does not beat ``ppo_mlp`` at equal budget (200k steps, same 3 x 64 windows:
-        ``ppo_mlp`` 94.1 [90.4, 98.0]) nor the ``sma_crossover`` rule (89.8 [85.9, 93.9]):
-        see the README's agent table.
-        """
-
-        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
-        gamma: float = 0.9
-        gae_lambda: float = 0.9
-        lr_schedule: str = "linear"
-        total_timesteps: int = 400_000
-        d_model: int = 32
-        n_heads: int = 2
-        n_layers: int = 1
-        dim_feedforward: int = 64
-        attn_out_dim: int = 32
-        recent_bars: int | None = 8
-        newest_bar_skip: bool = True
-        share_features_extractor: bool = True
-        window_size: int | None = None
-        n_market_features: int | None = None
-        n_account_features: int | None = None
-
-    def _validate_config(self) -> None:
-        super()._validate_config()
-        _check_recent_bars(self.config.recent_bars)
-
-    def _policy_kwargs(self, env: VecEnv) -> dict[str, Any]:
-        from quantgym.agents.attention import TemporalAttentionExtractor
-
-        self._resolve_layout(env)
-        c = self.config
-        return {
-            **super()._policy_kwargs(env),
-            "features_extractor_class": TemporalAttentionExtractor,
-            "features_extractor_kwargs": {
-                "window_size": c.window_size,
-                "n_market_features": c.n_market_features,
-                "n_account_features": c.n_account_features,
-                "d_model": c.d_model,
-                "n_heads": c.n_heads,
-                "n_layers": c.n_layers,
-                "dim_feedforward": c.dim_feedforward,
-                "out_dim": c.attn_out_dim,
-                "n_bars": c.recent_bars,
-                "newest_bar_skip": c.newest_bar_skip,
-            },
-            "share_features_extractor": c.share_features_extractor,
-        }
-
-    def attention_weights(self, observation: np.ndarray) -> np.ndarray:
-        """Attention maps of the actor's encoder for raw observations ``(D,)`` or ``(N, D)``:
-        ``(N, n_layers, n_heads, T, T)`` with ``T = recent_bars or window_size``, rows sum to 1;
-        index ``[..., -1, :]`` is how the newest bar (the pooled position) attends to every bar,
-        oldest first."""
-        obs, _ = self._check_observation(observation)
-        obs = self.normalize_observation(obs)
-        extractor: Any = self._require_model().policy.pi_features_extractor
-        with torch.inference_mode():
-            weights = extractor.attention_weights(torch.from_numpy(np.atleast_2d(obs)))
-        return weights.numpy()
