@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+import quantgym.agents.decision_transformer.policy as dt_policy
 from quantgym._io import atomic_write
 from quantgym.agents.base import TrainableAgent
-from quantgym.agents.decision_transformer import policy as dt_policy
 from quantgym.agents.decision_transformer.config import DecisionTransformerConfig
 from quantgym.agents.decision_transformer.model import DecisionTransformer
 from quantgym.agents.decision_transformer.training import (
