@@ -63,12 +63,11 @@ def train_ppo(steps: int, end_bar_ts, seed: int):  # noqa: ANN001, ANN201 - torc
     import torch
 
     from quantgym.agents import make_agent
-    from quantgym.benchmark.training import fit_agent
 
     torch.set_num_threads(1)
     agent = make_agent("ppo_lstm", n_envs=4, seed=seed)
-    env_kwargs = {**ENV_KWARGS, "end": end_bar_ts, "episode_length": 250}
-    fit_agent(agent, env_kwargs, train_steps=steps, progress_bar=True)
+    agent.fit({**ENV_KWARGS, "end": end_bar_ts, "episode_length": 250}, train_steps=steps,
+              progress_bar=True)  # fmt: skip
     return agent
 
 

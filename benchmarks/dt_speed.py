@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from d3rlpy.logging import NoopAdapterFactory
 
 from quantgym._io import atomic_write_json
-from quantgym.agents.d3rlpy_agents import quiet_d3rlpy
+from quantgym.agents.d3rlpy import quiet_d3rlpy
 from quantgym.agents.decision_transformer.model import DecisionTransformer
 from quantgym.agents.registry import make_agent
 from quantgym.datasets.presets import make_dataset
@@ -65,9 +65,9 @@ def fit_rate(name: str, dataset: Any, n: int, w: int, **fields: Any) -> float:
 
     agent = make_agent(name, **SHAPE, **fields)
     if name == "dt":
-        agent.fit(dataset, n_steps=n, progress_bar=False, callback=clock)
+        agent.fit(dataset, train_steps=n, progress_bar=False, callback=clock)
     else:  # d3rlpy: build through our wrapper, then d3rlpy's own fit with its callback
-        agent.fit(dataset, n_steps=1, progress_bar=False)
+        agent.fit(dataset, train_steps=1, progress_bar=False)
         with quiet_d3rlpy():
             agent.algo.fit(
                 agent._export(dataset),
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         args.latency_calls = 50
     torch.set_num_threads(args.threads)
     dataset = make_dataset("regime", "mixed", n_steps=args.dataset_steps, seed=0, split="train")
-    probe = make_agent("dt", **SHAPE, n_steps=1)
-    probe.fit(dataset, n_steps=1, progress_bar=False)
+    probe = make_agent("dt", **SHAPE, train_steps=1)
+    probe.fit(dataset, train_steps=1, progress_bar=False)
     state_dim, n_actions = probe.state_dim, int(probe.config.n_actions)
     max_timestep = int(probe.config.max_timestep)
     n, w = args.warmup_steps + args.steps, args.warmup_steps
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
     observations = dataset.step_observations()[:200]
     d3 = make_agent("dt_d3rlpy", **SHAPE, seed=0)
-    d3.fit(dataset, n_steps=1, progress_bar=False)
+    d3.fit(dataset, train_steps=1, progress_bar=False)
     latency = {
         "dt": latency_ms(probe, observations, args.latency_calls),
         "dt_d3rlpy": latency_ms(d3, observations, args.latency_calls),

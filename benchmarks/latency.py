@@ -51,6 +51,8 @@ def build_agent(name: str, env: gym.Env) -> Any:
     from quantgym.agents.registry import agent_class
 
     cls = agent_class(name)
+    if getattr(cls, "offline", False):  # its network's shape comes from a dataset
+        raise ValueError("an offline agent needs a dataset to build (dt: benchmarks/dt_speed.py)")
     if hasattr(cls, "build"):  # learned online agents: build the networks, no training
         agent = make_agent(name, n_envs=1, n_steps=128, batch_size=128)
         agent.build(env)

@@ -46,8 +46,7 @@ import torch
 
 from quantgym import ENV_ID
 from quantgym._io import atomic_write, atomic_write_json
-from quantgym.agents import agent_class, make_agent
-from quantgym.benchmark.training import budget_keyword
+from quantgym.agents import make_agent
 from quantgym.datasets.presets import QUALITIES, make_dataset
 from quantgym.evaluation import reference_agent_name
 
@@ -228,8 +227,6 @@ def train_cell(
             config["verbose"] = False
         if name == "dt":
             config["return_conditioning"] = "critic"
-        # TODO(merge): remove when agents take train_steps (then pass config as it is)
-        config[budget_keyword(agent_class(name).Config)] = config.pop("train_steps")
         agent = make_agent(name, **config)
         t0 = time.process_time()
         agent.fit(dataset, progress_bar=False)

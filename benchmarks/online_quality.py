@@ -85,7 +85,6 @@ def curve_cells(
     once per (budget, seed)."""
     from quantgym.benchmark import Cell
     from quantgym.benchmark.suite import normalize_market
-    from quantgym.checks import check_positive_int
 
     market = normalize_market(market)
     common = {
@@ -102,7 +101,8 @@ def curve_cells(
         if agent not in budgets:
             raise ValueError(f"budgets: no budget list for agent {agent!r}")
         for budget in budgets[agent]:
-            budget = check_positive_int(f"budgets[{agent}]", budget)
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+                raise ValueError(f"budgets: {agent} budget must be a positive int, got {budget!r}")
             cells += [Cell(agent=agent, seed=s, train_steps=budget, **common) for s in seeds]
     return cells
 
@@ -195,15 +195,12 @@ def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tu
 
 
 def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``Config.train_steps``)."""
-    from quantgym.agents import agent_class
-    from quantgym.benchmark.training import budget_keyword
+    """:data:`DEFAULT_BUDGETS` of each agent plus its default budget (``train_steps``)."""
+    from quantgym.agents.registry import agent_class
 
     out = {}
     for agent in agents:
-        config = agent_class(agent).Config
-        # TODO(merge): remove when agents take train_steps (read config().train_steps)
-        default = int(getattr(config(), budget_keyword(config)))
+        default = int(agent_class(agent).Config().train_steps)
         out[agent] = tuple(sorted({*DEFAULT_BUDGETS[agent], default}))
     return out
 

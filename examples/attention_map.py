@@ -61,7 +61,7 @@ def main() -> None:
         print(f"training ppo_transformer for {args.steps} steps ...")
         agent.fit(
             {"market": "regime", "window_size": window_size},
-            total_timesteps=args.steps,
+            train_steps=args.steps,
             progress_bar=True,
         )
 
@@ -77,8 +77,8 @@ def main() -> None:
         obs, *_ = env.step(action)
         start = np.zeros(1, bool)
     action, _ = agent.predict(obs, state=state, episode_start=start)
-    weights = agent.attention_weights(obs)[0]  # (layers, heads, W, W)
-    n_layers, n_heads = weights.shape[:2]
+    weights = agent.attention_weights(obs)[0]  # (layers, heads, T, T), T = recent_bars
+    n_layers, n_heads, n_bars = weights.shape[:3]
     positions = base.config.positions
     print(
         f"decision at bar {decision_bar} ({np.datetime_as_string(base.market.timestamps[decision_bar], 'D')}): "
@@ -87,13 +87,13 @@ def main() -> None:
 
     fig = plt.figure(figsize=(3.0 * n_heads, 3.0 * n_layers + 3.2), constrained_layout=True)
     grid = fig.add_gridspec(n_layers + 1, n_heads, height_ratios=[3] * n_layers + [3.2])
-    lags = np.arange(-window_size + 1, 1)
+    lags = np.arange(-n_bars + 1, 1)
     for layer in range(n_layers):
         for head in range(n_heads):
             ax = fig.add_subplot(grid[layer, head])
             image = ax.imshow(weights[layer, head], cmap="viridis", vmin=0.0, aspect="auto")
             ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=9)
-            ticks = np.linspace(0, window_size - 1, 5).astype(int)
+            ticks = np.linspace(0, n_bars - 1, 5).astype(int)
             ax.set_xticks(ticks, lags[ticks], fontsize=7)
             ax.set_yticks(ticks, lags[ticks], fontsize=7)
             if head == 0:
@@ -114,7 +114,7 @@ def main() -> None:
     )
     ax.set_xlabel("bar relative to the decision (0 = decision bar)")
     ax.set_ylabel("attention weight")
-    closes = base.market.close[decision_bar - window_size + 1 : decision_bar + 1]
+    closes = base.market.close[decision_bar - n_bars + 1 : decision_bar + 1]
     twin = ax.twinx()
     twin.plot(lags, closes, color="black", lw=1.5, label="close")
     twin.set_ylabel("close")

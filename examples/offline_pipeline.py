@@ -32,11 +32,11 @@ from quantgym.evaluation import evaluate, normalized_score, reference_agent_name
 DEFAULT_AGENTS = ("cql", "bc", "dt")
 # Budgets that keep the whole script under 5 CPU-minutes (one torch thread).
 BUDGETS: dict[str, dict[str, Any]] = {
-    "bc": {"n_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
-    "cql": {"n_steps": 2_000, "batch_size": 128, "hidden_units": [128, 128]},
-    "dt": {"n_steps": 600, "context_length": 10, "n_layers": 2, "d_model": 64},
-    "dt_d3rlpy": {"n_steps": 300, "context_length": 10, "n_layers": 2, "d_model": 64},
-    "supervised": {"n_steps": 1_500},
+    "bc": {"train_steps": 1_500, "batch_size": 128, "hidden_units": [128, 128]},
+    "cql": {"train_steps": 2_000, "batch_size": 128, "hidden_units": [128, 128]},
+    "dt": {"train_steps": 600, "context_length": 10, "n_layers": 2, "d_model": 64},
+    "dt_d3rlpy": {"train_steps": 300, "context_length": 10, "n_layers": 2, "d_model": 64},
+    "supervised": {"train_steps": 1_500},
 }
 COLUMNS = ("total_return", "sharpe", "max_drawdown", "turnover", "n_trades")
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     for name in args.agents:
         config = {**BUDGETS.get(name, {}), "seed": args.seed}
         if args.steps is not None:
-            config["n_steps"] = args.steps
+            config["train_steps"] = args.steps
         if name == "supervised":
             config["verbose"] = False
         t = time.perf_counter()

@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     )
 
     twins: dict[str, Any] = {
-        "bc": make_agent("bc", n_steps=args.bc_steps, seed=args.seed),
-        "dt": make_agent("dt", **DT_SHAPE, n_steps=args.dt_steps, seed=args.seed),
+        "bc": make_agent("bc", train_steps=args.bc_steps, seed=args.seed),
+        "dt": make_agent("dt", **DT_SHAPE, train_steps=args.dt_steps, seed=args.seed),
     }
 
     observations = test.step_observations()

@@ -44,7 +44,7 @@ def main() -> None:
 
     agent = make_agent("ppo_lstm", seed=args.seed)
     print(f"training ppo_lstm for {args.steps} steps on bars up to {train_end} ...")
-    agent.fit(train_kwargs, total_timesteps=args.steps, progress_bar=True)
+    agent.fit(train_kwargs, train_steps=args.steps, progress_bar=True)
     agent.save(args.out)
     agent = load_agent(args.out)
 

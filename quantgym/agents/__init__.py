@@ -1,10 +1,13 @@
-"""Agents: one API (``predict``/``save``/``load``, ``fit`` where they learn) for rule-based
-baselines, Stable-Baselines3 PPO agents and, next, d3rlpy and Decision Transformer agents.
+"""Agents: one API (``predict``/``save``/``load``, ``fit(..., train_steps=...)`` where they
+learn) for rule-based baselines, Stable-Baselines3 PPO agents (:mod:`quantgym.agents.sb3`),
+d3rlpy agents (:mod:`quantgym.agents.d3rlpy`), our Decision Transformer
+(:mod:`quantgym.agents.decision_transformer`) and a supervised classifier
+(:mod:`quantgym.agents.supervised`).
 
 Torch-backed agents are imported lazily by :func:`make_agent`, so importing this package stays light.
 """
 
-from quantgym.agents.base import Agent, BaseAgent, import_object
+from quantgym.agents.base import Agent, BaseAgent, TrainableAgent, import_object
 from quantgym.agents.registry import (
     agent_class,
     list_agents,
@@ -37,6 +40,7 @@ __all__ = [
     "RandomAgent",
     "RegimeExpert",
     "SMACrossoverAgent",
+    "TrainableAgent",
     "agent_class",
     "import_object",
     "list_agents",

@@ -206,18 +206,12 @@ def _is_offline(agent: Any) -> bool:
 
 def _dataset_env_kwargs(dataset: Any) -> dict[str, Any]:
     """The JSON-safe env kwargs a dataset was collected with (an in-memory market is dropped)."""
+    from quantgym.agents.env_kwargs import json_safe_kwargs
+
     kwargs = dict(dataset.metadata.get("env_kwargs") or {})
     if isinstance(kwargs.get("data"), str) and kwargs["data"].startswith("<"):
         kwargs.pop("data")  # e.g. "<MarketData>": evaluate needs --data
-    return {k: v for k, v in kwargs.items() if _json_round_trips(v)}
-
-
-def _json_round_trips(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    return json_safe_kwargs(kwargs)
 
 
 def run_train_offline(agent: Any, args: argparse.Namespace) -> int:
@@ -237,15 +231,15 @@ def run_train_offline(agent: Any, args: argparse.Namespace) -> int:
             "--n-envs, --checkpoint-every, --resume and --tensorboard-log are for online agents"
         )
     dataset = TrajectoryDataset.load(args.dataset)
-    agent.fit(dataset, n_steps=args.steps, progress_bar=not args.no_progress)
+    agent.fit(dataset, train_steps=args.steps, progress_bar=not args.no_progress)
     out = Path(args.out)
     agent.save(out)
     env_kwargs = {**_dataset_env_kwargs(dataset), **env_kwargs_from_args(args)}
     atomic_write_json(
         out / "env.json",
-        {"env_kwargs": env_kwargs, "dataset": str(args.dataset), "n_steps": args.steps},
+        {"env_kwargs": env_kwargs, "dataset": str(args.dataset), "train_steps": args.steps},
     )
-    steps = args.steps if args.steps is not None else getattr(agent.config, "n_steps", "?")
+    steps = args.steps if args.steps is not None else getattr(agent.config, "train_steps", "?")
     print(f"saved {agent.name} ({steps} gradient steps on {dataset.n_steps} transitions) to {out}")
     return 0
 
@@ -271,18 +265,18 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"agent {args.agent!r} learns online; --dataset is for offline agents")
     if (
         not callable(getattr(agent, "fit", None))
-        or "total_timesteps" not in inspect.signature(agent.fit).parameters
+        or "train_steps" not in inspect.signature(agent.fit).parameters
     ):
         raise ValueError(
-            f"agent {args.agent!r} is not an online learner (no fit(env, total_timesteps=...))"
+            f"agent {args.agent!r} is not an online learner (no fit(env, train_steps=...))"
         )
     out = Path(args.out)
     resume: dict[str, Any] = {}
     base = None
     if args.resume is not None:
         from quantgym._io import read_json
-        from quantgym.agents.sb3_agents import ENV_FILE
-        from quantgym.agents.sb3_files import latest_checkpoint
+        from quantgym.agents.sb3.agent import ENV_FILE
+        from quantgym.agents.sb3.files import latest_checkpoint
 
         checkpoint = latest_checkpoint(args.resume)
         if "resume_from" not in inspect.signature(agent.fit).parameters:
@@ -294,7 +288,7 @@ def run_train(args: argparse.Namespace) -> int:
     env_kwargs = env_kwargs_from_args(args, base)
     agent.fit(
         env_kwargs,
-        total_timesteps=args.steps,
+        train_steps=args.steps,
         progress_bar=not args.no_progress,
         tensorboard_log=args.tensorboard_log,
         checkpoint_every=args.checkpoint_every,

@@ -1,14 +1,18 @@
-"""Observation helpers for offline agents: the newest bars of the market window, and the
-last step's log-return reward recovered from two consecutive observations.
+"""What an agent reads of the flat ``TradingEnv`` observation: its layout, the newest bars of
+the market window, and the last step's log-return reward recovered from two observations.
 
-``recent_bar_columns``: the columns an agent reads. Two choices matter on ``regime``:
+:class:`ObservationLayout`: the config fields every agent that selects observation columns
+shares (``recent_bars``, ``window_size``, ``n_market_features``, ``n_account_features``), filled
+from the env (online agents) or from the dataset's recorded env kwargs (offline agents).
+
+``recent_bar_columns``: the columns an agent reads. Two choices matter on ``regime``
+(measurements: docs/results.md):
 
 - the account features (current position ...) let behaviour cloning copy the expert's
-  previous action instead of reading the market (the copycat problem of imitation learning):
-  with them, BC on expert data never leaves its starting flat position (score 0); without
-  them it scores ~68 (bayes_filter_expert = 100) on held-out windows (pilot: 1 seed, 32 windows);
-- the newest bar's features (momentum, MACD, RSI ... already summarise the history) do as
-  well as the whole window at a fraction of the input width.
+  previous action instead of reading the market (the copycat problem of imitation learning),
+  so the offline agents leave them out by default;
+- the newest bar's features (momentum, MACD, RSI ... already summarise the history) stand in
+  for the whole window at a fraction of the input width.
 
 ``realised_log_return``:
 
@@ -35,9 +39,19 @@ target changed to flat                   ``log((1 + dd_t+1) / (1 + dd_t))`` (exa
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import numpy as np
 
+from quantgym.checks import check_optional_positive_int
+
 __all__ = [
+    "ObservationLayout",
+    "ColumnSelection",
+    "LAYOUT_FIELDS",
+    "dataset_layout",
     "episode_start_mask",
     "N_ACCOUNT_FEATURES",
     "POSITION",
@@ -53,6 +67,100 @@ N_ACCOUNT_FEATURES = 5  # quantgym.envs.config.ACCOUNT_FEATURES, the observation
 POSITION = -5
 UNREALIZED_PNL = -3
 DRAWDOWN = -2
+
+
+#: The layout fields read from the env or dataset (``recent_bars`` is the agent's choice).
+LAYOUT_FIELDS = ("window_size", "n_market_features", "n_account_features")
+
+
+@dataclasses.dataclass
+class ObservationLayout:
+    """Config fields on where the parts of the flat observation sit; a base of agent configs.
+
+    - ``recent_bars``: the agent reads the newest ``recent_bars`` rows of the market window
+      (``None``: the whole window); each agent config sets its own default;
+    - ``window_size``: bars in the env's observation window;
+    - ``n_market_features``: market features per bar;
+    - ``n_account_features``: account features after the window (position, unrealised PnL ...).
+
+    The last three default to ``None`` and are filled when the agent first sees its env
+    (:meth:`fill_layout`) or dataset (:func:`dataset_layout`); they are saved with the
+    config, so a loaded agent needs neither.
+    """
+
+    recent_bars: int | None = 1
+    window_size: int | None = None
+    n_market_features: int | None = None
+    n_account_features: int | None = None
+
+    def validate_layout(self) -> None:
+        """``ValueError`` unless every layout field is a positive integer or ``None``."""
+        for name in ("recent_bars", *LAYOUT_FIELDS):
+            check_optional_positive_int(name, getattr(self, name))
+
+    def fill_layout(self, read: Callable[[str], Any], source: str = "the env") -> None:
+        """Set the unset fields of :data:`LAYOUT_FIELDS` to ``read(name)`` (e.g. an env
+        attribute reader); a ``ValueError`` names the first one ``source`` does not expose."""
+        for name in LAYOUT_FIELDS:
+            if getattr(self, name) is None:
+                value = read(name)
+                if value is None:
+                    raise ValueError(f"{name} is not set and {source} does not expose it")
+                setattr(self, name, int(value))
+
+    def observation_columns(self, observation_dim: int, account: bool) -> np.ndarray | None:
+        """Columns of a ``observation_dim`` observation an agent reads: the newest
+        ``recent_bars`` rows (+ the account features when ``account``); ``None`` for all of
+        them (whole window and account features)."""
+        if self.recent_bars is None and account:
+            return None
+        if self.window_size is None:
+            raise ValueError("window_size must be set to select observation columns")
+        return recent_bar_columns(int(observation_dim), self.window_size, self.recent_bars, account)
+
+
+class ColumnSelection:
+    """Agent mixin: the observation columns its network reads, from ``config.observation_dim``
+    (set by ``fit``), the config's :class:`ObservationLayout` and ``config.account_features``."""
+
+    name: ClassVar[str]
+    config: Any
+
+    @property
+    def columns(self) -> np.ndarray | None:
+        """Observation columns the network reads (``None``: all of them)."""
+        c = self.config
+        if c.observation_dim is None:
+            raise ValueError(f"{self.name} has no model yet: call fit(dataset) or load(path)")
+        return c.observation_columns(c.observation_dim, c.account_features)
+
+    @property
+    def input_dim(self) -> int:
+        """Width of the network input."""
+        columns = self.columns
+        return int(self.config.observation_dim) if columns is None else int(columns.size)
+
+    def _select(self, observations: np.ndarray) -> np.ndarray:
+        """The columns the network reads of ``(..., obs_dim)`` observations (contiguous)."""
+        columns = self.columns
+        return observations if columns is None else np.ascontiguousarray(observations[..., columns])
+
+
+def dataset_layout(dataset: Any) -> dict[str, int | None]:
+    """:data:`LAYOUT_FIELDS` of a :class:`~quantgym.datasets.trajectory.TrajectoryDataset`'s
+    flat observations: ``window_size`` from the env kwargs its metadata records, the feature
+    counts from the observation width (``None`` where the metadata does not say)."""
+    window = (dataset.metadata.get("env_kwargs") or {}).get("window_size")
+    if window is None:
+        return dict.fromkeys(LAYOUT_FIELDS)
+    window = int(window)
+    market_dim = int(np.prod(dataset.observation_shape)) - N_ACCOUNT_FEATURES
+    n_market = market_dim // window if market_dim > 0 and market_dim % window == 0 else None
+    return {
+        "window_size": window,
+        "n_market_features": n_market,
+        "n_account_features": N_ACCOUNT_FEATURES if n_market is not None else None,
+    }
 
 
 def recent_bar_columns(

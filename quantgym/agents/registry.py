@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 _POLICIES = "quantgym.policies"
-_SB3 = "quantgym.agents.sb3_agents"
-_D3RLPY = "quantgym.agents.d3rlpy_agents"
+_SB3 = "quantgym.agents.sb3"
+_D3RLPY = "quantgym.agents.d3rlpy"
 
 _REGISTRY: dict[str, str | type] = {
     "random": f"{_POLICIES}:RandomAgent",
@@ -46,12 +46,12 @@ _REGISTRY: dict[str, str | type] = {
     "bayes_filter_expert": f"{_POLICIES}:BayesFilterExpert",
     "hindsight_oracle": f"{_POLICIES}:HindsightOracle",
     "epsilon_mix": f"{_POLICIES}:EpsilonMix",
-    "ppo_mlp": f"{_SB3}:PPOMlpAgent",
-    "ppo_lstm": f"{_SB3}:PPOLstmAgent",
-    "ppo_transformer": f"{_SB3}:PPOTransformerAgent",
-    "bc": f"{_D3RLPY}:BCAgent",
-    "cql": f"{_D3RLPY}:CQLAgent",
-    "dt_d3rlpy": f"{_D3RLPY}:D3rlpyDecisionTransformerAgent",
+    "ppo_mlp": f"{_SB3}.ppo_mlp:PPOMlpAgent",
+    "ppo_lstm": f"{_SB3}.ppo_lstm:PPOLstmAgent",
+    "ppo_transformer": f"{_SB3}.ppo_transformer:PPOTransformerAgent",
+    "bc": f"{_D3RLPY}.bc:BCAgent",
+    "cql": f"{_D3RLPY}.cql:CQLAgent",
+    "dt_d3rlpy": f"{_D3RLPY}.dt_d3rlpy:D3rlpyDecisionTransformerAgent",
     "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",
     "supervised": "quantgym.agents.supervised:SupervisedAgent",
 }

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,12 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from quantgym._io import atomic_write
-from quantgym.policies.base import BaseAgent
+from quantgym.agents.base import TrainableAgent
+from quantgym.agents.observations import N_ACCOUNT_FEATURES
+from quantgym.checks import check_positive_int
 
-__all__ = ["SupervisedAgent", "Classifier", "label_bars", "MODEL_FILE", "N_ACCOUNT_FEATURES"]
+__all__ = ["SupervisedAgent", "Classifier", "label_bars", "MODEL_FILE"]
 
 MODEL_FILE = "model.pt"
-N_ACCOUNT_FEATURES = 5  # quantgym.envs.config.ACCOUNT_FEATURES, the observation's last columns
 
 
 class Classifier(nn.Module):
@@ -124,21 +126,23 @@ def _metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     return out
 
 
-class SupervisedAgent(BaseAgent):
+class SupervisedAgent(TrainableAgent):
     """``supervised``: next-``horizon``-bar return-sign classifier that trades with a confidence
-    threshold (see the module docstring). ``offline = True``: ``fit(dataset, n_steps=...)``."""
+    threshold (see the module docstring). ``offline = True``: ``fit(dataset, train_steps=...)``
+    (gradient steps)."""
 
     name: ClassVar[str] = "supervised"
     offline: ClassVar[bool] = True
+    renamed_config_keys: ClassVar[Mapping[str, str]] = {"n_steps": "train_steps"}
 
     @dataclasses.dataclass
     class Config:
-        """``horizon`` bars ahead (20: on ``regime`` the next-5-bar sign is a coin flip to this
-        classifier, validation accuracy ~0.49, while the 20-bar sign carries the regime's
-        drift); ``threshold`` the ``P(up)`` needed to go long (``1 -
+        """``horizon`` bars ahead (20: on ``regime`` the next-5-bar sign is close to a coin flip
+        to this classifier while the 20-bar sign carries the regime's drift; measurements:
+        docs/results.md); ``threshold`` the ``P(up)`` needed to go long (``1 -
         threshold`` to go short); ``max_position`` the size of a trade (fraction of equity);
-        ``val_fraction`` the last share of bars used for early stopping; ``n_steps`` the
-        default gradient-step budget. ``observation_dim``/``positions``/``discrete`` are
+        ``val_fraction`` the last share of bars used for early stopping; ``train_steps`` the
+        default gradient-step budget of ``fit``. ``observation_dim``/``positions``/``discrete`` are
         filled in by :meth:`SupervisedAgent.fit`."""
 
         horizon: int = 20
@@ -147,7 +151,7 @@ class SupervisedAgent(BaseAgent):
         learning_rate: float = 1e-3
         weight_decay: float = 1e-2
         batch_size: int = 256
-        n_steps: int = 2_000
+        train_steps: int = 2_000
         val_fraction: float = 0.2
         eval_every: int = 100
         patience: int = 5
@@ -170,10 +174,8 @@ class SupervisedAgent(BaseAgent):
 
     def _validate_config(self) -> None:
         c = self.config
-        for name in ("horizon", "batch_size", "n_steps", "eval_every", "patience"):
-            value = getattr(c, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("horizon", "batch_size", "train_steps", "eval_every", "patience"):
+            check_positive_int(name, getattr(c, name))
         if not 0.0 < c.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {c.val_fraction!r}")
         if not 0.5 <= c.threshold <= 1.0:
@@ -232,7 +234,7 @@ class SupervisedAgent(BaseAgent):
     def fit(
         self,
         dataset: Any,
-        n_steps: int | None = None,
+        train_steps: int | None = None,
         progress_bar: bool = True,
         prices: np.ndarray | None = None,
     ) -> SupervisedAgent:
@@ -240,8 +242,8 @@ class SupervisedAgent(BaseAgent):
 
         Args:
             dataset: a :class:`~quantgym.datasets.trajectory.TrajectoryDataset`.
-            n_steps: maximum gradient steps (default ``config.n_steps``); early stopping may
-                end sooner.
+            train_steps: maximum gradient steps (default ``config.train_steps``); early
+                stopping may end sooner.
             progress_bar: show a tqdm bar.
             prices: bar-indexed close prices of the dataset's market (default: rebuilt from
                 the dataset's env kwargs).
@@ -253,9 +255,7 @@ class SupervisedAgent(BaseAgent):
         if not isinstance(dataset, TrajectoryDataset):
             raise ValueError(f"dataset must be a TrajectoryDataset, got {type(dataset).__name__}")
         c = self.config
-        n_steps = c.n_steps if n_steps is None else n_steps
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+        train_steps = self._train_steps(train_steps)
         env_kwargs = dataset.metadata.get("env_kwargs") or {}
         self.config = dataclasses.replace(
             c,
@@ -291,7 +291,7 @@ class SupervisedAgent(BaseAgent):
         generator = torch.Generator().manual_seed(int(c.seed))
         best = (math.inf, {k: v.clone() for k, v in model.state_dict().items()})
         waited = 0
-        bar = tqdm(range(int(n_steps)), disable=not progress_bar, desc="supervised")
+        bar = tqdm(range(train_steps), disable=not progress_bar, desc="supervised")
         for step in bar:
             model.train()
             idx = torch.randint(0, x_train.shape[0], (c.batch_size,), generator=generator)
@@ -299,7 +299,7 @@ class SupervisedAgent(BaseAgent):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if (step + 1) % c.eval_every == 0 or step + 1 == n_steps:
+            if (step + 1) % c.eval_every == 0 or step + 1 == train_steps:
                 val_loss = self._loss(x_val, y_val)
                 bar.set_postfix(val_loss=f"{val_loss:.4f}")
                 if val_loss < best[0]:

@@ -9,7 +9,6 @@ python, numpy's legacy global RNG and torch (one thread, deterministic algorithm
 
 from __future__ import annotations
 
-import inspect
 import os
 import random
 import sys
@@ -26,7 +25,6 @@ from quantgym.benchmark.records import cell_id
 
 __all__ = [
     "seed_everything",
-    "budget_keyword",
     "fit_agent",
     "trained_steps",
     "offline_dataset",
@@ -47,28 +45,13 @@ def seed_everything(seed: int, torch_needed: bool) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-# TODO(merge): remove when agents take train_steps (its callers then write "train_steps").
-def budget_keyword(target: Any) -> str:
-    """The budget keyword ``target`` (an agent's ``fit`` or its ``Config`` class) takes:
-    ``train_steps``, or the one an agent not yet renamed still takes (``total_timesteps``, then
-    ``n_steps``: an SB3 config's ``n_steps`` is its rollout length, not the budget)."""
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return "train_steps"
-    for name in ("train_steps", "total_timesteps", "n_steps"):
-        if name in params:
-            return name
-    return "train_steps"
-
-
 def fit_agent(agent: Any, data: Any, train_steps: int | None = None, **fit_kwargs: Any) -> Any:
     """``agent.fit(data, train_steps=train_steps, **fit_kwargs)`` for every kind of agent
     (``data``: an env or env kwargs for online agents, a ``TrajectoryDataset`` for offline
     ones); ``train_steps=None`` is not passed, so the agent trains for its default budget.
     Returns what ``fit`` returns."""
     if train_steps is not None:
-        fit_kwargs[budget_keyword(agent.fit)] = train_steps  # TODO(merge): "train_steps"
+        fit_kwargs["train_steps"] = train_steps
     return agent.fit(data, **fit_kwargs)
 
 

@@ -35,6 +35,8 @@ _STATE_ARRAYS = (
     "_t", "_end", "_units", "_cash", "_equity", "_peak", "_target", "_entry_equity", "_bars_in_position",
     "_unfilled",
 )  # fmt: skip
+# What get_state()/set_state() carry: the state arrays plus the pending autoreset and last fees.
+_RESUME_ARRAYS = (*_STATE_ARRAYS, "_autoreset", "_last_fees")
 
 
 class TradingVectorEnv(gym.vector.VectorEnv):
@@ -177,6 +179,53 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     @property
     def first_bar(self) -> int:
         return self._first_bar
+
+    # -- exact resume ------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """A copy of everything the next steps depend on, for :meth:`set_state`.
+
+        Returns ``{"accounts": {name: (num_envs,) array}, "reward": {name: array or float},
+        "rngs": [bit-generator state of each account]}``: the accounts' ledger and episode
+        bounds, the pending autoreset flags and last fees, the reward function's running
+        statistics (e.g. ``differential_sharpe``'s averages) and each account's random
+        generator (the next episode starts). Every value is a numpy array, a float, or a dict
+        of plain Python values, so the state can be written as ``.npz`` + JSON.
+        """
+        accounts = {name.lstrip("_"): getattr(self, name).copy() for name in _RESUME_ARRAYS}
+        reward = {
+            name: value.copy() if isinstance(value, np.ndarray) else float(value)
+            for name, value in vars(self._reward_fn).items()
+            if isinstance(value, np.ndarray | float) and not isinstance(value, bool)
+        }
+        return {
+            "accounts": accounts,
+            "reward": reward,
+            "rngs": [rng.bit_generator.state for rng in self._rngs],
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`get_state` (of an env with the same ``num_envs`` and
+        market): the following steps then return what they returned after ``get_state``.
+        A ``ValueError`` names the first entry that does not fit."""
+        n = self.num_envs
+        accounts, reward, rngs = state["accounts"], state["reward"], state["rngs"]
+        for name in _RESUME_ARRAYS:
+            key = name.lstrip("_")
+            value = np.asarray(accounts.get(key))
+            if value.shape != (n,):
+                raise ValueError(
+                    f"state['accounts'][{key!r}] must have shape ({n},), got {value.shape}"
+                )
+        if len(rngs) != n:
+            raise ValueError(f"state['rngs'] must hold {n} generator states, got {len(rngs)}")
+        for name in _RESUME_ARRAYS:
+            current = getattr(self, name)
+            setattr(self, name, np.asarray(accounts[name.lstrip("_")], dtype=current.dtype).copy())
+        for name, value in reward.items():
+            value = np.asarray(value)
+            setattr(self._reward_fn, name, value.copy() if value.ndim else float(value))
+        for rng, rng_state in zip(self._rngs, rngs, strict=True):
+            rng.bit_generator.state = rng_state
 
     # -- gymnasium API -----------------------------------------------------------------
     def reset(

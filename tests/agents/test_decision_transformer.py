@@ -233,8 +233,8 @@ def test_losses_and_schedule_helpers() -> None:
 
 # -- agent: fit, predict, state, checkpoints ----------------------------------------------------
 def test_fit_is_seeded_and_predicts_batched(tiny_dataset) -> None:
-    a = make_agent("dt", **TINY, n_steps=6, eval_every=3, seed=3, value_weight=0.5)
-    b = make_agent("dt", **TINY, n_steps=6, eval_every=3, seed=3, value_weight=0.5)
+    a = make_agent("dt", **TINY, train_steps=6, eval_every=3, seed=3, value_weight=0.5)
+    b = make_agent("dt", **TINY, train_steps=6, eval_every=3, seed=3, value_weight=0.5)
     a.fit(tiny_dataset, progress_bar=False)
     b.fit(tiny_dataset, progress_bar=False)
     assert a.history is not None and a.history.steps == 6 and len(a.history.val_losses) == 2
@@ -296,7 +296,7 @@ def test_critic_conditioning_uses_the_value_head() -> None:
 
 
 def test_save_load_identical_logits_and_config_mismatch(tiny_dataset, tmp_path: Path) -> None:
-    agent = make_agent("dt", **TINY, n_steps=3, eval_every=3)
+    agent = make_agent("dt", **TINY, train_steps=3, eval_every=3)
     agent.fit(tiny_dataset, progress_bar=False)
     agent.save(tmp_path / "dt")
     loaded = load_agent(tmp_path / "dt")
@@ -318,12 +318,12 @@ def test_save_load_identical_logits_and_config_mismatch(tiny_dataset, tmp_path: 
 
 
 def test_fine_tuning_keeps_the_frozen_backbone(tiny_dataset) -> None:
-    agent = make_agent("dt", **TINY, n_steps=3, eval_every=3)
+    agent = make_agent("dt", **TINY, train_steps=3, eval_every=3)
     agent.fit(tiny_dataset, progress_bar=False)
     before = {k: v.clone() for k, v in agent.model.state_dict().items()}
     agent.freeze_backbone()
     agent.config = dataclasses.replace(agent.config, warmup_steps=0)
-    agent.fit(tiny_dataset, n_steps=4, progress_bar=False)
+    agent.fit(tiny_dataset, train_steps=4, progress_bar=False)
     after = agent.model.state_dict()
     assert torch.equal(before["blocks.0.attn.qkv.weight"], after["blocks.0.attn.qkv.weight"])
     assert not torch.equal(before["action_head.weight"], after["action_head.weight"])

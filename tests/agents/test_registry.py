@@ -50,7 +50,7 @@ def construct(name: str, env) -> object:
     cls = agent_class(name)
     if hasattr(cls, "build"):  # online learners: tiny fit
         agent = make_agent(name, **TINY_SB3)
-        agent.fit(dict(ENV_KWARGS), total_timesteps=64, progress_bar=False)
+        agent.fit(dict(ENV_KWARGS), train_steps=64, progress_bar=False)
         return agent
     if name == "epsilon_mix":
         return make_agent(name, policy=make_agent("sma_crossover", env=env), epsilon=0.5, env=env)

@@ -21,7 +21,7 @@ import torch
 
 from quantgym import ENV_ID
 from quantgym.agents import load_agent, make_agent
-from quantgym.agents.sb3_agents import PPOLstmAgent, PPOMlpAgent
+from quantgym.agents.sb3 import PPOLstmAgent, PPOMlpAgent
 from quantgym.policies.base import BaseAgent
 from quantgym.policies.checkpoint import file_sha256
 from quantgym.policies.mix import EpsilonMix
@@ -81,7 +81,7 @@ def sb3_folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sb3")
     for cls in (PPOMlpAgent, PPOLstmAgent):
         agent = cls(**TINY)
-        agent.fit(gym.make(ENV_ID, **ENV_KWARGS), total_timesteps=32, progress_bar=False)
+        agent.fit(gym.make(ENV_ID, **ENV_KWARGS), train_steps=32, progress_bar=False)
         agent.save(root / cls.name)
         out[cls.name] = root / cls.name
     return out
@@ -94,14 +94,14 @@ def offline_folders(tmp_path_factory) -> dict[str, Path]:
     dataset = make_dataset("regime", "mixed", n_steps=300, seed=0, num_envs=3, env_kwargs=DATA_ENV)
     root = tmp_path_factory.mktemp("offline")
     kinds = {
-        "bc": {"hidden_units": [8], "batch_size": 16, "n_steps": 4},
-        "supervised": {"hidden_units": [8], "n_steps": 4, "eval_every": 2, "batch_size": 16},
+        "bc": {"hidden_units": [8], "batch_size": 16, "train_steps": 4},
+        "supervised": {"hidden_units": [8], "train_steps": 4, "eval_every": 2, "batch_size": 16},
         "dt": {
             "context_length": 4,
             "n_layers": 1,
             "d_model": 8,
             "batch_size": 8,
-            "n_steps": 2,
+            "train_steps": 2,
             "eval_every": 2,
         },
     }

@@ -14,7 +14,7 @@ from quantgym.agents.supervised import SupervisedAgent, label_bars
 from quantgym.datasets.presets import make_dataset
 
 ENV = {"episode_length": 100, "window_size": 4}
-FAST = {"hidden_units": [8], "n_steps": 40, "eval_every": 10, "batch_size": 32}
+FAST = {"hidden_units": [8], "train_steps": 40, "eval_every": 10, "batch_size": 32}
 
 
 @pytest.fixture(scope="module")

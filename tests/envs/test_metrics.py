@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import empyrical
 import numpy as np
@@ -340,21 +339,19 @@ def test_bad_input_raises_value_error(equity: object, bars_per_year: object, mat
         performance_metrics(equity, bars_per_year=bars_per_year)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------ speed
+# ------------------------------------------------------------------ long series
 
 
-def test_ten_thousand_steps_is_fast() -> None:
+def test_ten_thousand_steps_count_every_trade_and_fee() -> None:
     rng = np.random.default_rng(0)
     n = 10_000
     equity = equity_from_returns(rng.normal(0, 0.01, n))
     positions = np.repeat(rng.choice([-1.0, 0.0, 1.0], n // 20), 20)
     trades = np.diff(np.concatenate(([0.0], positions))) * equity[:-1]
     fees = np.abs(trades) * 0.0015
-    timings = []
-    for _ in range(20):
-        start = time.perf_counter()
-        performance_metrics(
-            equity, bars_per_year=252, positions=positions, trade_notional=trades, fees=fees
-        )
-        timings.append(time.perf_counter() - start)
-    assert np.median(timings) < 0.005  # typically ~0.2 ms; generous for a shared CI box
+    m = performance_metrics(
+        equity, bars_per_year=252, positions=positions, trade_notional=trades, fees=fees
+    )
+    assert m["n_trades"] == np.count_nonzero(trades)
+    assert m["fees_paid"] == pytest.approx(fees.sum())
+    assert all(np.isfinite(v) for v in m.values() if isinstance(v, float))

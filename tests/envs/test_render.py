@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import numpy as np
 import pandas as pd
@@ -155,16 +154,18 @@ def test_bad_input_raises_value_error(kwargs: dict, match: str) -> None:
         render_rgb_array(**args)
 
 
-def test_renders_a_2000_bar_episode_in_a_few_ms() -> None:
+def test_a_2000_bar_episode_compresses_into_the_image() -> None:
+    """More bars than pixel columns: every column still shows the price line, and the long
+    and short stretches both tint the background (no bar range is dropped)."""
     n = 2000
     close, equity = random_walk(n), random_walk(n + 1, seed=3)
     positions = np.repeat(np.random.default_rng(0).choice([-1.0, 0.0, 1.0], 40), 50)
-    timings = []
-    for _ in range(10):
-        start = time.perf_counter()
-        render_rgb_array(close, positions, equity)
-        timings.append(time.perf_counter() - start)
-    assert np.median(timings) < 0.02  # ~1 ms typically; generous for a shared CI box
+    img = render_rgb_array(close, positions, equity)
+    assert img.shape == (400, 640, 3)
+    price_columns = is_price_line(img[:, INNER_COLUMNS]).any(axis=0)
+    assert price_columns.mean() > 0.95
+    assert is_greenish(img).any() and is_reddish(img).any()
+    assert is_equity_line(img[:, INNER_COLUMNS]).any(axis=0).mean() > 0.95
 
 
 # ------------------------------------------------------------------ ansi

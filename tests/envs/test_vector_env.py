@@ -244,3 +244,47 @@ def test_both_envs_report_the_layouts_info_record(option):
     *_, vinfo = venv.step(np.array([2, 0]))
     assert tuple(info) == env.layout.info_keys == venv.layout.info_keys
     assert {k for k in vinfo if not k.startswith("_")} == set(env.layout.info_keys)
+
+
+def _trajectory(venv, actions):
+    """Observations, rewards, flags and equity of ``venv`` driven by ``actions``."""
+    out = {k: [] for k in ("obs", "reward", "terminated", "truncated", "equity", "bar")}
+    for step_actions in actions:
+        obs, r, te, tr, info = venv.step(step_actions)
+        for k, v in zip(out, (obs, r, te, tr, info["equity"], info["bar"]), strict=True):
+            out[k].append(np.array(v))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("reward", ["log_return", "differential_sharpe"])
+def test_set_state_replays_the_steps_after_get_state(reward):
+    """step, get_state, step more, set_state, step again: the same trajectory (short episodes,
+    so autoresets and the accounts' RNGs are part of it; differential_sharpe has reward state)."""
+    venv = TradingVectorEnv(3, episode_length=6, reward=reward)
+    venv.reset(seed=11)
+    rng = np.random.default_rng(0)
+    venv.step(rng.integers(0, 3, 3))
+    for _ in range(6):  # an account whose episode ended is reset on the next step
+        _, _, terminated, truncated, _ = venv.step(rng.integers(0, 3, 3))
+        if (terminated | truncated).any():
+            break
+    assert venv.get_state()["accounts"]["autoreset"].any()
+    state = venv.get_state()
+    actions = rng.integers(0, 3, (20, 3))
+    first = _trajectory(venv, actions)
+    venv.set_state(state)
+    second = _trajectory(venv, actions)
+    assert first["truncated"].any()  # new episodes started after get_state
+    for key in first:  # same process, same operations: equal to the bit (tolerance 0)
+        np.testing.assert_allclose(second[key], first[key], rtol=0, atol=0, err_msg=key)
+
+
+def test_get_state_is_a_copy_and_set_state_checks_the_shape():
+    venv = TradingVectorEnv(2, episode_length=5)
+    venv.reset(seed=0)
+    state = venv.get_state()
+    equity = state["accounts"]["equity"].copy()
+    venv.step(np.array([2, 0]))
+    np.testing.assert_array_equal(state["accounts"]["equity"], equity)  # later steps: no effect
+    with pytest.raises(ValueError, match="shape"):
+        TradingVectorEnv(3, episode_length=5).set_state(state)

@@ -1,6 +1,6 @@
 """``dt``: our Decision Transformer agent on the quantgym Agent API.
 
-``fit(dataset, n_steps=...)`` trains on a discrete :class:`TrajectoryDataset`;
+``fit(dataset, train_steps=...)`` (gradient steps) trains on a discrete :class:`TrajectoryDataset`;
 ``predict(obs, state, episode_start)`` is batched over envs and stateful
 (:mod:`quantgym.agents.decision_transformer.policy`); ``save(path)`` writes
 ``agent.json`` (class + config, :class:`~quantgym.policies.base.BaseAgent`) and
@@ -12,15 +12,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+import quantgym.agents.decision_transformer.policy as dt_policy
 from quantgym._io import atomic_write
-from quantgym.agents.decision_transformer import policy as dt_policy
+from quantgym.agents.base import TrainableAgent
 from quantgym.agents.decision_transformer.config import DecisionTransformerConfig
 from quantgym.agents.decision_transformer.model import DecisionTransformer
 from quantgym.agents.decision_transformer.training import (
@@ -28,8 +29,7 @@ from quantgym.agents.decision_transformer.training import (
     WindowSampler,
     train,
 )
-from quantgym.agents.observations import episode_start_mask, recent_bar_columns
-from quantgym.policies.base import BaseAgent
+from quantgym.agents.observations import ColumnSelection, dataset_layout, episode_start_mask
 
 __all__ = ["DecisionTransformerAgent", "MODEL_FILE", "SHAPE_FIELDS"]
 
@@ -50,12 +50,13 @@ SHAPE_FIELDS = (
 )
 
 
-class DecisionTransformerAgent(BaseAgent):
+class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
     """``dt``: return-conditioned (``"target"``) or critic-guided (``"critic"``) Decision
     Transformer with optional size / risk heads (see :class:`DecisionTransformerConfig`)."""
 
     name: ClassVar[str] = "dt"
     offline: ClassVar[bool] = True
+    renamed_config_keys: ClassVar[Mapping[str, str]] = {"n_steps": "train_steps"}
     Config = DecisionTransformerConfig  # type: ignore[assignment]
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
@@ -68,30 +69,11 @@ class DecisionTransformerAgent(BaseAgent):
         if self.config.built:
             self.build()
 
-    # -- shapes ----------------------------------------------------------------------------
-    @property
-    def columns(self) -> np.ndarray | None:
-        """Observation columns the network reads (``None``: all of them)."""
-        c = self.config
-        if c.observation_dim is None:
-            raise ValueError("dt has no model yet: call fit(dataset) or load(path)")
-        if c.recent_bars is None and c.account_features:
-            return None
-        if c.window_size is None:
-            raise ValueError("window_size must be set to select observation columns")
-        return recent_bar_columns(
-            c.observation_dim, c.window_size, c.recent_bars, c.account_features
-        )
-
+    # -- shapes (columns, input_dim, _select: ColumnSelection) ------------------------------
     @property
     def state_dim(self) -> int:
-        """Width of a state as the network reads it."""
-        columns = self.columns
-        return int(self.config.observation_dim) if columns is None else int(columns.size)
-
-    def _select(self, observations: np.ndarray) -> np.ndarray:
-        columns = self.columns
-        return observations if columns is None else observations[..., columns]
+        """Width of a state as the network reads it (:attr:`input_dim`)."""
+        return self.input_dim
 
     def build(self) -> None:
         """Create the network from the config's shapes (seeded)."""
@@ -136,12 +118,14 @@ class DecisionTransformerAgent(BaseAgent):
         positions = env_kwargs.get("positions")
         if positions is None or len(positions) != n_actions:
             positions = list(np.linspace(-1.0, 1.0, n_actions)) if n_actions > 1 else [0.0]
-        window = env_kwargs.get("window_size", c.window_size)
+        layout = dataset_layout(dataset)
+        if layout["window_size"] is None:  # keep the configured one
+            layout["window_size"] = c.window_size
         updates: dict[str, Any] = {
             "observation_dim": int(np.prod(dataset.observation_shape)),
             "n_actions": n_actions,
             "positions": [float(p) for p in positions],
-            "window_size": None if window is None else int(window),
+            **layout,
         }
         if c.max_timestep is None:
             updates["max_timestep"] = int(dataset.episode_lengths.max()) - 1
@@ -163,12 +147,12 @@ class DecisionTransformerAgent(BaseAgent):
     def fit(
         self,
         dataset: Any,
-        n_steps: int | None = None,
+        train_steps: int | None = None,
         progress_bar: bool = True,
         callback: Callable[[int], None] | None = None,
     ) -> DecisionTransformerAgent:
-        """Train on a discrete :class:`TrajectoryDataset` for up to ``n_steps`` gradient steps
-        (default ``config.n_steps``; early stopping may end sooner). A model that already
+        """Train on a discrete :class:`TrajectoryDataset` for up to ``train_steps`` gradient
+        steps (default ``config.train_steps``; early stopping may end sooner). A model that already
         exists (loaded, or with a frozen backbone) is trained further, not rebuilt.
         ``callback(step)`` runs after every gradient step."""
         from quantgym.datasets.trajectory import TrajectoryDataset
@@ -177,9 +161,7 @@ class DecisionTransformerAgent(BaseAgent):
             raise ValueError(f"dataset must be a TrajectoryDataset, got {type(dataset).__name__}")
         if not dataset.is_discrete:
             raise ValueError("dt needs a discrete dataset (actions index the position grid)")
-        n_steps = self.config.n_steps if n_steps is None else n_steps
-        if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+        train_steps = self._train_steps(train_steps)
         self._prepare(dataset)
         if self.model is None:
             self.build()
@@ -196,7 +178,7 @@ class DecisionTransformerAgent(BaseAgent):
             returns_to_go=dataset.returns_to_go(self.config.gamma),
         )
         self.risk_scale = sampler.risk_scale
-        self.history = train(model, sampler, self.config, int(n_steps), progress_bar, callback)
+        self.history = train(model, sampler, self.config, train_steps, progress_bar, callback)
         if self.config.verbose:
             h = self.history
             print(

@@ -6,34 +6,35 @@ import dataclasses
 import math
 from typing import Any
 
+from quantgym.agents.observations import ObservationLayout
+from quantgym.checks import (
+    check_choice,
+    check_non_negative,
+    check_optional_positive_int,
+    check_positive,
+    check_positive_int,
+)
+
 __all__ = ["DecisionTransformerConfig", "RETURN_CONDITIONING", "RISK_KINDS"]
 
 RETURN_CONDITIONING = ("target", "critic")
 RISK_KINDS = ("drawdown", "volatility")
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-
-
 @dataclasses.dataclass
-class DecisionTransformerConfig:
+class DecisionTransformerConfig(ObservationLayout):
     """Every field of the ``dt`` agent (model shape, training, conditioning).
 
     Model: ``context_length`` steps ``K`` (``3K`` tokens), ``n_layers`` pre-LN blocks of
     ``n_heads`` heads and width ``d_model``, ``dropout``. The state embedding reads the newest
     ``recent_bars`` rows of the market window and, with ``account_features``, the account
-    features (the d3rlpy agents' defaults, see :mod:`quantgym.agents.observations`).
+    features (the d3rlpy agents' defaults, see :mod:`quantgym.agents.observations`; the
+    layout fields are :class:`~quantgym.agents.observations.ObservationLayout`'s).
 
-    Training: AdamW (``learning_rate``, ``weight_decay`` on weight matrices only), linear
-    warm-up over ``warmup_steps`` then cosine decay to ``min_lr_ratio * learning_rate`` at
-    ``n_steps``, gradient norm clipped to ``grad_clip``, ``bf16`` autocast, validation on the
+    Training: ``train_steps`` gradient steps (the budget of ``fit``), AdamW
+    (``learning_rate``, ``weight_decay`` on weight matrices only), linear warm-up over
+    ``warmup_steps`` then cosine decay to ``min_lr_ratio * learning_rate`` at
+    ``train_steps``, gradient norm clipped to ``grad_clip``, ``bf16`` autocast, validation on the
     chronologically last ``val_fraction`` of the bars every ``eval_every`` steps, early stop
     after ``patience`` evaluations without improvement (``patience=0``: never).
 
@@ -55,12 +56,11 @@ class DecisionTransformerConfig:
     action (their embedding is the timestep's alone): the model cannot copy its previous
     action, the copycat shortcut of imitation (:mod:`quantgym.agents.observations`). With
     ``True`` (the paper's inputs) a DT trained on ``regime`` expert data holds whatever
-    position it holds: pilot (expert, seed 0, 16 held-out windows, critic conditioning)
-    score -526 with 3 of 16 windows liquidated, against 79 with ``False``.
+    position it holds (measurements: docs/results.md).
 
     Filled in by ``fit`` (or given to build an untrained model): ``observation_dim``,
-    ``window_size``, ``n_actions``, ``positions``, ``max_timestep`` (timesteps are clipped to
-    it; default the longest episode minus one).
+    ``window_size`` (and the feature counts), ``n_actions``, ``positions``, ``max_timestep``
+    (timesteps are clipped to it; default the longest episode minus one).
     """
 
     context_length: int = 20
@@ -75,7 +75,7 @@ class DecisionTransformerConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     bf16: bool = False
-    n_steps: int = 2_000
+    train_steps: int = 2_000
     val_fraction: float = 0.1
     eval_every: int = 100
     val_batches: int = 8
@@ -96,7 +96,6 @@ class DecisionTransformerConfig:
     account_features: bool = False
     action_input: bool = False
     observation_dim: int | None = None
-    window_size: int | None = None
     n_actions: int | None = None
     positions: list[float] | None = None
     max_timestep: int | None = None
@@ -113,18 +112,18 @@ class DecisionTransformerConfig:
             "n_heads",
             "d_model",
             "batch_size",
-            "n_steps",
+            "train_steps",
             "eval_every",
             "val_batches",
             "risk_horizon",
         ):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
             )
         for name in ("weight_decay", "grad_clip", "value_weight", "size_weight", "risk_weight"):
-            _non_negative(name, getattr(self, name))
+            check_non_negative(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
@@ -132,44 +131,24 @@ class DecisionTransformerConfig:
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         for name in ("warmup_steps", "patience", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            check_positive_int(name, getattr(self, name), minimum=0)
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        if not (isinstance(self.rtg_scale, (int, float)) and math.isfinite(self.rtg_scale)):
-            raise ValueError(f"rtg_scale must be a positive number, got {self.rtg_scale!r}")
-        if self.rtg_scale <= 0:
-            raise ValueError(f"rtg_scale must be a positive number, got {self.rtg_scale!r}")
+        check_positive("rtg_scale", self.rtg_scale)
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
-        if self.return_conditioning not in RETURN_CONDITIONING:
-            raise ValueError(
-                f"return_conditioning must be one of {RETURN_CONDITIONING}, "
-                f"got {self.return_conditioning!r}"
-            )
+        check_choice("return_conditioning", self.return_conditioning, RETURN_CONDITIONING)
         if self.target_return is not None and not math.isfinite(float(self.target_return)):
             raise ValueError(f"target_return must be finite or None, got {self.target_return!r}")
         if not 0.0 <= self.target_quantile <= 1.0:
             raise ValueError(f"target_quantile must be in [0, 1], got {self.target_quantile!r}")
         if not 0.0 < self.expectile < 1.0:
             raise ValueError(f"expectile must be in (0, 1), got {self.expectile!r}")
-        if self.risk_kind not in RISK_KINDS:
-            raise ValueError(f"risk_kind must be one of {RISK_KINDS}, got {self.risk_kind!r}")
-        if self.recent_bars is not None:
-            _positive_int("recent_bars", self.recent_bars)
-        for name in ("observation_dim", "window_size", "n_actions"):
-            if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
-        if self.max_timestep is not None:
-            if isinstance(self.max_timestep, bool) or not isinstance(self.max_timestep, int):
-                raise ValueError(
-                    f"max_timestep must be a non-negative integer, got {self.max_timestep!r}"
-                )
-            if self.max_timestep < 0:
-                raise ValueError(
-                    f"max_timestep must be a non-negative integer, got {self.max_timestep!r}"
-                )
+        check_choice("risk_kind", self.risk_kind, RISK_KINDS)
+        self.validate_layout()
+        for name in ("observation_dim", "n_actions"):
+            check_optional_positive_int(name, getattr(self, name))
+        check_optional_positive_int("max_timestep", self.max_timestep, minimum=0)
         if self.positions is not None and self.n_actions is not None:
             if len(self.positions) != self.n_actions:
                 raise ValueError(

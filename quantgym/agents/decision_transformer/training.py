@@ -284,34 +284,34 @@ def validation_loss(
     return float(np.mean(losses))
 
 
-def _steps(n_steps: int, progress_bar: bool) -> Any:
+def _steps(train_steps: int, progress_bar: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(range(n_steps), disable=not progress_bar, desc="dt", mininterval=1.0)
+    return tqdm(range(train_steps), disable=not progress_bar, desc="dt", mininterval=1.0)
 
 
 def train(
     model: DecisionTransformer,
     sampler: WindowSampler,
     config: DecisionTransformerConfig,
-    n_steps: int,
+    train_steps: int,
     progress_bar: bool = True,
     callback: Callable[[int], None] | None = None,
 ) -> TrainingHistory:
-    """Train ``model`` in place for up to ``n_steps`` gradient steps (see the module docstring).
+    """Train ``model`` in place for up to ``train_steps`` gradient steps (see the module docstring).
     ``callback(step)`` runs after every optimiser step (``step`` counts from 1)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: lr_factor(s, config.warmup_steps, n_steps, config.min_lr_ratio),
+        lambda s: lr_factor(s, config.warmup_steps, train_steps, config.min_lr_ratio),
     )
     val_batches = sampler.validation_batches(config.batch_size, config.val_batches, config.seed)
     history = TrainingHistory()
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     waited = 0
-    bar = _steps(n_steps, progress_bar)
+    bar = _steps(train_steps, progress_bar)
     model.train()
     for step in bar:
         batch = sampler.sample(config.batch_size, generator)
@@ -326,7 +326,7 @@ def train(
         history.steps = step + 1
         if callback is not None:
             callback(step + 1)
-        if (step + 1) % config.eval_every == 0 or step + 1 == n_steps:
+        if (step + 1) % config.eval_every == 0 or step + 1 == train_steps:
             val = validation_loss(model, val_batches, config)
             history.val_steps.append(step + 1)
             history.val_losses.append(val)

@@ -14,13 +14,13 @@ from gymnasium import spaces
 
 from quantgym import ENV_ID
 from quantgym.agents.base import BaseAgent
-from quantgym.agents.sb3_agents import (
+from quantgym.agents.sb3 import (
     PPOLstmAgent,
     PPOMlpAgent,
     PPOTransformerAgent,
     RecentBarsExtractor,
 )
-from quantgym.agents.sb3_envs import make_sb3_vec_env
+from quantgym.agents.sb3.envs import make_sb3_vec_env
 from quantgym.envs import to_sb3
 
 ENV_KWARGS = {"market_kwargs": {"n_bars": 700}, "window_size": 8, "episode_length": 64}
@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
     for cls in AGENTS:
         for action_type in ("discrete", "continuous"):
             agent = cls(**TINY)
-            agent.fit(make_env(action_type=action_type), total_timesteps=128, progress_bar=False)
+            agent.fit(make_env(action_type=action_type), train_steps=128, progress_bar=False)
             out[cls.name, action_type] = agent
     return out
 
@@ -166,7 +166,7 @@ def test_fit_accepts_every_env_form(source):
         "kwargs": lambda: dict(ENV_KWARGS),
     }[source]()
     agent = PPOMlpAgent(**TINY)
-    agent.fit(env, total_timesteps=64, progress_bar=False)
+    agent.fit(env, train_steps=64, progress_bar=False)
     assert agent.num_timesteps >= 64
     assert agent.model.n_envs == 2
     assert agent.env_kwargs == ENV_KWARGS
@@ -193,7 +193,7 @@ def test_fit_on_plain_gymnasium_env_without_vector_entry_point():
             return self.observation_space.sample(), float(action), False, self.t >= 16, {}
 
     agent = PPOMlpAgent(n_envs=1, n_steps=32, batch_size=32, n_epochs=1)
-    agent.fit(Tiny(), total_timesteps=32, progress_bar=False)
+    agent.fit(Tiny(), train_steps=32, progress_bar=False)
     action, _ = agent.predict(np.zeros(4, np.float32))
     assert action.shape == () and action in (0, 1)
     assert agent.env_kwargs is None
@@ -201,19 +201,19 @@ def test_fit_on_plain_gymnasium_env_without_vector_entry_point():
 
 def test_fit_twice_continues_the_step_count():
     agent = PPOMlpAgent(**TINY, env=make_env())
-    agent.fit(total_timesteps=64, progress_bar=False)
+    agent.fit(train_steps=64, progress_bar=False)
     first = agent.num_timesteps
-    agent.fit(total_timesteps=64, progress_bar=False)
+    agent.fit(train_steps=64, progress_bar=False)
     assert agent.num_timesteps == first + 64
 
 
 def test_loaded_agent_keeps_training_with_its_normalizer(tmp_path):
     agent = PPOMlpAgent(**TINY)
-    agent.fit(make_env(), total_timesteps=64, progress_bar=False)
+    agent.fit(make_env(), train_steps=64, progress_bar=False)
     agent.save(tmp_path / "a")
     loaded = BaseAgent.load(tmp_path / "a")
     count_before = loaded.vec_normalize.obs_rms.count
-    loaded.fit(make_env(), total_timesteps=64, progress_bar=False)
+    loaded.fit(make_env(), train_steps=64, progress_bar=False)
     assert loaded.num_timesteps == agent.num_timesteps + 64
     assert loaded.vec_normalize.obs_rms.count > count_before
 
@@ -222,7 +222,7 @@ def test_checkpoints_are_full_agents_with_their_config(tmp_path):
     agent = PPOMlpAgent(**TINY)
     agent.fit(
         make_env(),
-        total_timesteps=128,
+        train_steps=128,
         progress_bar=False,
         checkpoint_every=64,
         checkpoint_dir=tmp_path,
@@ -242,7 +242,7 @@ def test_checkpoints_are_full_agents_with_their_config(tmp_path):
 )
 def test_tensorboard_without_tensorboard_installed_raises(tmp_path):
     with pytest.raises(ValueError, match="pip install tensorboard"):
-        PPOMlpAgent(**TINY).fit(make_env(), total_timesteps=64, tensorboard_log=str(tmp_path))
+        PPOMlpAgent(**TINY).fit(make_env(), train_steps=64, tensorboard_log=str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -265,14 +265,14 @@ def test_bad_inputs_raise_value_error(trained):
     with pytest.raises(ValueError, match="fit"):
         PPOMlpAgent().predict(np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="env"):
-        PPOMlpAgent(**TINY).fit(total_timesteps=64)
+        PPOMlpAgent(**TINY).fit(train_steps=64)
     with pytest.raises(ValueError, match="checkpoint_dir"):
-        PPOMlpAgent(**TINY).fit(make_env(), total_timesteps=64, checkpoint_every=10)
+        PPOMlpAgent(**TINY).fit(make_env(), train_steps=64, checkpoint_every=10)
     agent = trained["ppo_mlp", "discrete"]
     with pytest.raises(ValueError, match="observation"):
         agent.predict(np.zeros(7, np.float32))
     with pytest.raises(ValueError, match="sub-envs"):
-        agent.fit(gym.make_vec(ENV_ID, num_envs=3, **ENV_KWARGS), total_timesteps=8)
+        agent.fit(gym.make_vec(ENV_ID, num_envs=3, **ENV_KWARGS), train_steps=8)
     lstm = trained["ppo_lstm", "discrete"]
     obs = rollout_obs(make_env(), 2)
     with pytest.raises(ValueError, match="episode_start"):
@@ -351,7 +351,7 @@ def test_lstm_reads_recent_bars_or_the_whole_observation():
 
 def test_linear_lr_schedule_anneals_to_zero_over_fit():
     agent = PPOMlpAgent(**TINY, learning_rate=1e-3, lr_schedule="linear")
-    agent.fit(make_env(), total_timesteps=64, progress_bar=False)
+    agent.fit(make_env(), train_steps=64, progress_bar=False)
     assert agent.model.lr_schedule(1.0) == pytest.approx(1e-3)
     assert agent.model.lr_schedule(0.0) == 0.0
     assert agent.model.policy.optimizer.param_groups[0]["lr"] < 1e-3

@@ -3,13 +3,15 @@
 ``make_sb3_vec_env`` accepts a dict of ``TradingEnv-v0`` kwargs, a single env, a
 :class:`~quantgym.envs.TradingVectorEnv` or an SB3 ``VecEnv`` and returns the ``VecEnv`` to
 train on plus the env kwargs it was made with (saved in ``env.json`` when they survive JSON);
-``env_attr`` reads an attribute such as ``window_size`` through any stack of wrappers. This
-module imports SB3 (and so torch): it is only imported when an SB3 agent is built.
+``env_attr`` reads an attribute such as ``window_size`` through any stack of wrappers;
+``trading_vector_env`` finds the :class:`~quantgym.envs.TradingVectorEnv` under an SB3 stack
+(whose ``get_state``/``set_state`` exact resume uses); :class:`SpacesOnlyEnv` stands in for
+the training env where only its spaces are needed. This module imports SB3 (and so torch):
+it is only imported when an SB3 agent is built.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,20 +26,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from quantgym import ENV_ID
 from quantgym.envs.unwrap import iter_env_layers
+from quantgym.envs.vector_env import TradingVectorEnv
 
-__all__ = ["env_attr", "make_sb3_vec_env"]
-
-
-def _json_safe(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep the env kwargs that survive a JSON round trip (a DataFrame ``data`` does not)."""
-    safe = {}
-    for key, value in kwargs.items():
-        try:
-            if json.loads(json.dumps(value)) == value or isinstance(value, tuple):
-                safe[key] = value
-        except (TypeError, ValueError):
-            continue
-    return safe
+__all__ = ["env_attr", "make_sb3_vec_env", "trading_vector_env", "SpacesOnlyEnv"]
 
 
 _VECTOR_ONLY_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
@@ -114,9 +105,18 @@ def make_sb3_vec_env(env: Any, n_envs: int) -> tuple[VecEnv, dict[str, Any] | No
     )
 
 
-class _SpacesEnv(gym.Env):
-    """Placeholder env carrying only spaces: lets ``VecNormalize.load`` restore statistics
-    for inference without the training env."""
+def trading_vector_env(venv: Any) -> TradingVectorEnv | None:
+    """The :class:`~quantgym.envs.TradingVectorEnv` inside ``venv`` (through the SB3 adapter
+    and any wrappers), or ``None`` when it holds none."""
+    for layer in iter_env_layers(venv):
+        if isinstance(layer, TradingVectorEnv):
+            return layer
+    return None
+
+
+class SpacesOnlyEnv(gym.Env):
+    """Placeholder env carrying only spaces: lets ``VecNormalize`` restore statistics for
+    inference without the training env."""
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         self.observation_space = observation_space
@@ -128,4 +128,4 @@ class _SpacesEnv(gym.Env):
         return np.zeros(space.shape, dtype=space.dtype), {}
 
     def step(self, action):
-        raise RuntimeError("_SpacesEnv only carries spaces for VecNormalize.load")
+        raise RuntimeError("SpacesOnlyEnv only carries spaces for VecNormalize")

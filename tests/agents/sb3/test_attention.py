@@ -9,12 +9,12 @@ import torch
 from gymnasium import spaces
 
 from quantgym import ENV_ID
-from quantgym.agents.attention import (
+from quantgym.agents.base import BaseAgent
+from quantgym.agents.sb3 import PPOTransformerAgent
+from quantgym.agents.sb3.attention import (
     SinusoidalPositionalEncoding,
     TemporalAttentionExtractor,
 )
-from quantgym.agents.base import BaseAgent
-from quantgym.agents.sb3_agents import PPOTransformerAgent
 
 W, F, A = 8, 3, 5
 
@@ -118,7 +118,7 @@ def test_transformer_agent_reads_layout_from_env_and_returns_attention(tmp_path)
         episode_length=64,
     )
     agent = PPOTransformerAgent(n_envs=2, n_steps=32, batch_size=64, n_epochs=1)
-    agent.fit(env, total_timesteps=64, progress_bar=False)
+    agent.fit(env, train_steps=64, progress_bar=False)
     base = env.unwrapped
     assert (
         agent.config.window_size,

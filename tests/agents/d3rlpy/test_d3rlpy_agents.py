@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("d3rlpy")
 
 from quantgym.agents import load_agent, make_agent  # noqa: E402
-from quantgym.agents.d3rlpy_agents import D3rlpyDecisionTransformerAgent  # noqa: E402
+from quantgym.agents.d3rlpy import D3rlpyDecisionTransformerAgent  # noqa: E402
 from quantgym.agents.observations import realised_log_return, recent_bar_columns  # noqa: E402
 from quantgym.datasets.presets import make_dataset  # noqa: E402
 from quantgym.datasets.trajectory import TrajectoryDataset  # noqa: E402
@@ -40,7 +40,7 @@ def test_fit_predict_save_load_same_greedy_actions(
 ) -> None:
     agent = make_agent(name, **fields)
     assert agent.offline is True
-    agent.fit(tiny_dataset, n_steps=3, progress_bar=False)
+    agent.fit(tiny_dataset, train_steps=3, progress_bar=False)
     obs = tiny_dataset.step_observations()[:6]
     actions, _ = agent.predict(obs)
     assert actions.shape == (6,) and actions.dtype == np.int64
@@ -56,18 +56,20 @@ def test_fit_predict_save_load_same_greedy_actions(
 
 @pytest.mark.parametrize("name", ["bc", "cql"])
 def test_continuous_datasets_use_continuous_algorithms(name: str, tiny_continuous_dataset) -> None:
-    agent = make_agent(name, **SMALL).fit(tiny_continuous_dataset, n_steps=2, progress_bar=False)
+    agent = make_agent(name, **SMALL).fit(
+        tiny_continuous_dataset, train_steps=2, progress_bar=False
+    )
     assert agent.config.discrete is False
     actions, _ = agent.predict(tiny_continuous_dataset.step_observations()[:4])
     assert actions.shape == (4, 1) and np.all(np.abs(actions) <= 1.0 + 1e-6)
 
 
-def test_fit_trains_exactly_n_steps_and_writes_no_logs(
+def test_fit_trains_exactly_train_steps_and_writes_no_logs(
     tiny_dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     agent = make_agent("bc", **SMALL)
-    agent.fit(tiny_dataset, n_steps=7, progress_bar=False)  # below any epoch size
+    agent.fit(tiny_dataset, train_steps=7, progress_bar=False)  # below any epoch size
     assert agent.algo.grad_step == 7
     assert not (tmp_path / "d3rlpy_logs").exists()
 
@@ -83,29 +85,29 @@ def test_action_size_comes_from_the_action_space(tiny_dataset) -> None:
         d.episode_lengths,
         metadata=d.metadata,
     )
-    agent = make_agent("bc", **SMALL).fit(never_long, n_steps=1, progress_bar=False)
+    agent = make_agent("bc", **SMALL).fit(never_long, train_steps=1, progress_bar=False)
     assert agent.config.action_size == 3
     assert agent.algo.impl.action_size == 3
 
 
 def test_cql_short_run_defaults_sync_the_target() -> None:
     config = make_agent("cql").config
-    assert config.target_update_interval < config.n_steps
+    assert config.target_update_interval < config.train_steps
 
 
 def test_dt_drops_the_padding_row_of_truncated_episodes(tiny_dataset) -> None:
-    agent = make_agent("dt_d3rlpy", **DT_SMALL).fit(tiny_dataset, n_steps=1, progress_bar=False)
+    agent = make_agent("dt_d3rlpy", **DT_SMALL).fit(tiny_dataset, train_steps=1, progress_bar=False)
     exported = agent._export(tiny_dataset)
     lengths = [ep.size() for ep in exported.episodes]
     assert lengths == tiny_dataset.episode_lengths.tolist()
     # Q-learning agents keep it: one extra row per truncated episode, all transitions kept.
-    bc = make_agent("bc", **SMALL).fit(tiny_dataset, n_steps=1, progress_bar=False)
+    bc = make_agent("bc", **SMALL).fit(tiny_dataset, train_steps=1, progress_bar=False)
     assert bc._export(tiny_dataset).transition_count == tiny_dataset.n_steps
 
 
 def test_dt_state_decrements_return_to_go_and_resets(tiny_dataset) -> None:
     agent = make_agent("dt_d3rlpy", **DT_SMALL, target_return=1.0)
-    agent.fit(tiny_dataset, n_steps=1, progress_bar=False)
+    agent.fit(tiny_dataset, train_steps=1, progress_bar=False)
     episode = tiny_dataset.episode(0)
     obs = np.asarray(episode.observations[:3], dtype=np.float32)
     _, state = agent.predict(obs[:1])
@@ -121,7 +123,7 @@ def test_dt_state_decrements_return_to_go_and_resets(tiny_dataset) -> None:
 
 
 def test_dt_batched_predict_equals_one_env_at_a_time(tiny_dataset) -> None:
-    agent = make_agent("dt_d3rlpy", **DT_SMALL).fit(tiny_dataset, n_steps=2, progress_bar=False)
+    agent = make_agent("dt_d3rlpy", **DT_SMALL).fit(tiny_dataset, train_steps=2, progress_bar=False)
     eps = [np.asarray(tiny_dataset.episode(i).observations[:5], np.float32) for i in range(3)]
     batch_state, singles = None, [None, None, None]
     for t in range(5):
@@ -142,21 +144,23 @@ def test_realised_log_return_matches_the_rewards(tiny_dataset) -> None:
 
 
 def test_bad_inputs_raise_value_errors(tiny_dataset) -> None:
-    with pytest.raises(ValueError, match="n_steps"):
-        make_agent("bc", n_steps=0)
+    with pytest.raises(ValueError, match="train_steps"):
+        make_agent("bc", train_steps=0)
     with pytest.raises(ValueError, match="dataset"):
-        make_agent("bc").fit(np.zeros((3, 4)), n_steps=1)
+        make_agent("bc").fit(np.zeros((3, 4)), train_steps=1)
     agent = make_agent("bc", **SMALL)
     with pytest.raises(ValueError, match="no model"):
         agent.predict(np.zeros(10, np.float32))
-    agent.fit(tiny_dataset, n_steps=1, progress_bar=False)
+    agent.fit(tiny_dataset, train_steps=1, progress_bar=False)
     with pytest.raises(ValueError, match="observation"):
         agent.predict(np.zeros(3, np.float32))
 
 
 def test_load_rejects_a_checkpoint_of_another_shape(tiny_dataset, tmp_path: Path) -> None:
-    make_agent("bc", **SMALL).fit(tiny_dataset, n_steps=1, progress_bar=False).save(tmp_path / "a")
-    make_agent("bc", hidden_units=[8]).fit(tiny_dataset, n_steps=1, progress_bar=False).save(
+    make_agent("bc", **SMALL).fit(tiny_dataset, train_steps=1, progress_bar=False).save(
+        tmp_path / "a"
+    )
+    make_agent("bc", hidden_units=[8]).fit(tiny_dataset, train_steps=1, progress_bar=False).save(
         tmp_path / "b"
     )
     (tmp_path / "a" / "model.pt").write_bytes((tmp_path / "b" / "model.pt").read_bytes())
@@ -166,7 +170,7 @@ def test_load_rejects_a_checkpoint_of_another_shape(tiny_dataset, tmp_path: Path
 
 def test_dt_needs_discrete_actions(tiny_continuous_dataset) -> None:
     with pytest.raises(ValueError, match="discrete"):
-        D3rlpyDecisionTransformerAgent(**DT_SMALL).fit(tiny_continuous_dataset, n_steps=1)
+        D3rlpyDecisionTransformerAgent(**DT_SMALL).fit(tiny_continuous_dataset, train_steps=1)
 
 
 @pytest.mark.parametrize(
@@ -185,7 +189,7 @@ def test_recent_bar_columns(recent_bars, account, expected) -> None:
 @pytest.mark.parametrize(("recent_bars", "account"), [(1, False), (None, True), (2, True)])
 def test_network_reads_the_selected_columns(recent_bars, account, tiny_dataset) -> None:
     agent = make_agent("bc", **SMALL, recent_bars=recent_bars, account_features=account)
-    agent.fit(tiny_dataset, n_steps=1, progress_bar=False)
+    agent.fit(tiny_dataset, train_steps=1, progress_bar=False)
     n_features = (tiny_dataset.observation_shape[0] - 5) // ENV["window_size"]
     bars = ENV["window_size"] if recent_bars is None else recent_bars
     assert agent.input_dim == bars * n_features + (5 if account else 0)
@@ -197,7 +201,7 @@ def test_network_reads_the_selected_columns(recent_bars, account, tiny_dataset) 
 def test_dt_predict_equals_d3rlpys_greedy_stateful_wrapper(tiny_dataset) -> None:
     from d3rlpy.algos import GreedyTransformerActionSampler
 
-    agent = make_agent("dt_d3rlpy", **DT_SMALL).fit(tiny_dataset, n_steps=3, progress_bar=False)
+    agent = make_agent("dt_d3rlpy", **DT_SMALL).fit(tiny_dataset, train_steps=3, progress_bar=False)
     episode = tiny_dataset.episode(1)
     obs = np.asarray(episode.observations[:12], np.float32)
     rewards = realised_log_return(obs[:-1], obs[1:])  # what our state recovers

@@ -12,7 +12,7 @@ import torch
 
 import quantgym
 from quantgym.agents.base import BaseAgent
-from quantgym.agents.sb3_agents import (
+from quantgym.agents.sb3 import (
     PPOMlpAgent,
     PPOTransformerAgent,
     RecentBarsExtractor,
@@ -39,7 +39,7 @@ def logits(agent, obs: np.ndarray) -> torch.Tensor:
 @pytest.mark.parametrize("cls", WINDOWED)
 def test_recent_bars_policy_reads_only_the_newest_bars(cls):
     env = make_env()
-    agent = cls(**TINY, recent_bars=2).fit(env, total_timesteps=64, progress_bar=False)
+    agent = cls(**TINY, recent_bars=2).fit(env, train_steps=64, progress_bar=False)
     n_features = env.unwrapped.n_market_features
     obs, _ = env.reset(seed=1)
     obs = np.stack([obs, obs])
@@ -63,7 +63,7 @@ def test_mlp_recent_bars_uses_the_recent_bars_extractor():
 def test_transformer_recent_bars_sets_the_sequence_length_of_the_attention_maps(tmp_path):
     env = make_env()
     agent = PPOTransformerAgent(**TINY, recent_bars=4, n_layers=1, n_heads=2, d_model=16)
-    agent.fit(env, total_timesteps=64, progress_bar=False)
+    agent.fit(env, train_steps=64, progress_bar=False)
     obs, _ = env.reset(seed=0)
     maps = agent.attention_weights(obs)
     assert maps.shape == (1, 1, 2, 4, 4)
@@ -77,7 +77,7 @@ def test_transformer_recent_bars_sets_the_sequence_length_of_the_attention_maps(
 @pytest.mark.parametrize("cls", WINDOWED)
 def test_recent_bars_round_trips_through_save_and_load(cls, tmp_path):
     env = make_env()
-    agent = cls(**TINY, recent_bars=2).fit(env, total_timesteps=64, progress_bar=False)
+    agent = cls(**TINY, recent_bars=2).fit(env, train_steps=64, progress_bar=False)
     agent.save(tmp_path / "agent")
     loaded = BaseAgent.load(tmp_path / "agent")
     obs = np.stack([env.reset(seed=s)[0] for s in range(3)])
@@ -102,7 +102,7 @@ def test_recent_bars_longer_than_the_window_raise_value_error(cls):
 @pytest.mark.parametrize("cls", WINDOWED)
 def test_every_changed_default_is_explained_in_the_config_docstring(cls):
     """A default that differs from the shared PPO defaults must be named in the agent's Config
-    docstring (where its evidence is)."""
+    docstring (with its reason; the measurements are in docs/results.md)."""
     base = {f.name: f for f in dataclasses.fields(PPOMlpAgent.__mro__[1].Config)}
     doc = cls.Config.__doc__ or ""
     for field in dataclasses.fields(cls.Config):

@@ -1,12 +1,16 @@
 """The files of a saved SB3 agent that are read without unpickling, and resuming from them.
 
-``model.zip``'s ``data`` entry is read as plain JSON (``read_sb3_data``, ``pickled_entries``),
-observation/action spaces and ``VecNormalize`` statistics are stored as JSON and ``.npz``
-(``space_to_json``, ``read_vecnormalize``), the torch / numpy / Python RNG states and the
-rollout state (last observations, LSTM states, env accounts and RNGs) let a resumed ``fit``
-continue exactly, and :class:`CheckpointCallback` saves the whole agent every ``every`` steps
-with ``latest.json`` pointing at the newest (``latest_checkpoint``). This module imports torch:
-it is only imported when an SB3 agent is built or resumed.
+``model.zip``'s ``data`` entry is read as plain JSON (``read_sb3_data``, ``pickled_entries``;
+``pickle_refusal`` words the error for a file that would need unpickling), observation/action
+spaces and ``VecNormalize`` statistics are stored as JSON and ``.npz`` (``space_to_json``,
+``vecnormalize_writer``, ``read_vecnormalize``), the torch / numpy / Python RNG states
+(``global_rng_state``) and the rollout state (last observations, LSTM states and the
+:class:`~quantgym.envs.TradingVectorEnv`'s ``get_state()``: ``rollout_state``,
+``restore_rollout_state``) let a resumed ``fit`` continue exactly, and
+:class:`CheckpointCallback` saves the whole agent every ``every`` steps with ``latest.json``
+pointing at the newest (``latest_checkpoint``). Nothing here knows the agent class: the
+callback takes anything with ``save(path)``. This module imports torch: it is only imported
+when an SB3 agent is built or resumed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import random
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,21 +35,25 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from quantgym._io import atomic_write_json, read_json
-from quantgym.agents.sb3_envs import _SpacesEnv
-from quantgym.envs.unwrap import iter_env_layers
+from quantgym.agents.sb3.envs import SpacesOnlyEnv, trading_vector_env
 from quantgym.policies.base import AGENT_FILE
-
-if TYPE_CHECKING:
-    from quantgym.agents.sb3_agents import SB3Agent
 
 __all__ = [
     "CheckpointCallback",
     "read_sb3_data",
     "pickled_entries",
+    "pickle_refusal",
     "space_to_json",
     "space_from_json",
+    "vecnormalize_writer",
     "read_vecnormalize",
+    "read_legacy_vecnormalize",
+    "global_rng_state",
+    "set_global_rng_state",
+    "rollout_state",
+    "restore_rollout_state",
     "latest_checkpoint",
+    "LATEST_FILE",
 ]
 
 LATEST_FILE = "latest.json"
@@ -69,7 +77,8 @@ def pickled_entries(data: Mapping[str, Any]) -> set[str]:
     return {k for k, v in data.items() if isinstance(v, Mapping) and ":serialized:" in v}
 
 
-def _refusal(file: Path, entries: list[str]) -> str:
+def pickle_refusal(file: Path, entries: list[str]) -> str:
+    """The error message for ``file`` whose ``entries`` could only be loaded by unpickling."""
     return (
         f"{file} needs unpickling to load ({', '.join(entries)}), which can run any code "
         "stored in the file; quantgym refuses it. If you trust where the file came from, pass "
@@ -110,7 +119,10 @@ def space_from_json(spec: Any, file: Path) -> spaces.Space:
 _VN_SETTINGS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")
 
 
-def _vecnormalize_writer(vn: VecNormalize) -> Any:
+def vecnormalize_writer(vn: VecNormalize) -> Any:
+    """A writer for :func:`quantgym._io.atomic_write` that saves ``vn``'s settings and
+    running statistics as ``.npz`` (read back by :func:`read_vecnormalize`)."""
+
     def write(tmp: str) -> None:
         arrays = {f"setting_{k}": np.asarray(getattr(vn, k)) for k in _VN_SETTINGS}
         arrays.update(
@@ -133,7 +145,9 @@ def read_vecnormalize(file: Path, model: BaseAlgorithm) -> VecNormalize:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         settings = {k: arrays[f"setting_{k}"].item() for k in _VN_SETTINGS}
-        placeholder = DummyVecEnv([lambda: _SpacesEnv(model.observation_space, model.action_space)])
+        placeholder = DummyVecEnv(
+            [lambda: SpacesOnlyEnv(model.observation_space, model.action_space)]
+        )
         vn = VecNormalize(placeholder, training=False, **settings)
         obs_shape = model.observation_space.shape
         if arrays["obs_mean"].shape != obs_shape or arrays["obs_var"].shape != obs_shape:
@@ -149,7 +163,16 @@ def read_vecnormalize(file: Path, model: BaseAlgorithm) -> VecNormalize:
     return vn
 
 
-def _rng_state() -> dict[str, Any]:
+def read_legacy_vecnormalize(file: Path, model: BaseAlgorithm) -> VecNormalize:
+    """SB3's own pickled ``vecnormalize.pkl``, frozen for inference. It unpickles: call it only
+    for files the user marked as trusted."""
+    placeholder = DummyVecEnv([lambda: SpacesOnlyEnv(model.observation_space, model.action_space)])
+    vn = VecNormalize.load(str(file), placeholder)
+    vn.training = False
+    return vn
+
+
+def global_rng_state() -> dict[str, Any]:
     """Global torch / numpy / Python RNG states as JSON (what a resumed ``fit`` restores)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - SB3 seeds it
     version, internal, gauss = random.getstate()
@@ -160,7 +183,8 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: Mapping[str, Any], file: Path) -> None:
+def set_global_rng_state(state: Mapping[str, Any], file: Path) -> None:
+    """Restore RNG states from :func:`global_rng_state`; ``ValueError`` naming ``file``."""
     try:
         torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
         name, keys, pos, has_gauss, cached = state["numpy"]
@@ -172,22 +196,12 @@ def _set_rng_state(state: Mapping[str, Any], file: Path) -> None:
         raise ValueError(f"{file}: bad RNG state: {exc}") from None
 
 
-def _trading_vector_env(venv: Any) -> Any:
-    from quantgym.envs.vector_env import TradingVectorEnv
-
-    for layer in iter_env_layers(venv):
-        if isinstance(layer, TradingVectorEnv):
-            return layer
-    return None
-
-
-def _rollout_state(model: Any, vec_normalize: VecNormalize | None) -> tuple[dict, list] | None:
+def rollout_state(model: Any, vec_normalize: VecNormalize | None) -> tuple[dict, list] | None:
     """Arrays and env RNG states that let a resumed ``fit`` continue mid-episode exactly:
     SB3's last observation / episode starts (and LSTM states), VecNormalize's running
-    returns and the :class:`~quantgym.envs.TradingVectorEnv` account and reward state."""
-    from quantgym.envs.vector_env import _STATE_ARRAYS
-
-    env = _trading_vector_env(model.get_env()) if model.get_env() is not None else None
+    returns and the :class:`~quantgym.envs.TradingVectorEnv`'s ``get_state()``; ``None``
+    when ``model`` does not train on one (or has not stepped yet)."""
+    env = trading_vector_env(model.get_env()) if model.get_env() is not None else None
     if env is None or model._last_obs is None or not isinstance(model._last_obs, np.ndarray):
         return None
     arrays: dict[str, np.ndarray] = {
@@ -201,18 +215,23 @@ def _rollout_state(model: Any, vec_normalize: VecNormalize | None) -> tuple[dict
                 arrays[f"lstm_{part}_{i}"] = tensor.detach().cpu().numpy()
     if vec_normalize is not None:
         arrays["vn_returns"] = np.asarray(vec_normalize.returns)
-    for name in (*_STATE_ARRAYS, "_autoreset", "_last_fees"):
-        arrays[f"env_{name}"] = np.asarray(getattr(env, name))
-    for name, value in vars(env._reward_fn).items():
-        if isinstance(value, np.ndarray | float) and not isinstance(value, bool):
-            arrays[f"reward_{name}"] = np.asarray(value)
-    return arrays, [rng.bit_generator.state for rng in env._rngs]
+    state = env.get_state()
+    for name, value in state["accounts"].items():
+        arrays[f"{_ENV_PREFIX}{name}"] = value
+    for name, value in state["reward"].items():
+        arrays[f"{_REWARD_PREFIX}{name}"] = np.asarray(value)
+    return arrays, state["rngs"]
 
 
-def _restore_rollout_state(model: Any, file: Path, rngs: list) -> bool:
-    """Put a checkpoint's rollout state back (see :func:`_rollout_state`); ``False`` when the
-    current env cannot take it (then the episodes restart)."""
-    env = _trading_vector_env(model.get_env())
+# npz key prefixes; "env__t" ... as written since the first checkpoints (the attribute names)
+_ENV_PREFIX = "env__"
+_REWARD_PREFIX = "reward_"
+
+
+def restore_rollout_state(model: Any, file: Path, rngs: list) -> bool:
+    """Put a checkpoint's rollout state (see :func:`rollout_state`) back into ``model`` and
+    its env; ``False`` when the current env cannot take it (then the episodes restart)."""
+    env = trading_vector_env(model.get_env())
     if env is None or len(rngs) != env.num_envs:
         return False
     try:
@@ -220,13 +239,19 @@ def _restore_rollout_state(model: Any, file: Path, rngs: list) -> bool:
             arrays = {k: npz[k] for k in npz.files}
         if arrays["sb3_last_obs"].shape[0] != env.num_envs:
             return False
-        for key, value in arrays.items():
-            if key.startswith("env_"):
-                setattr(env, key[4:], value.copy())
-            elif key.startswith("reward_"):
-                setattr(env._reward_fn, key[7:], value.copy() if value.ndim else float(value))
-        for rng, state in zip(env._rngs, rngs, strict=True):
-            rng.bit_generator.state = state
+        env.set_state(
+            {
+                "accounts": {
+                    k[len(_ENV_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_ENV_PREFIX)
+                },
+                "reward": {
+                    k[len(_REWARD_PREFIX) :]: v
+                    for k, v in arrays.items()
+                    if k.startswith(_REWARD_PREFIX)
+                },
+                "rngs": rngs,
+            }
+        )
         venv: Any = model.get_env()
         if "vn_returns" in arrays and isinstance(venv, VecNormalize):
             venv.returns = arrays["vn_returns"].copy()
@@ -261,9 +286,15 @@ def latest_checkpoint(path: str | os.PathLike) -> Path:
     raise ValueError(f"{path} holds no checkpoint (no agent.json, no checkpoints/{LATEST_FILE})")
 
 
+class Saveable(Protocol):
+    """Anything with ``save(path)``: what :class:`CheckpointCallback` saves."""
+
+    def save(self, path: str | os.PathLike) -> None: ...
+
+
 class CheckpointCallback(BaseCallback):
-    """Every ``every`` env steps, save the whole agent (agent.json + model + VecNormalize +
-    RNG state) atomically to ``directory/step_<num_timesteps>`` and point
+    """Every ``every`` env steps, save the whole agent (``agent.save``: agent.json + model +
+    VecNormalize + RNG state) atomically to ``directory/step_<num_timesteps>`` and point
     ``directory/latest.json`` at it.
 
     A checkpoint is taken at the first rollout boundary at or after each multiple of ``every``
@@ -271,7 +302,7 @@ class CheckpointCallback(BaseCallback):
     resuming from it (``fit(resume_from=...)``) loses nothing but the steps after it.
     """
 
-    def __init__(self, agent: SB3Agent, every: int, directory: str | os.PathLike) -> None:
+    def __init__(self, agent: Saveable, every: int, directory: str | os.PathLike) -> None:
         super().__init__()
         self.agent = agent
         self.every = int(every)
@@ -297,6 +328,7 @@ class CheckpointCallback(BaseCallback):
         return True
 
     def save(self) -> Path:
+        """Save the agent now; returns the checkpoint folder."""
         target = self.directory / f"step_{self.num_timesteps:09d}"
         self.agent.save(target)  # atomic: a crash mid-save leaves the previous checkpoints
         atomic_write_json(

@@ -15,8 +15,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 import quantgym  # noqa: F401  (registers TradingEnv-v0)
 from quantgym.agents import load_agent
 from quantgym.agents.cli import main as cli_main
-from quantgym.agents.sb3_agents import PPOLstmAgent, PPOMlpAgent
-from quantgym.agents.sb3_files import latest_checkpoint
+from quantgym.agents.sb3 import PPOLstmAgent, PPOMlpAgent
+from quantgym.agents.sb3.files import latest_checkpoint
 
 ENV_KWARGS = {"market_kwargs": {"n_bars": 400}, "window_size": 4, "episode_length": 40}
 # constant lr: ppo_mlp's default linear schedule reaches 0 at the last update of a fit, which
@@ -61,7 +61,7 @@ def run_interrupted(cls, run: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         agent.fit(
             ENV_KWARGS,
-            total_timesteps=3 * ROLLOUT,
+            train_steps=3 * ROLLOUT,
             progress_bar=False,
             checkpoint_every=ROLLOUT,
             checkpoint_dir=run / "checkpoints",
@@ -94,7 +94,7 @@ def test_resumed_run_finishes_the_budget_reproducibly(interrupted):
     runs = []
     for _ in range(2):
         agent = PPOMlpAgent(**TINY)
-        agent.fit(total_timesteps=3 * ROLLOUT, progress_bar=False, resume_from=interrupted)
+        agent.fit(train_steps=3 * ROLLOUT, progress_bar=False, resume_from=interrupted)
         assert agent.num_timesteps == 3 * ROLLOUT
         adam = agent.model.policy.optimizer.state_dict()["state"]
         assert all(int(s["step"]) == 3 for s in adam.values())  # continued, not restarted
@@ -108,10 +108,10 @@ def test_resumed_run_finishes_the_budget_reproducibly(interrupted):
 @pytest.mark.parametrize("cls", [PPOMlpAgent, PPOLstmAgent], ids=lambda c: c.name)
 def test_resumed_run_equals_the_uninterrupted_run(cls, tmp_path):
     uninterrupted = cls(**TINY)
-    uninterrupted.fit(ENV_KWARGS, total_timesteps=3 * ROLLOUT, progress_bar=False)
+    uninterrupted.fit(ENV_KWARGS, train_steps=3 * ROLLOUT, progress_bar=False)
     run_interrupted(cls, tmp_path)
     resumed = cls(**TINY)
-    resumed.fit(total_timesteps=3 * ROLLOUT, progress_bar=False, resume_from=tmp_path)
+    resumed.fit(train_steps=3 * ROLLOUT, progress_bar=False, resume_from=tmp_path)
     assert resumed.num_timesteps == uninterrupted.num_timesteps == 3 * ROLLOUT
     assert_same_weights(weights(uninterrupted), weights(resumed))
     np.testing.assert_array_equal(
@@ -126,13 +126,13 @@ def test_resume_from_final_checkpoint_equals_the_uninterrupted_run(tmp_path):
     agent = PPOMlpAgent(**TINY)
     agent.fit(
         ENV_KWARGS,
-        total_timesteps=2 * ROLLOUT,
+        train_steps=2 * ROLLOUT,
         progress_bar=False,
         checkpoint_every=ROLLOUT,
         checkpoint_dir=tmp_path,
     )
     resumed = PPOMlpAgent(**TINY)
-    resumed.fit(total_timesteps=2 * ROLLOUT, progress_bar=False, resume_from=tmp_path)
+    resumed.fit(train_steps=2 * ROLLOUT, progress_bar=False, resume_from=tmp_path)
     assert resumed.num_timesteps == agent.num_timesteps == 2 * ROLLOUT
     assert_same_weights(weights(agent), weights(resumed))
     torch.testing.assert_close(

@@ -1,0 +1,18 @@
+"""Offline agents on d3rlpy, one module per algorithm: ``bc``, ``cql`` and ``dt_d3rlpy`` on the
+shared machinery of :class:`D3rlpyAgent` (:mod:`~quantgym.agents.d3rlpy.base`). Importing
+this package imports torch and d3rlpy (absolute imports: ``import d3rlpy`` inside it is the
+library, not this package)."""
+
+from quantgym.agents.d3rlpy.base import D3rlpyAgent, quiet_d3rlpy
+from quantgym.agents.d3rlpy.bc import BCAgent
+from quantgym.agents.d3rlpy.cql import CQLAgent
+from quantgym.agents.d3rlpy.dt_d3rlpy import D3rlpyDecisionTransformerAgent, D3rlpyDTState
+
+__all__ = [
+    "D3rlpyAgent",
+    "BCAgent",
+    "CQLAgent",
+    "D3rlpyDecisionTransformerAgent",
+    "D3rlpyDTState",
+    "quiet_d3rlpy",
+]

@@ -1,0 +1,94 @@
+"""``ppo_transformer``: PPO whose features extractor is a temporal self-attention encoder."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from quantgym.agents.observations import ObservationLayout
+from quantgym.agents.sb3.agent import SB3Agent
+from quantgym.agents.sb3.attention import TemporalAttentionExtractor
+
+__all__ = ["PPOTransformerAgent"]
+
+
+class PPOTransformerAgent(SB3Agent):
+    """``ppo_transformer``: PPO whose features extractor is a temporal self-attention encoder
+    (:class:`~quantgym.agents.sb3.attention.TemporalAttentionExtractor`) over the observation window.
+
+    The layout (``window_size``, ``n_market_features``, ``n_account_features``) is read from
+    the env at build time and stored in the config. :meth:`attention_weights` returns the maps.
+    """
+
+    name: ClassVar[str] = "ppo_transformer"
+
+    @dataclasses.dataclass
+    class Config(ObservationLayout, SB3Agent.Config):
+        """:class:`SB3Agent.Config` plus the observation layout
+        (:class:`~quantgym.agents.observations.ObservationLayout`) and the encoder: the newest
+        ``recent_bars=8`` rows of the window projected to ``d_model=32``, sinusoidal positions,
+        ``n_layers=1`` pre-norm block with ``n_heads=2`` and ``dim_feedforward=64``, the newest
+        position pooled to ``attn_out_dim=32`` features, concatenated with the newest bar's raw
+        features (``newest_bar_skip=True``: the heads get what ``ppo_mlp`` reads, so attention
+        only has to add what the older bars say) and the account features; ``net_arch=[64,
+        64]`` heads follow (``ppo_mlp``'s), actor and critic share the encoder
+        (``share_features_extractor=True``). ``recent_bars=None`` attends over the whole window
+        (an env window shorter than ``recent_bars`` is a ``ValueError``).
+
+        ``gamma=0.9``, ``gae_lambda=0.9`` and ``lr_schedule="linear"`` are the ``ppo_mlp``
+        recipe; ``train_steps=400_000`` env steps is the best budget measured. Each default
+        is the best of the variants measured on the regime market with the harness's window
+        protocol (``benchmarks/online_diagnosis.py ppo_transformer --steps N --set ...``,
+        ``benchmarks/online_quality.py``); the measurements, and how attention compares with
+        ``ppo_mlp`` and ``sma_crossover``, are in docs/results.md.
+        """
+
+        net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+        gamma: float = 0.9
+        gae_lambda: float = 0.9
+        lr_schedule: str = "linear"
+        train_steps: int = 400_000
+        d_model: int = 32
+        n_heads: int = 2
+        n_layers: int = 1
+        dim_feedforward: int = 64
+        attn_out_dim: int = 32
+        recent_bars: int | None = 8
+        newest_bar_skip: bool = True
+        share_features_extractor: bool = True
+
+    def _policy_kwargs(self, env: Any) -> dict[str, Any]:
+        self._resolve_layout(env)
+        c = self.config
+        return {
+            **super()._policy_kwargs(env),
+            "features_extractor_class": TemporalAttentionExtractor,
+            "features_extractor_kwargs": {
+                "window_size": c.window_size,
+                "n_market_features": c.n_market_features,
+                "n_account_features": c.n_account_features,
+                "d_model": c.d_model,
+                "n_heads": c.n_heads,
+                "n_layers": c.n_layers,
+                "dim_feedforward": c.dim_feedforward,
+                "out_dim": c.attn_out_dim,
+                "n_bars": c.recent_bars,
+                "newest_bar_skip": c.newest_bar_skip,
+            },
+            "share_features_extractor": c.share_features_extractor,
+        }
+
+    def attention_weights(self, observation: np.ndarray) -> np.ndarray:
+        """Attention maps of the actor's encoder for raw observations ``(D,)`` or ``(N, D)``:
+        ``(N, n_layers, n_heads, T, T)`` with ``T = recent_bars or window_size``, rows sum to 1;
+        index ``[..., -1, :]`` is how the newest bar (the pooled position) attends to every bar,
+        oldest first."""
+        obs, _ = self._check_observation(observation)
+        obs = self.normalize_observation(obs)
+        extractor: Any = self._require_model().policy.pi_features_extractor
+        with torch.inference_mode():
+            weights = extractor.attention_weights(torch.from_numpy(np.atleast_2d(obs)))
+        return weights.numpy()
