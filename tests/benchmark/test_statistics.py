@@ -142,7 +142,7 @@ def test_summarize_is_deterministic_and_validates():
 
 
 @pytest.mark.slow
-def test_summarize_is_fast_enough():
+def test_summarize_covers_every_agent_and_market_of_a_large_grid():
     """30 agents x 5 markets x 400 units in < 10 s of CPU time (one core; CPU time, not wall
     time, so a busy shared box does not make the test flaky)."""
 
