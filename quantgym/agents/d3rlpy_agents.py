@@ -58,6 +58,7 @@ from quantgym.agents.observations import (  # noqa: E402
     realised_log_return,
     recent_bar_columns,
 )
+from quantgym.datasets import to_d3rlpy  # noqa: E402
 from quantgym.policies.base import BaseAgent  # noqa: E402
 
 __all__ = [
@@ -225,7 +226,7 @@ class D3rlpyAgent(BaseAgent):
 
     def _export(self, dataset: Any) -> Any:
         """The d3rlpy ``MDPDataset`` this agent trains on."""
-        return self._reduced(dataset).to_d3rlpy()
+        return to_d3rlpy(self._reduced(dataset))
 
     def _reduced(self, dataset: Any) -> Any:
         """``dataset`` with only the observation columns the networks read."""
@@ -552,7 +553,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
 
     def _export(self, dataset: Any) -> Any:
         # No padding row: d3rlpy's trajectory slicer would train on it as a real step.
-        return self._reduced(dataset).to_d3rlpy(keep_final_observation=False)
+        return to_d3rlpy(self._reduced(dataset), keep_final_observation=False)
 
     def initial_state(self, n_envs: int = 1) -> DTState:
         """Empty context for ``n_envs`` episodes, conditioned on ``config.target_return``."""
