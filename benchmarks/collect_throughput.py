@@ -22,7 +22,7 @@ import numpy as np
 
 from quantgym import ENV_ID
 from quantgym.agents.registry import make_agent
-from quantgym.datasets.collect import collect
+from quantgym.datasets import collect
 
 __all__ = ["env_steps_per_second", "collect_steps_per_second", "main"]
 

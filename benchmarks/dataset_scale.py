@@ -5,7 +5,7 @@
 
 Each phase runs in its own Python process so its peak resident memory is its own:
 
-* ``collect``: ``make_sharded_dataset("regime", "mixed", steps)`` (window 32, N envs, shards
+* ``collect``: ``make_dataset("regime", "mixed", steps, out=...)`` (window 32, N envs, shards
   of ``--shard-steps``) -> seconds, peak RSS, bytes per transition on disk and in memory.
 * ``dense``: the same preset recorded with ``observations="dense"`` (today's format) for
   ``--dense-steps`` steps, saved as a compressed ``.npz`` -> the same figures.
@@ -54,15 +54,14 @@ def _threads() -> None:
 
 
 def phase_collect(args: argparse.Namespace) -> dict[str, Any]:
-    from quantgym.datasets import TrajectoryDataset
-    from quantgym.datasets.shards import make_sharded_dataset
+    from quantgym.datasets import TrajectoryDataset, make_dataset
 
     out = Path(args.out) / "sharded"
     if out.exists() and not args.resume:
         shutil.rmtree(out)
     start = time.perf_counter()
-    ds = make_sharded_dataset(
-        out,
+    ds = make_dataset(
+        out=out,
         market="regime",
         quality="mixed",
         n_steps=args.steps,
@@ -94,10 +93,10 @@ def phase_dense(args: argparse.Namespace) -> dict[str, Any]:
     import functools
 
     from quantgym.datasets import presets
-    from quantgym.datasets.collect import collect
+    from quantgym.datasets.rollout import rollout
 
-    # Today's format: the preset recorded densely (collect(..., observations="dense")).
-    presets.collect = functools.partial(collect, observations="dense")  # type: ignore[attr-defined]
+    # Today's format: the preset recorded densely (rollout(..., observations="dense")).
+    presets.rollout = functools.partial(rollout, observations="dense")  # type: ignore[attr-defined]
     start = time.perf_counter()
     ds = presets.make_dataset(
         market="regime",
@@ -175,7 +174,7 @@ def phase_exact(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     import quantgym  # noqa: F401 - registers the env
-    from quantgym.datasets.collect import collect
+    from quantgym.datasets import collect
     from quantgym.datasets.presets import make_behavior_policy, preset_env_kwargs
 
     kwargs = preset_env_kwargs("regime", "train")

@@ -5,7 +5,7 @@
 
 Makes random / medium / expert / mixed datasets (see ``quantgym.datasets.presets``), prints
 their episode-return statistics (expert > medium > random), saves them, and exports the expert
-one to d3rlpy (``ds.to_d3rlpy()``) and Minari (``ds.to_minari(...)``, skipped when minari is
+one to d3rlpy (``to_d3rlpy(ds)``) and Minari (``to_minari(ds, ...)``, skipped when minari is
 not installed).
 """
 
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from quantgym.datasets.presets import QUALITIES, make_dataset
+from quantgym.datasets import QUALITIES, make_dataset, to_d3rlpy, to_minari
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"mean episode log return: {order}")
 
     expert = datasets["expert"]
-    mdp = expert.to_d3rlpy()
+    mdp = to_d3rlpy(expert)
     print(
         f"d3rlpy: {type(mdp).__name__} with {mdp.size()} episodes, {mdp.transition_count} transitions"
     )
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         dataset_id = f"quantgym/{args.market}-expert-v0"
         if dataset_id in minari.list_local_datasets():
             minari.delete_dataset(dataset_id)
-        minari_ds = expert.to_minari(dataset_id)
+        minari_ds = to_minari(expert, dataset_id)
         print(
             f"minari: {dataset_id} with {minari_ds.total_episodes} episodes, {minari_ds.total_steps} steps"
         )

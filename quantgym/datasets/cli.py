@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from quantgym.datasets import presets
+from quantgym.datasets.trajectory import TrajectoryDataset
+
 __all__ = [
     "AUTO_SHARD_STEPS",
     "add_dataset_parser",
@@ -103,25 +106,26 @@ def _positive_int(text: str) -> int:
 
 def cmd_make(args: argparse.Namespace) -> int:
     """Handler of ``dataset make``: ``presets.make_dataset(...)`` then ``.save(out)``, or, with
-    ``--shard-steps`` (or more than :data:`AUTO_SHARD_STEPS` steps), a sharded directory
-    written as the collection goes (``shards.make_sharded_dataset``)."""
+    ``--shard-steps`` (or more than :data:`AUTO_SHARD_STEPS` steps), ``make_dataset(out=...)``:
+    a sharded directory written as the collection goes."""
     shard_steps = getattr(args, "shard_steps", None)
     if shard_steps is None and args.steps > AUTO_SHARD_STEPS:
         shard_steps = AUTO_SHARD_STEPS
+    preset = {
+        "market": args.market,
+        "quality": args.quality,
+        "n_steps": args.steps,
+        "seed": args.seed,
+        "split": args.split,
+    }
     if shard_steps is not None:
-        from quantgym.datasets.shards import make_sharded_dataset
-
         try:
-            sharded = make_sharded_dataset(
-                args.out,
-                market=args.market,
-                quality=args.quality,
-                n_steps=args.steps,
-                seed=args.seed,
-                split=args.split,
+            sharded = presets.make_dataset(
+                **preset,
                 num_envs=getattr(args, "num_envs", 16),
-                shard_steps=shard_steps,
                 progress=True,
+                out=args.out,
+                shard_steps=shard_steps,
                 resume=not getattr(args, "no_resume", False),
             )
         except ValueError as exc:
@@ -129,15 +133,7 @@ def cmd_make(args: argparse.Namespace) -> int:
             return 2
         print(f"saved {sharded.n_episodes} episodes, {sharded.n_steps} steps to {args.out}/")
         return 0
-    from quantgym.datasets.presets import make_dataset
-
-    dataset = make_dataset(
-        market=args.market,
-        quality=args.quality,
-        n_steps=args.steps,
-        seed=args.seed,
-        split=args.split,
-    )
+    dataset = presets.make_dataset(**preset)
     path = dataset.save(args.out, compress=not getattr(args, "no_compress", False))
     print(f"saved {dataset.n_episodes} episodes, {dataset.n_steps} steps to {path}")
     return 0
@@ -145,8 +141,6 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Handler of ``dataset info``: print a summary of a saved dataset."""
-    from quantgym.datasets.trajectory import TrajectoryDataset
-
     try:
         dataset = TrajectoryDataset.load(args.path, mmap=True)  # shards stay on disk
     except ValueError as exc:

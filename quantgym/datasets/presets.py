@@ -15,6 +15,9 @@ exact). Real data (``"sample:googl"``, ``"sample:eurusd"``, a CSV path) and ``"g
 regime exists: ``HindsightOracle(on_deviation="follow")``, the best path in hindsight, which
 steers back to its plan after each random step.
 
+``make_dataset(out=path)`` collects the same data shard by shard into a resumable directory
+(:mod:`quantgym.datasets.shards`) instead of memory.
+
 ``split`` selects the date range with :func:`quantgym.datasets.splits.chronological_split`
 of the market's tradable bars (train / val / test = 0.7 / 0.15 / 0.15): the env gets
 ``start``/``end`` so bars after the split are never loaded.
@@ -22,14 +25,26 @@ of the market's tradable bars (train / val / test = 0.7 / 0.15 / 0.15): the env 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from quantgym import ENV_ID
-from quantgym.datasets.collect import collect
+from quantgym.checks import check_choice, check_positive_int
+from quantgym.datasets.metadata import env_metadata
+from quantgym.datasets.rollout import rollout
+from quantgym.datasets.shards import collect_shards, split_steps
+from quantgym.datasets.splits import chronological_split
 from quantgym.datasets.trajectory import TrajectoryDataset, concatenate
+from quantgym.policies import (
+    BayesFilterExpert,
+    EpsilonMix,
+    HindsightOracle,
+    RandomAgent,
+    RegimeExpert,
+)
+from quantgym.policies.references import expert_policy_name
 
 __all__ = [
     "QUALITIES",
@@ -48,6 +63,7 @@ SYNTHETIC_MARKETS = ("regime", "gbm", "mean_reversion")
 EXPERT_EPSILON = 0.05
 MEDIUM_EPSILON = 0.5
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+_MIXED_PARTS = ("random", "medium", "expert")
 
 
 def _market_source(market: str) -> dict[str, Any]:
@@ -84,8 +100,6 @@ def preset_env_kwargs(
         market_data = core.market
     finally:
         probe.close()
-    from quantgym.datasets.splits import chronological_split
-
     ranges = chronological_split(market_data, *SPLIT_FRACTIONS)
     chosen = getattr(ranges, split)
     # Later envs reuse the loaded market (features computed once); start/end re-slice it.
@@ -97,9 +111,6 @@ def preset_env_kwargs(
 
 
 def _expert(env: Any) -> Any:
-    from quantgym.policies import BayesFilterExpert, HindsightOracle, RegimeExpert
-    from quantgym.policies.references import expert_policy_name
-
     name = expert_policy_name(env.unwrapped.market)
     if name == "regime_expert":
         return RegimeExpert(env=env)
@@ -110,8 +121,6 @@ def _expert(env: Any) -> Any:
 
 def make_behavior_policy(quality: str, env: Any, seed: int = 0) -> Any:
     """The behaviour policy of ``quality`` (``"random"``, ``"medium"`` or ``"expert"``) on ``env``."""
-    from quantgym.policies import EpsilonMix, RandomAgent
-
     if quality == "random":
         return RandomAgent(env=env, seed=seed)
     if quality == "medium":
@@ -121,26 +130,34 @@ def make_behavior_policy(quality: str, env: Any, seed: int = 0) -> Any:
     raise ValueError(f"quality must be one of {QUALITIES[:3]} here, got {quality!r}")
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _quality_parts(quality: str, n_steps: int) -> list[tuple[str, int]]:
+    """``(quality, steps)`` of each part: one, or for ``"mixed"`` random/medium/expert thirds."""
+    if quality != "mixed":
+        return [(quality, n_steps)]
+    if n_steps < 3:
+        raise ValueError(f"n_steps must be >= 3 for quality='mixed', got {n_steps}")
+    thirds = [n_steps // 3] * 3
+    thirds[2] += n_steps - sum(thirds)
+    return list(zip(_MIXED_PARTS, thirds, strict=True))
 
 
-def _collect_quality(
-    quality: str, kwargs: dict, n_steps: int, seed: int, num_envs: int, progress: bool, preset: dict
+def _mixed_in_memory(
+    parts: list[TrajectoryDataset], seed: int, preset: dict[str, Any]
 ) -> TrajectoryDataset:
-    env = gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
-    try:
-        policy = make_behavior_policy(quality, env, seed)
-        from quantgym.datasets.collect import env_metadata
-
-        env_meta = env_metadata(env)["env_kwargs"]
-        env_meta.update(_market_source(preset["market"]))  # the source, not "<MarketData>"
-        meta = {"preset": {**preset, "quality": quality}, "env_kwargs": env_meta}
-        return collect(env, policy, n_steps=n_steps, seed=seed, progress=progress, metadata=meta)
-    finally:
-        env.close()
+    meta = dict(parts[0].metadata)
+    meta.pop("created_at", None)
+    meta.update(
+        behavior_policy="mixed",
+        policy_params={
+            "components": [p.metadata["policy_params"] for p in parts],
+            "qualities": list(_MIXED_PARTS),
+        },
+        seed=seed,
+        preset={**preset, "quality": "mixed"},
+        components=[p.metadata for p in parts],
+        component_episodes=[p.n_episodes for p in parts],
+    )
+    return concatenate(parts, metadata=meta)
 
 
 def make_dataset(
@@ -152,6 +169,11 @@ def make_dataset(
     num_envs: int = 16,
     env_kwargs: dict | None = None,
     progress: bool = False,
+    *,
+    out: str | os.PathLike | None = None,
+    shard_steps: int = 1_000_000,
+    resume: bool = True,
+    mmap: bool = True,
 ) -> TrajectoryDataset:
     """Collect a preset dataset (see the module docstring for the definitions).
 
@@ -160,18 +182,26 @@ def make_dataset(
             ``"sample:googl"``, ``"sample:eurusd"`` or a CSV path.
         quality: ``"random"``, ``"medium"``, ``"expert"`` or ``"mixed"``.
         n_steps: transitions in the dataset (``"mixed"``: split into thirds).
-        seed: seeds the envs (``seed + i`` for env i) and the behaviour policy.
+        seed: seeds the envs (``seed + i`` for env i) and the behaviour policy; the parts of
+            ``"mixed"`` add ``k * num_envs`` (k = 0, 1, 2), so their env seeds are disjoint.
         split: ``"train"``, ``"val"``, ``"test"`` (chronological 0.7 / 0.15 / 0.15) or ``"all"``.
         num_envs: vector env width.
         env_kwargs: extra ``TradingEnv`` kwargs (costs, window_size, episode_length ...).
         progress: show a progress bar.
+        out: a directory: collect shard by shard into it (memory holds one shard) and return
+            the dataset read back from it (``mmap``); an interrupted run resumes to the same
+            dataset (``resume=True``). Shard ``j`` of a part adds ``j * len(parts) * num_envs``
+            to the part's seed, so the first shard of each part is what the in-memory dataset
+            holds and no env seed repeats.
+        shard_steps: transitions per shard with ``out``.
+        resume: with ``out``, keep the verified shards already there.
+        mmap: with ``out``, memory-map the returned dataset.
     """
-    if quality not in QUALITIES:
-        raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
-    n_steps = _check_positive("n_steps", n_steps)
-    num_envs = _check_positive("num_envs", num_envs)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    check_choice("quality", quality, QUALITIES)
+    n_steps = check_positive_int("n_steps", n_steps)
+    num_envs = check_positive_int("num_envs", num_envs)
+    shard_steps = check_positive_int("shard_steps", shard_steps)
+    seed = check_positive_int("seed", seed, minimum=0)
     kwargs = preset_env_kwargs(market, split, env_kwargs)
     preset = {
         "market": market,
@@ -182,28 +212,66 @@ def make_dataset(
         "expert_epsilon": EXPERT_EPSILON,
         "medium_epsilon": MEDIUM_EPSILON,
     }
-    if quality != "mixed":
-        return _collect_quality(quality, kwargs, n_steps, int(seed), num_envs, progress, preset)
-    if n_steps < 3:
-        raise ValueError(f"n_steps must be >= 3 for quality='mixed', got {n_steps}")
-    thirds = [n_steps // 3] * 3
-    thirds[2] += n_steps - sum(thirds)
-    parts = [
-        # Offset the seeds so the three parts use disjoint env seeds.
-        _collect_quality(q, kwargs, size, int(seed) + k * num_envs, num_envs, progress, preset)
-        for k, (q, size) in enumerate(zip(("random", "medium", "expert"), thirds, strict=True))
-    ]
-    meta = dict(parts[0].metadata)
-    meta.pop("created_at", None)
-    meta.update(
-        behavior_policy="mixed",
-        policy_params={
-            "components": [p.metadata["policy_params"] for p in parts],
-            "qualities": ["random", "medium", "expert"],
-        },
-        seed=int(seed),
-        preset={**preset, "quality": "mixed"},
-        components=[p.metadata for p in parts],
-        component_episodes=[p.n_episodes for p in parts],
-    )
-    return concatenate(parts, metadata=meta)
+    parts = _quality_parts(quality, n_steps)
+    env = gym.make_vec(ENV_ID, num_envs=num_envs, **kwargs)
+    try:
+        env_meta = env_metadata(env)["env_kwargs"]
+        env_meta.update(_market_source(market))  # the source, not "<MarketData>"
+        metas = [{"preset": {**preset, "quality": q}, "env_kwargs": env_meta} for q, _ in parts]
+        if out is None:
+            datasets = []
+            for k, (q, steps) in enumerate(parts):
+                part_seed = seed + k * num_envs  # disjoint env seeds across the parts
+                policy = make_behavior_policy(q, env, part_seed)
+                datasets.append(
+                    rollout(
+                        env,
+                        policy,
+                        n_steps=steps,
+                        seed=part_seed,
+                        progress=progress,
+                        metadata=metas[k],
+                    )  # fmt: skip
+                )
+            return datasets[0] if quality != "mixed" else _mixed_in_memory(datasets, seed, preset)
+        tasks = [
+            {
+                "n_steps": shard,
+                "seed": seed + (k + len(parts) * j) * num_envs,
+                "quality": q,
+                "metadata": metas[k],
+            }
+            for k, (q, steps) in enumerate(parts)
+            for j, shard in enumerate(split_steps(steps, shard_steps))
+        ]
+        plan = {
+            "market": market,
+            "quality": quality,
+            "n_steps": n_steps,
+            "seed": seed,
+            "split": split,
+            "num_envs": num_envs,
+            "shard_steps": shard_steps,
+            "env_kwargs": _market_source(market) | dict(env_kwargs or {}),
+        }
+        dataset_meta: dict[str, Any] = {
+            "seed": seed,
+            "preset": {**preset, "quality": quality},
+            "collect": plan | {"n_shards": len(tasks)},
+        }
+        if quality == "mixed":
+            dataset_meta["behavior_policy"] = "mixed"
+            dataset_meta["policy_params"] = {"qualities": list(_MIXED_PARTS)}
+        return collect_shards(
+            env,
+            out,
+            tasks,
+            plan,
+            lambda task: make_behavior_policy(task["quality"], env, int(task["seed"])),
+            progress=progress,
+            resume=resume,
+            dataset_metadata=dataset_meta,
+            mmap=mmap,
+        )
+    finally:
+        env.close()

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, RandomSampler
 
+from quantgym.checks import check_optional_positive_int, check_positive, check_positive_int
 from quantgym.datasets.trajectory import TrajectoryDataset
 
 __all__ = ["SequenceBatch", "SequenceDataset"]
@@ -68,24 +69,11 @@ class SequenceDataset(Dataset):
     ) -> None:
         if not isinstance(dataset, TrajectoryDataset):
             raise ValueError(f"dataset must be a TrajectoryDataset, got {type(dataset).__name__}")
-        if (
-            isinstance(context_length, bool)
-            or not isinstance(context_length, (int, np.integer))
-            or context_length < 1
-        ):
-            raise ValueError(f"context_length must be a positive int, got {context_length!r}")
-        rtg_scale = float(rtg_scale)
-        if not np.isfinite(rtg_scale) or rtg_scale <= 0:
-            raise ValueError(f"rtg_scale must be a positive number, got {rtg_scale}")
-        longest = int(dataset.episode_lengths.max())
+        context_length = check_positive_int("context_length", context_length)
+        rtg_scale = check_positive("rtg_scale", rtg_scale)
+        max_timestep = check_optional_positive_int("max_timestep", max_timestep, minimum=0)
         if max_timestep is None:
-            max_timestep = longest - 1
-        elif (
-            isinstance(max_timestep, bool)
-            or not isinstance(max_timestep, (int, np.integer))
-            or max_timestep < 0
-        ):
-            raise ValueError(f"max_timestep must be a non-negative int, got {max_timestep!r}")
+            max_timestep = int(dataset.episode_lengths.max()) - 1
 
         self.context_length = int(context_length)
         self.rtg_scale = rtg_scale
@@ -188,12 +176,7 @@ class SequenceDataset(Dataset):
         self, batch_size: int, rng: np.random.Generator | int | None = None
     ) -> SequenceBatch:
         """``batch_size`` windows, stacked ``(B, K, ...)``: episode ``i`` with ``p ∝ L_i``, then a uniform start."""
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = check_positive_int("batch_size", batch_size)
         rng = np.random.default_rng(rng)
         episodes = rng.choice(
             self._episode_lengths.size, size=int(batch_size), p=self.episode_probabilities

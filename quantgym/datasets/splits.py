@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from quantgym.checks import check_fraction, check_positive_int
+
 __all__ = [
     "DateRange",
     "ChronologicalSplit",
@@ -110,22 +112,6 @@ def _runs(positions: np.ndarray) -> list[tuple[int, int]]:
     ]
 
 
-def _check_nonneg_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-    return int(value)
-
-
-def _check_fraction(name: str, value: Any) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
-
-
 def _size(name: str, value: Any, n: int) -> int:
     """A bar count: an int >= 1, or a float fraction in (0, 1] of ``n`` bars."""
     if isinstance(value, bool):
@@ -164,16 +150,16 @@ def chronological_split(
     """
     index, _ = _timestamps(data)
     fractions = {
-        "train": _check_fraction("train", train),
-        "val": _check_fraction("val", val),
-        "test": _check_fraction("test", test),
+        "train": check_fraction("train", train),
+        "val": check_fraction("val", val),
+        "test": check_fraction("test", test),
     }
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise ValueError(f"train + val + test must sum to 1, got {sum(fractions.values()):.6g}")
     for name in ("train", "test"):
         if fractions[name] == 0.0:
             raise ValueError(f"{name} must be > 0")
-    embargo = _check_nonneg_int("embargo", embargo)
+    embargo = check_positive_int("embargo", embargo, minimum=0)
     n = len(index)
     n_gaps = 2 if fractions["val"] > 0 else 1
     usable = n - n_gaps * embargo
@@ -216,12 +202,11 @@ def walk_forward(
     """
     index, _ = _timestamps(data)
     n = len(index)
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 1:
-        raise ValueError(f"n_folds must be a positive int, got {n_folds!r}")
+    n_folds = check_positive_int("n_folds", n_folds)
     n_train = _size("train_size", train_size, n)
     n_test = _size("test_size", test_size, n)
     n_step = n_test if step is None else _size("step", step, n)
-    embargo = _check_nonneg_int("embargo", embargo)
+    embargo = check_positive_int("embargo", embargo, minimum=0)
     total = n_train + embargo + n_test + (int(n_folds) - 1) * n_step
     if total > n:
         raise ValueError(
@@ -262,12 +247,11 @@ def purged_kfold(
     """
     index, _ = _timestamps(data)
     n = len(index)
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    n_folds = check_positive_int("n_folds", n_folds, minimum=2)
     if n_folds > n:
         raise ValueError(f"n_folds={n_folds} exceeds the {n} bars of data")
-    embargo = _check_nonneg_int("embargo", embargo)
-    label_horizon = _check_nonneg_int("label_horizon", label_horizon)
+    embargo = check_positive_int("embargo", embargo, minimum=0)
+    label_horizon = check_positive_int("label_horizon", label_horizon, minimum=0)
     folds = []
     positions = np.arange(n)
     for test_positions in np.array_split(positions, int(n_folds)):

@@ -1,7 +1,7 @@
 """Turn a human trader's executed-trade log into a trajectory dataset (behaviour cloning).
 
 ``from_trades(trades_df, data, positions=None, **env_kwargs)`` replays the log through
-``TradingEnv`` on the matching bars and records it with :func:`~quantgym.datasets.collect.collect`,
+``TradingEnv`` on the matching bars and records it with :func:`~quantgym.datasets.rollout.rollout`,
 so observations, rewards and costs are exactly the env's.
 
 Trade log columns (case-insensitive):
@@ -35,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 from quantgym import ENV_ID
+from quantgym.datasets.rollout import rollout
 from quantgym.datasets.trajectory import TrajectoryDataset
+from quantgym.policies import EnvBinding
 
 __all__ = ["SIDES", "from_trades", "trade_targets"]
 
@@ -250,9 +252,6 @@ def from_trades(
             bad size/price, a timestamp outside the data or before the first tradable bar, a
             target outside ``positions`` or beyond ``max_leverage``.
     """
-    from quantgym.datasets.collect import collect
-    from quantgym.policies import EnvBinding
-
     frame, targets, bad = _parse_trades(trades)
     if "episode_length" in env_kwargs:
         raise ValueError(
@@ -356,7 +355,7 @@ def from_trades(
             trade_meta["price_vs_fill_open_mean_abs"] = float(np.mean(np.abs(deviation)))
             trade_meta["price_vs_fill_open_max_abs"] = float(np.max(np.abs(deviation)))
     try:
-        return collect(
+        return rollout(
             env, policy, n_episodes=1, seed=seed, progress=False, metadata={"trades": trade_meta}
         )
     finally:

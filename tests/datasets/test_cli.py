@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quantgym import ENV_ID
+from quantgym.datasets import TrajectoryDataset, presets
 from quantgym.datasets.cli import add_dataset_parser, cmd_info, cmd_make, main
-from quantgym.datasets.trajectory import TrajectoryDataset
+from quantgym.datasets.shard_format import read_manifest
 
 
 def tiny_dataset(seed: int = 0) -> TrajectoryDataset:
@@ -69,9 +68,7 @@ def test_make_calls_preset_and_saves(
         calls.append(kwargs)
         return tiny_dataset(seed=int(kwargs["seed"]))  # type: ignore[arg-type]
 
-    fake = types.ModuleType("quantgym.datasets.presets")
-    fake.make_dataset = make_dataset  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "quantgym.datasets.presets", fake)
+    monkeypatch.setattr(presets, "make_dataset", make_dataset)
     out = tmp_path / "data" / "regime_expert"
     code = main(
         [
@@ -123,3 +120,24 @@ def test_info_on_bad_file_exits_with_error(
     bad.write_bytes(b"nope")
     assert main(["dataset", "info", str(bad)]) == 2
     assert "not a quantgym dataset" in capsys.readouterr().err
+
+
+def first_shard_file(path: Path) -> Path:
+    return path / read_manifest(path)["shards"][0]["files"]["actions"]["file"]
+
+
+def test_cli_make_sharded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    args = ["dataset", "make", "--quality", "random", "--steps", "300", "--shard-steps", "100"]
+    assert main([*args, "--num-envs", "4", "--out", str(out)]) == 0
+    assert "saved" in capsys.readouterr().out
+    assert len(read_manifest(out)["shards"]) == 3
+    assert main(["dataset", "info", str(out)]) == 0
+    assert "300" in capsys.readouterr().out
+    stamp = first_shard_file(out).stat().st_mtime_ns
+    assert main([*args, "--num-envs", "4", "--out", str(out)]) == 0  # complete: nothing redone
+    assert first_shard_file(out).stat().st_mtime_ns == stamp
+    assert main([*args, "--num-envs", "4", "--out", str(out), "--no-resume"]) == 0
+    assert first_shard_file(out).stat().st_mtime_ns != stamp
+    assert main([*args, "--num-envs", "2", "--out", str(out)]) == 2  # another plan: refused
+    assert "was collected with" in capsys.readouterr().err

@@ -1,206 +1,52 @@
-"""collect(): exact episode boundaries, recurrent state, single == vector, metadata."""
+"""collect(): in memory it is the rollout loop; with out= a sharded, resumable directory."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
-import numpy as np
 import pytest
 
-import quantgym
 from quantgym import ENV_ID
-from quantgym.datasets.collect import collect
-from quantgym.policies import RandomAgent, SMACrossoverAgent
+from quantgym.datasets import collect, load_sharded
+from quantgym.datasets.rollout import rollout
+from quantgym.policies import RandomAgent
+from tests.datasets.factory import assert_same_data
 
 KWARGS = {"market_kwargs": {"n_bars": 1500}, "episode_length": 20}
 
 
-def make_vec(n: int = 3, **overrides):
-    return gym.make_vec(ENV_ID, num_envs=n, **{**KWARGS, **overrides})
+def make_vec(n: int = 3):
+    return gym.make_vec(ENV_ID, num_envs=n, **KWARGS)
 
 
-def make_single(**overrides):
-    return gym.make(ENV_ID, **{**KWARGS, **overrides})
+@pytest.mark.parametrize("budget", [{"n_steps": 70}, {"n_episodes": 4}])
+def test_in_memory_collect_is_the_rollout(budget):
+    vec = make_vec()
+    a = collect(vec, RandomAgent(env=vec, seed=3), seed=5, progress=False, **budget)
+    b = rollout(vec, RandomAgent(env=vec, seed=3), seed=5, progress=False, **budget)
+    assert_same_data(a, b)
+    assert a.metadata["collect"] == b.metadata["collect"]
 
 
-def replay(env: gym.Env, episode) -> None:
-    """Replay an episode's actions from its start bar and check every recorded value."""
-    start = int(episode.infos["bar"][0]) - 1
-    obs, _ = env.reset(options={"start": start})
-    np.testing.assert_array_equal(episode.observations[0], obs)  # the env's reset obs
-    for t, action in enumerate(episode.actions):
-        obs, reward, terminated, truncated, info = env.step(action)
-        np.testing.assert_array_equal(episode.observations[t + 1], obs)
-        assert episode.rewards[t] == pytest.approx(reward, rel=1e-12, abs=1e-15)
-        assert episode.infos["equity"][t] == info["equity"]
-        assert bool(episode.terminations[t]) == terminated
-        if t < len(episode) - 1:
-            assert not (terminated or truncated)
-
-
-@pytest.mark.parametrize("n_steps", [200, 211, 59])
-def test_vector_episodes_are_exact_env_episodes(n_steps):
-    vec = make_vec(3)
-    ds = collect(vec, RandomAgent(env=vec, seed=1), n_steps=n_steps, seed=7, progress=False)
-    assert ds.n_steps == n_steps == int(ds.episode_lengths.sum())
-    assert ds.observations.shape[0] == n_steps + ds.n_episodes  # final observation kept
-    bars = ds.infos["bar"]
-    starts = ds.episode_starts
-    for i in range(ds.n_episodes):
-        episode_bars = bars[starts[i] : starts[i] + ds.episode_lengths[i]]
-        assert np.all(np.diff(episode_bars) == 1)  # no autoreset step inside an episode
-    single = make_single()
-    for i in range(ds.n_episodes):
-        replay(single, ds.episode(i))
-    # Episodes that ran their full length end truncated by the env; the rest were cut.
-    full = ds.episode_lengths == 20
-    assert ds.truncations[starts[full] + 19].all()
-
-
-def test_n_episodes_keeps_the_first_finished_episodes():
-    vec = make_vec(3)
-    ds = collect(vec, SMACrossoverAgent(env=vec), n_episodes=4, seed=0, progress=False)
-    assert ds.n_episodes == 4
-    assert ds.episode_lengths.tolist() == [20, 20, 20, 20]
-    # All three envs finish their first episode on the same step; the fourth is env 0's second.
-    first_bars = ds.infos["bar"][ds.episode_starts]
-    assert first_bars[1] == first_bars[0] + 21 or len(set(first_bars.tolist())) == 4
-    for i in range(4):
-        replay(make_single(), ds.episode(i))
-
-
-def test_single_env_is_recorded_like_a_vector_env_of_one():
-    single, vec = make_single(), make_vec(1)
-    a = collect(single, RandomAgent(env=single, seed=3), n_steps=70, seed=11, progress=False)
-    b = collect(vec, RandomAgent(env=vec, seed=3), n_steps=70, seed=11, progress=False)
-    np.testing.assert_array_equal(a.observations, b.observations)
-    np.testing.assert_array_equal(a.actions, b.actions)
-    np.testing.assert_array_equal(a.episode_lengths, b.episode_lengths)
-    np.testing.assert_allclose(a.rewards, b.rewards, rtol=1e-12, atol=1e-15)
-    for key in ("equity", "position", "bar", "timestamp", "regime"):
-        np.testing.assert_array_equal(a.infos[key], b.infos[key])
-
-
-def test_vector_env_i_equals_single_env_seeded_seed_plus_i():
-    vec = make_vec(2)
-    ds = collect(vec, SMACrossoverAgent(env=vec), n_episodes=4, seed=5, progress=False)
-    for i in range(2):
-        single = make_single()
-        one = collect(
-            single, SMACrossoverAgent(env=single), n_episodes=2, seed=5 + i, progress=False
-        )
-        for j in range(2):
-            mine, ref = ds.episode(2 * i + j), one.episode(j)
-            np.testing.assert_array_equal(mine.observations, ref.observations)
-            np.testing.assert_array_equal(mine.actions, ref.actions)
-            np.testing.assert_allclose(mine.rewards, ref.rewards, rtol=1e-12, atol=1e-15)
-            np.testing.assert_array_equal(mine.infos["bar"], ref.infos["bar"])
-
-
-class RecordingPolicy:
-    """Returns action 1, counts calls in its recurrent state and records what it was given."""
-
-    def __init__(self) -> None:
-        self.states: list = []
-        self.starts: list = []
-
-    def predict(self, obs, state=None, episode_start=None, deterministic=True):
-        self.states.append(state)
-        self.starts.append(np.array(episode_start, copy=True))
-        n = obs.shape[0] if obs.ndim == 2 else 1
-        counter = np.zeros(n, dtype=np.int64) if state is None else state + 1
-        counter = np.where(episode_start, 0, counter)
-        return np.ones(n, dtype=np.int64), counter
-
-
-@pytest.mark.parametrize("vector", [True, False])
-def test_recurrent_state_and_episode_starts(vector):
-    env = make_vec(2, episode_length=5) if vector else make_single(episode_length=5)
-    policy = RecordingPolicy()
-    collect(env, policy, n_steps=24, seed=0, progress=False)
-    starts = np.array(policy.starts)
-    n = 2 if vector else 1
-    assert starts.shape[1] == n
-    assert policy.states[0] is None
-    # State is passed back: call k receives what call k - 1 returned.
-    for k in range(1, len(policy.states)):
-        expected = np.where(
-            policy.starts[k - 1], 0, 0 if policy.states[k - 1] is None else policy.states[k - 1] + 1
-        )
-        np.testing.assert_array_equal(policy.states[k], expected)
-    # Episodes of 5 steps: steps 0..4, autoreset step 5, next episode from step 6, etc.
-    expected_starts = np.zeros(len(starts), dtype=bool)
-    expected_starts[::6] = True
-    for i in range(n):
-        np.testing.assert_array_equal(starts[:, i], expected_starts)
-
-
-def test_infos_and_metadata_are_recorded():
-    vec = make_vec(2)
-    ds = collect(
-        vec, SMACrossoverAgent(env=vec, fast=4, slow=12), n_steps=50, seed=3, progress=False
+def test_out_collects_shards_that_equal_memory(tmp_path: Path):
+    vec = make_vec()
+    sharded = collect(
+        vec, RandomAgent(env=vec, seed=3), n_steps=70, seed=5, progress=False,
+        out=tmp_path / "d", shard_steps=1000,
+    )  # fmt: skip
+    assert_same_data(
+        sharded, collect(vec, RandomAgent(env=vec, seed=3), n_steps=70, seed=5, progress=False)
     )
-    assert set(ds.infos) == {"equity", "position", "bar", "timestamp", "regime"}
-    assert ds.infos["timestamp"].dtype == np.int64
-    stamps = vec.unwrapped.market.timestamps.view(np.int64)
-    np.testing.assert_array_equal(ds.infos["timestamp"], stamps[ds.infos["bar"]])
-    np.testing.assert_array_equal(ds.infos["regime"], vec.unwrapped.market.regime[ds.infos["bar"]])
-    meta = ds.metadata
-    assert meta["env_id"] == ENV_ID
-    assert meta["env_kwargs"]["episode_length"] == 20
-    assert meta["env_kwargs"]["market_kwargs"] == {"n_bars": 1500}
-    assert meta["data_fingerprint"] == vec.unwrapped.market.fingerprint
-    assert meta["data_name"] == "synthetic:regime"
-    assert len(meta["market_date_range"]) == 2 and len(meta["date_range"]) == 2
-    assert meta["behavior_policy"] == "sma_crossover"
-    assert meta["policy_params"] == {"fast": 4, "slow": 12, "allow_short": True}
-    assert meta["seed"] == 3 and meta["n_envs"] == 2
-    assert meta["quantgym_version"] == quantgym.__version__ and meta["created_at"]
-    assert meta["action_space"] == {"type": "discrete", "n": 3}
+    assert_same_data(load_sharded(tmp_path / "d"), sharded)
 
 
-def test_continuous_actions_are_recorded():
-    vec = make_vec(2, action_type="continuous")
-    ds = collect(vec, RandomAgent(env=vec), n_steps=40, seed=0, progress=False)
-    assert ds.actions.shape == (40, 1) and ds.actions.dtype == np.float32
-    assert ds.action_space["type"] == "continuous"
-    replay(make_single(action_type="continuous"), ds.episode(0))
-
-
-def test_any_gymnasium_vector_env_and_buffer_growth():
-    # A SyncVectorEnv has no config (no capacity hint) and very short episodes: the buffers grow.
-    envs = gym.vector.SyncVectorEnv([lambda: make_single(episode_length=3) for _ in range(2)])
-
-    class Flat:
-        def predict(self, obs, state=None, episode_start=None, deterministic=True):
-            return np.ones(len(obs), dtype=np.int64), state
-
-    ds = collect(envs, Flat(), n_steps=301, seed=0, progress=False)
-    assert ds.n_steps == 301
-    lengths = ds.episode_lengths
-    assert np.count_nonzero(lengths != 3) <= 2  # at most one cut episode per env
-    assert ds.truncations[np.cumsum(lengths) - 1].all()
-    assert np.all(np.diff(ds.infos["bar"])[np.diff(ds.episode_index()) == 0] == 1)
-
-
-def test_bad_arguments_raise_value_errors():
-    env = make_single()
-    agent = RandomAgent(env=env)
+def test_bad_arguments(tmp_path: Path):
+    vec = make_vec()
+    agent = RandomAgent(env=vec)
+    with pytest.raises(ValueError, match="observations must be one of"):
+        collect(vec, agent, n_steps=5, progress=False, observations="lazy", out=tmp_path / "x")
+    with pytest.raises(ValueError, match="needs n_steps"):
+        collect(vec, agent, n_episodes=2, progress=False, out=tmp_path / "y")
     with pytest.raises(ValueError, match="exactly one"):
-        collect(env, agent, progress=False)
-    with pytest.raises(ValueError, match="exactly one"):
-        collect(env, agent, n_steps=5, n_episodes=1, progress=False)
-    with pytest.raises(ValueError, match="n_steps"):
-        collect(env, agent, n_steps=0, progress=False)
-    with pytest.raises(ValueError, match="predict"):
-        collect(env, object(), n_steps=5, progress=False)
-    with pytest.raises(ValueError, match="Env or VectorEnv"):
-        collect("env", agent, n_steps=5, progress=False)
-    with pytest.raises(ValueError, match="seed"):
-        collect(env, agent, n_steps=5, seed=1.5, progress=False)
-
-
-def test_progress_bar_runs(capsys):
-    vec = make_vec(2)
-    ds = collect(vec, RandomAgent(env=vec), n_steps=30, progress=True)
-    assert ds.n_steps == 30
-    assert "collect" in capsys.readouterr().err
+        collect(vec, agent, progress=False)

@@ -9,45 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantgym import ENV_ID
-from quantgym.datasets.export import gym_action_space, to_minari
+from quantgym.datasets.export import gym_action_space, to_d3rlpy, to_minari
 from quantgym.datasets.trajectory import TrajectoryDataset
+from tests.datasets.factory import hand_made_dataset as make_dataset
 
 d3rlpy = pytest.importorskip("d3rlpy")
-
-
-def make_dataset(discrete: bool = True) -> TrajectoryDataset:
-    """Episodes of 4 (terminated), 2 and 3 (truncated) steps with bar/timestamp infos."""
-    rng = np.random.default_rng(0)
-    lengths = np.array([4, 2, 3])
-    n, e = int(lengths.sum()), len(lengths)
-    terminations, truncations = np.zeros(n, bool), np.zeros(n, bool)
-    terminations[3], truncations[[5, 8]] = True, True
-    if discrete:
-        actions = np.array([0, 1, 2, 1, 0, 2, 2, 1, 0])
-        space = {"type": "discrete", "n": 3}
-    else:
-        actions = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
-        space = {"type": "continuous", "shape": [1], "low": -1.0, "high": 1.0}
-    return TrajectoryDataset.from_arrays(
-        observations=rng.normal(size=(n + e, 5)).astype(np.float32),
-        actions=actions,
-        rewards=rng.normal(size=n),
-        terminations=terminations,
-        truncations=truncations,
-        episode_lengths=lengths,
-        infos={
-            "bar": np.arange(100, 100 + n),
-            "timestamp": np.datetime64("2020-01-01", "ns") + np.arange(n) * np.timedelta64(1, "h"),
-        },
-        metadata={"env_id": ENV_ID, "behavior_policy": "random", "action_space": space},
-    )
 
 
 @pytest.mark.parametrize("discrete", [True, False])
 def test_to_d3rlpy_keeps_episodes_and_transitions(discrete: bool) -> None:
     ds = make_dataset(discrete=discrete)
-    mdp = ds.to_d3rlpy()
+    mdp = to_d3rlpy(ds)
     assert isinstance(mdp, d3rlpy.dataset.MDPDataset)
     assert len(mdp.episodes) == ds.n_episodes
     assert mdp.transition_count == ds.n_steps
@@ -66,7 +38,7 @@ def test_to_d3rlpy_keeps_episodes_and_transitions(discrete: bool) -> None:
 
 def test_to_d3rlpy_final_observation_of_truncated_episode() -> None:
     ds = make_dataset()
-    mdp = ds.to_d3rlpy()
+    mdp = to_d3rlpy(ds)
     picker = d3rlpy.dataset.BasicTransitionPicker()
     truncated = ds.episode(1)  # 2 steps, truncated
     last = picker(mdp.episodes[1], len(truncated) - 1)
@@ -77,7 +49,7 @@ def test_to_d3rlpy_final_observation_of_truncated_episode() -> None:
     assert last.terminal == 1.0
     np.testing.assert_array_equal(last.observation, terminated.observations[-2])
     # without the extra row d3rlpy drops the last transition of each truncated episode
-    plain = ds.to_d3rlpy(keep_final_observation=False)
+    plain = to_d3rlpy(ds, keep_final_observation=False)
     assert plain.transition_count == ds.n_steps - 2
 
 
@@ -88,7 +60,7 @@ def test_to_d3rlpy_step_terminated_and_truncated_counts_as_terminal() -> None:
     both = TrajectoryDataset.from_arrays(
         ds.observations, ds.actions, ds.rewards, ds.terminations, truncations, ds.episode_lengths
     )
-    mdp = both.to_d3rlpy()
+    mdp = to_d3rlpy(both)
     assert mdp.episodes[0].terminated and mdp.transition_count == ds.n_steps
 
 
@@ -100,7 +72,7 @@ def test_d3rlpy_trains_a_few_steps(discrete: bool) -> None:
     else:
         algo = d3rlpy.algos.BCConfig(batch_size=4).create(device="cpu:0")
     result = algo.fit(
-        ds.to_d3rlpy(),
+        to_d3rlpy(ds),
         n_steps=10,
         n_steps_per_epoch=10,
         show_progress=False,
@@ -128,7 +100,7 @@ def test_minari_round_trip(minari_path: Path, discrete: bool) -> None:
     import minari
 
     ds = make_dataset(discrete=discrete)
-    created = ds.to_minari("quantgym/unit-v0")
+    created = to_minari(ds, "quantgym/unit-v0")
     assert created.total_episodes == ds.n_episodes
     loaded = minari.load_dataset("quantgym/unit-v0")
     assert (minari_path / "quantgym" / "unit-v0").is_dir()

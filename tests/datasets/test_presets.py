@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,8 @@ from quantgym.datasets.presets import (
     make_dataset,
     preset_env_kwargs,
 )
+from quantgym.datasets.shard_format import read_manifest
+from tests.datasets.factory import assert_same_data
 
 SMALL = {"market_kwargs": {"n_bars": 3000}, "episode_length": 200}
 
@@ -127,3 +131,27 @@ def test_same_seed_same_dataset():
     b = make_dataset("regime", "medium", n_steps=300, seed=4, num_envs=2, env_kwargs=SMALL)
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.observations, b.observations)
+
+
+def test_make_dataset_out_equals_the_in_memory_dataset(tmp_path: Path) -> None:
+    kwargs = {"market": "regime", "quality": "mixed", "n_steps": 300, "seed": 1, "num_envs": 4}
+    env_kwargs = {"market_kwargs": {"n_bars": 3000}, "episode_length": 30}
+    sharded = make_dataset(**kwargs, env_kwargs=env_kwargs, out=tmp_path / "m")
+    assert_same_data(sharded, make_dataset(**kwargs, env_kwargs=env_kwargs))
+    assert sharded.metadata["behavior_policy"] == "mixed"
+    assert sharded.metadata["preset"]["quality"] == "mixed"
+    assert len(read_manifest(tmp_path / "m")["shards"]) == 3  # one per third
+
+
+def test_make_dataset_shards_take_the_next_env_seeds(tmp_path: Path) -> None:
+    """Shard j of a single-quality preset is the in-memory preset seeded seed + j * num_envs."""
+    kwargs = {"market": "regime", "quality": "medium", "num_envs": 2, "env_kwargs": SMALL}
+    sharded = make_dataset(**kwargs, n_steps=150, seed=3, out=tmp_path / "s", shard_steps=50)
+    shards = read_manifest(tmp_path / "s")["shards"]
+    assert [s["seed"] for s in shards] == [3, 5, 7]
+    assert sharded.n_steps == 150 and sharded.metadata["collect"]["n_shards"] == 3
+    first_rows = sharded.filter_episodes(np.arange(shards[0]["n_episodes"]))
+    alone = make_dataset(**kwargs, n_steps=50, seed=3)
+    np.testing.assert_array_equal(first_rows.actions, alone.actions)
+    np.testing.assert_array_equal(first_rows.observations, alone.observations)
+    np.testing.assert_array_equal(first_rows.rewards, alone.rewards)

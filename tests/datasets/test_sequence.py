@@ -121,7 +121,7 @@ def test_sample_batch_is_reproducible_and_loader_works() -> None:
     [
         ({"context_length": 0}, "context_length must be a positive int"),
         ({"rtg_scale": 0.0}, "rtg_scale must be a positive number"),
-        ({"max_timestep": -1}, "max_timestep must be a non-negative int"),
+        ({"max_timestep": -1}, "max_timestep must be an integer >= 0"),
         ({"gamma": 2.0}, "gamma must be in"),
     ],
 )

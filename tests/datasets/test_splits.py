@@ -54,12 +54,12 @@ def test_chronological_split_embargo_and_no_val(index: pd.DatetimeIndex) -> None
     ("kwargs", "message"),
     [
         ({"train": 0.7, "val": 0.2, "test": 0.2}, "sum to 1"),
-        ({"train": -0.1, "val": 0.6, "test": 0.5}, "train must be in \\[0, 1\\]"),
+        ({"train": -0.1, "val": 0.6, "test": 0.5}, "train must be in \\[0, 1"),
         ({"train": 1.0, "val": 0.0, "test": 0.0}, "test must be > 0"),
         ({"train": "a", "val": 0.5, "test": 0.5}, "train must be a number"),
         (
             {"train": 0.5, "val": 0.25, "test": 0.25, "embargo": -1},
-            "embargo must be a non-negative int",
+            "embargo must be an integer >= 0",
         ),
     ],
 )
@@ -141,9 +141,9 @@ def test_purged_kfold_purges_and_embargoes(
 
 
 def test_purged_kfold_bad_arguments(index: pd.DatetimeIndex) -> None:
-    with pytest.raises(ValueError, match="n_folds must be an int >= 2"):
+    with pytest.raises(ValueError, match="n_folds must be an integer >= 2"):
         purged_kfold(index, n_folds=1)
-    with pytest.raises(ValueError, match="embargo must be a non-negative int"):
+    with pytest.raises(ValueError, match="embargo must be an integer >= 0"):
         purged_kfold(index, n_folds=3, embargo=-2)
     with pytest.raises(ValueError, match="exceeds"):
         purged_kfold(index[:3], n_folds=4)

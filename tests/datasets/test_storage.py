@@ -6,44 +6,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from quantgym import ENV_ID
-from quantgym.datasets.collect import collect
+from quantgym.datasets import TrajectoryDataset, collect, concatenate, to_d3rlpy, to_minari
 from quantgym.datasets.sequence import SequenceDataset
 from quantgym.datasets.storage import MarketReference, ObservationReferences, market_reference
-from quantgym.datasets.trajectory import TrajectoryDataset, concatenate
 from quantgym.policies import RandomAgent
-
-KWARGS = {"market_kwargs": {"n_bars": 1500}, "episode_length": 20, "window_size": 8}
-
-
-def make_env(n_envs: int, **overrides):
-    kwargs = {**KWARGS, **overrides}
-    if n_envs == 1:
-        return gym.make(ENV_ID, **kwargs)
-    return gym.make_vec(ENV_ID, num_envs=n_envs, **kwargs)
+from tests.datasets.factory import assert_same_data, make_env, recorded
 
 
 def record(n_envs: int, mode: str, n_steps: int = 157, **overrides) -> TrajectoryDataset:
-    env = make_env(n_envs, **overrides)
-    try:
-        return collect(
-            env, RandomAgent(env=env, seed=4), n_steps=n_steps, seed=7, progress=False,
-            observations=mode,
-        )  # fmt: skip
-    finally:
-        env.close()
-
-
-def assert_same_data(a: TrajectoryDataset, b: TrajectoryDataset) -> None:
-    """Bit-identical observations and equal everything else."""
-    assert a.observations.tobytes() == b.observations.tobytes()
-    assert a.observations.dtype == b.observations.dtype == np.float32
-    for name in ("actions", "rewards", "terminations", "truncations", "episode_lengths"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert list(a.infos) == list(b.infos)
-    for key, values in b.infos.items():
-        assert a.infos[key].dtype == values.dtype, key
-        np.testing.assert_array_equal(a.infos[key], values)
+    return recorded(mode, n_steps, n_envs=n_envs, seed=7, policy_seed=4, **overrides)
 
 
 @pytest.mark.parametrize("n_envs", [1, 3])
@@ -159,7 +130,7 @@ def test_sequence_windows_equal_dense() -> None:
 
 def test_to_d3rlpy_equal_dense() -> None:
     ref, dense = record(3, "auto", n_steps=120), record(3, "dense", n_steps=120)
-    a, b = ref.to_d3rlpy(), dense.to_d3rlpy()
+    a, b = to_d3rlpy(ref), to_d3rlpy(dense)
     assert a.transition_count == b.transition_count == ref.n_steps
     for ea, eb in zip(a.episodes, b.episodes, strict=True):
         np.testing.assert_array_equal(ea.observations, eb.observations)
@@ -211,7 +182,7 @@ def test_sequence_and_export_never_materialise_everything(monkeypatch, caplog) -
     batch = SequenceDataset(ref, context_length=5).sample_batch(8, rng=0)
     assert tuple(batch.states.shape) == (8, 5, ref.observation_shape[0])
     with caplog.at_level("INFO", logger="quantgym.datasets.export"):
-        mdp = ref.to_d3rlpy(progress=False)
+        mdp = to_d3rlpy(ref, progress=False)
     assert mdp.transition_count == ref.n_steps
     from quantgym.datasets.export import export_memory_bytes
 
@@ -240,8 +211,8 @@ def test_to_minari_by_reference_equals_dense(tmp_path, monkeypatch) -> None:
     minari = pytest.importorskip("minari")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     ref, dense = record(3, "auto", n_steps=80), record(3, "dense", n_steps=80)
-    ref.to_minari("quantgym/ref-v0", progress=False)
-    dense.to_minari("quantgym/dense-v0", progress=False)
+    to_minari(ref, "quantgym/ref-v0", progress=False)
+    to_minari(dense, "quantgym/dense-v0", progress=False)
     a = list(minari.load_dataset("quantgym/ref-v0").iterate_episodes())
     b = list(minari.load_dataset("quantgym/dense-v0").iterate_episodes())
     assert len(a) == len(b) == ref.n_episodes

@@ -1,10 +1,10 @@
-"""TrajectoryDataset: columnar layout, exact episode boundaries, lossless atomic storage."""
+"""TrajectoryDataset: columnar layout, exact episode boundaries, selection, summaries."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-import zipfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,76 +14,17 @@ import pytest
 
 import quantgym
 from quantgym import ENV_ID
-from quantgym.datasets.trajectory import (
+from quantgym.datasets import (
     FORMAT_VERSION,
     DatasetMetadata,
     Episode,
     TrajectoryDataset,
     concatenate,
 )
+from tests.datasets.factory import assert_same_data
+from tests.datasets.factory import hand_made_dataset as make_dataset
 
-LENGTHS = (4, 2, 3)  # episode 0 terminated, 1 and 2 truncated
-
-
-def make_dataset(
-    discrete: bool = True, lengths: tuple[int, ...] = LENGTHS, seed: int = 0
-) -> TrajectoryDataset:
-    """Hand-made dataset: step t of the whole dataset has reward t + 1 and bar 100 + t."""
-    rng = np.random.default_rng(seed)
-    lengths_arr = np.asarray(lengths, dtype=np.int64)
-    n, e = int(lengths_arr.sum()), len(lengths)
-    ends = np.cumsum(lengths_arr) - 1
-    terminations = np.zeros(n, dtype=bool)
-    truncations = np.zeros(n, dtype=bool)
-    terminations[ends[0]] = True
-    truncations[ends[1:]] = True
-    if discrete:
-        actions = rng.integers(0, 3, n)
-        space = {"type": "discrete", "n": 3}
-    else:
-        actions = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
-        space = {"type": "continuous", "shape": [1], "low": -1.0, "high": 1.0}
-    return TrajectoryDataset.from_arrays(
-        observations=rng.normal(size=(n + e, 5)).astype(np.float32),
-        actions=actions,
-        rewards=np.arange(1, n + 1, dtype=np.float64),
-        terminations=terminations,
-        truncations=truncations,
-        episode_lengths=lengths_arr,
-        infos={
-            "equity": 10_000.0 + rng.normal(size=n),
-            "position": rng.choice([-1.0, 0.0, 1.0], n),
-            "bar": np.arange(100, 100 + n, dtype=np.int64),
-            "timestamp": np.datetime64("2020-01-01", "ns") + np.arange(n) * np.timedelta64(1, "D"),
-            "regime": rng.integers(0, 2, n),
-        },
-        metadata={
-            "env_id": ENV_ID,
-            "env_kwargs": {"window_size": 4, "positions": (-1.0, 0.0, 1.0)},
-            "behavior_policy": "random",
-            "policy_params": {"epsilon": 0.1},
-            "seed": np.int64(7),
-            "action_space": space,
-        },
-    )
-
-
-def assert_same(a: TrajectoryDataset, b: TrajectoryDataset) -> None:
-    for name in (
-        "observations",
-        "actions",
-        "rewards",
-        "terminations",
-        "truncations",
-        "episode_lengths",
-    ):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
-    assert list(a.infos) == list(b.infos)
-    for name in a.infos:
-        assert a.infos[name].dtype == b.infos[name].dtype
-        assert a.infos[name].tobytes() == b.infos[name].tobytes(), name
-    assert a.metadata == b.metadata
+assert_same = functools.partial(assert_same_data, metadata=True)
 
 
 # ---- layout --------------------------------------------------------------------------------
@@ -337,124 +278,6 @@ def test_describe() -> None:
     assert sum(make_dataset(discrete=False).describe()["action_histogram"]["counts"]) == 9
 
 
-# ---- storage -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("discrete", [True, False])
-@pytest.mark.parametrize("compress", [True, False])
-def test_save_load_round_trip_is_bitwise(tmp_path: Path, discrete: bool, compress: bool) -> None:
-    ds = make_dataset(discrete=discrete)
-    path = ds.save(tmp_path / "data" / "ds", compress=compress)
-    assert path == tmp_path / "data" / "ds.npz" and path.is_file()
-    assert_same(ds, TrajectoryDataset.load(tmp_path / "data" / "ds"))
-    assert_same(ds, TrajectoryDataset.load(path))
-
-
-def test_save_keeps_npz_suffix(tmp_path: Path) -> None:
-    assert make_dataset().save(tmp_path / "x.npz").name == "x.npz"
-    assert make_dataset().save(tmp_path / "x.v1").name == "x.v1.npz"
-
-
-def test_file_stores_no_pickles(tmp_path: Path) -> None:
-    path = make_dataset().save(tmp_path / "ds", compress=False)
-    with np.load(path, allow_pickle=False) as npz:
-        assert all(npz[k].dtype != object for k in npz.files)
-        assert int(npz["format_version"]) == FORMAT_VERSION
-
-
-def _flip_bytes(path: Path, fraction: float) -> None:
-    raw = bytearray(path.read_bytes())
-    i = int(len(raw) * fraction)
-    raw[i : i + 16] = bytes(b ^ 0xFF for b in raw[i : i + 16])
-    path.write_bytes(bytes(raw))
-
-
-@pytest.mark.parametrize("compress", [True, False])
-def test_corrupted_file_raises_value_error(tmp_path: Path, compress: bool) -> None:
-    path = make_dataset().save(tmp_path / "ds", compress=compress)
-    _flip_bytes(path, 0.3)
-    with pytest.raises(ValueError, match="not a quantgym dataset|corrupted"):
-        TrajectoryDataset.load(path)
-
-
-def test_truncated_file_raises_value_error(tmp_path: Path) -> None:
-    path = make_dataset().save(tmp_path / "ds")
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ValueError, match="corrupted/truncated"):
-        TrajectoryDataset.load(path)
-
-
-def test_wrong_format_version_raises_value_error(tmp_path: Path) -> None:
-    path = make_dataset().save(tmp_path / "ds", compress=False)
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["format_version"] = np.array(FORMAT_VERSION + 1, dtype=np.int64)
-    np.savez(path, **arrays)
-    with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1}"):
-        TrajectoryDataset.load(path)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"definitely not a zip archive\n" * 10, "not a quantgym dataset"),
-        (b"", "not a quantgym dataset"),
-    ],
-)
-def test_foreign_files_raise_value_error(tmp_path: Path, content: bytes, message: str) -> None:
-    path = tmp_path / "foreign.npz"
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match=message):
-        TrajectoryDataset.load(path)
-
-
-def test_other_npz_and_npy_files_raise_value_error(tmp_path: Path) -> None:
-    np.savez(tmp_path / "other.npz", x=np.arange(3))
-    with pytest.raises(ValueError, match="not a quantgym dataset"):
-        TrajectoryDataset.load(tmp_path / "other.npz")
-    np.save(tmp_path / "array.npy", np.arange(3))
-    with pytest.raises(ValueError, match="not an .npz archive"):
-        TrajectoryDataset.load(tmp_path / "array.npy")
-    with pytest.raises(ValueError, match="no such file"):
-        TrajectoryDataset.load(tmp_path / "missing")
-
-
-def test_missing_entry_raises_value_error(tmp_path: Path) -> None:
-    path = make_dataset().save(tmp_path / "ds", compress=False)
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "rewards"}
-    np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="missing \\['rewards'\\]"):
-        TrajectoryDataset.load(path)
-
-
-def test_failed_save_leaves_old_file_intact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ds = make_dataset()
-    path = ds.save(tmp_path / "ds", compress=False)
-    before = path.read_bytes()
-
-    def boom(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "savez", boom)
-    monkeypatch.setattr(np, "savez_compressed", boom)
-    for compress in (False, True):
-        with pytest.raises(OSError, match="disk full"):
-            make_dataset(seed=3).save(path, compress=compress)
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.npz"]  # no temp files left
-    assert_same(ds, TrajectoryDataset.load(path))
-
-
-def test_npz_is_a_zip_of_npy_members(tmp_path: Path) -> None:
-    path = make_dataset().save(tmp_path / "ds")
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-    assert {"observations.npy", "metadata.npy", "info.timestamp.npy"} <= names
-
-
 # ---- env round trip ------------------------------------------------------------------------
 
 
@@ -523,77 +346,3 @@ def test_env_round_trip(tmp_path: Path) -> None:
         ds.infos["timestamp"].min()
     )
     env.close()
-
-
-# ---- vector-env rollouts -------------------------------------------------------------------
-
-
-def test_from_vector_rollout_drops_autoreset_steps_by_hand() -> None:
-    t_steps, n_env = 6, 2
-    # observation value = 10 * env + t (the obs returned after step t - 1)
-    obs = (10.0 * np.arange(n_env)[None, :] + np.arange(t_steps + 1)[:, None])[..., None]
-    terminations = np.zeros((t_steps, n_env), bool)
-    truncations = np.zeros((t_steps, n_env), bool)
-    terminations[1, 0] = True  # env 0: episode of steps 0..1, autoreset at 2, then 3..5 (cut)
-    truncations[3, 1] = True  # env 1: episode of steps 0..3, autoreset at 4, then step 5 (cut)
-    ds = TrajectoryDataset.from_vector_rollout(
-        observations=obs.astype(np.float32),
-        actions=np.arange(t_steps * n_env).reshape(t_steps, n_env) % 3,
-        rewards=np.arange(t_steps * n_env, dtype=np.float64).reshape(t_steps, n_env),
-        terminations=terminations,
-        truncations=truncations,
-        infos={"bar": np.arange(t_steps)[:, None].repeat(n_env, axis=1)},
-    )
-    np.testing.assert_array_equal(ds.episode_lengths, [2, 3, 4, 1])
-    np.testing.assert_array_equal(ds.episode(0).observations[:, 0], [0, 1, 2])
-    np.testing.assert_array_equal(
-        ds.episode(1).observations[:, 0], [3, 4, 5, 6]
-    )  # starts at reset obs
-    np.testing.assert_array_equal(ds.episode(2).observations[:, 0], [10, 11, 12, 13, 14])
-    np.testing.assert_array_equal(ds.episode(3).observations[:, 0], [15, 16])
-    np.testing.assert_array_equal(
-        ds.infos["bar"], [0, 1, 3, 4, 5, 0, 1, 2, 3, 5]
-    )  # no autoreset step
-    np.testing.assert_array_equal(ds.episode(1).rewards, [6.0, 8.0, 10.0])
-    assert ds.episode(0).terminated and ds.episode(2).truncated and not ds.episode(2).terminated
-    assert ds.episode(1).truncated and ds.episode(3).truncated  # cut by the end of the rollout
-    with pytest.raises(ValueError, match="observations must have shape \\(7, 2"):
-        TrajectoryDataset.from_vector_rollout(
-            obs[:-1], np.zeros((6, 2), int), np.zeros((6, 2)), terminations, truncations
-        )
-
-
-def test_from_vector_rollout_with_trading_vector_env() -> None:
-    n_env, t_steps, length, window = 3, 20, 5, 4
-    vec = gym.make_vec(ENV_ID, num_envs=n_env, episode_length=length, window_size=window)
-    obs, _ = vec.reset(seed=0)
-    rng = np.random.default_rng(0)
-    record: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "bar")}
-    record["obs"].append(obs)
-    for _ in range(t_steps):
-        action = rng.integers(0, 3, n_env)
-        obs, reward, terminated, truncated, info = vec.step(action)
-        for key, value in zip(
-            ("obs", "act", "rew", "term", "trunc", "bar"),
-            (obs, action, reward, terminated, truncated, info["bar"]),
-            strict=True,
-        ):
-            record[key].append(value)
-    ds = TrajectoryDataset.from_vector_rollout(
-        *(np.asarray(record[k]) for k in ("obs", "act", "rew", "term", "trunc")),
-        infos={"bar": np.asarray(record["bar"])},
-        metadata={"action_space": {"type": "discrete", "n": 3}},
-    )
-    # per env: 5-step episodes, one autoreset step each, then a 2-step remainder (20 = 3 * 6 + 2)
-    np.testing.assert_array_equal(ds.episode_lengths, [5, 5, 5, 2] * n_env)
-    position_column = window * vec.unwrapped.n_market_features  # account feature 0
-    positions = np.array([-1.0, 0.0, 1.0])
-    for episode in ds.iter_episodes():
-        np.testing.assert_array_equal(
-            np.diff(episode.infos["bar"]), 1
-        )  # one market, no reset inside
-        # every next observation (the final one included) holds the position the action chose
-        np.testing.assert_allclose(
-            episode.observations[1:, position_column], positions[episode.actions]
-        )
-    vec.close()

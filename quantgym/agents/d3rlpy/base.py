@@ -62,6 +62,7 @@ from quantgym.agents.observations import (
     recent_bar_columns,
 )
 from quantgym.checks import check_positive_int
+from quantgym.datasets import to_d3rlpy
 
 __all__ = ["MODEL_FILE", "quiet_d3rlpy", "check_dataset", "D3rlpyAgent"]
 
@@ -182,7 +183,7 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
 
     def _export(self, dataset: Any) -> Any:
         """The d3rlpy ``MDPDataset`` this agent trains on."""
-        return self._reduced(dataset).to_d3rlpy()
+        return to_d3rlpy(self._reduced(dataset))
 
     def _reduced(self, dataset: Any) -> Any:
         """``dataset`` with only the observation columns the networks read."""
