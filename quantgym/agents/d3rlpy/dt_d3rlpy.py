@@ -19,6 +19,7 @@ from d3rlpy.preprocessing import MultiplyRewardScaler
 from quantgym.agents.d3rlpy.base import D3rlpyAgent
 from quantgym.agents.observations import episode_start_mask, realised_log_return
 from quantgym.checks import check_optional_positive_int, check_positive_int
+from quantgym.datasets import to_d3rlpy
 
 __all__ = ["D3rlpyDecisionTransformerAgent", "D3rlpyDTState"]
 
@@ -119,7 +120,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
 
     def _export(self, dataset: Any) -> Any:
         # No padding row: d3rlpy's trajectory slicer would train on it as a real step.
-        return self._reduced(dataset).to_d3rlpy(keep_final_observation=False)
+        return to_d3rlpy(self._reduced(dataset), keep_final_observation=False)
 
     def initial_state(self, n_envs: int = 1) -> D3rlpyDTState:
         """Empty context for ``n_envs`` episodes, conditioned on ``config.target_return``."""
