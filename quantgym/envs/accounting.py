@@ -212,6 +212,7 @@ def account_features(
 
 #: Newton iterations of the square-root impact solve (it converges in < 10 from its bracket).
 _MAX_NEWTON = 100
+_NEGLIGIBLE_WEIGHT = 1e-200
 
 
 def _segment_solution(
@@ -222,27 +223,36 @@ def _segment_solution(
     ``|a_i y - h_i| = |a_i| |y - h_i / a_i|``, so the left side is ``k y`` plus a weighted sum of
     distances to the breakpoints ``b_i = h_i / a_i`` (weights ``c_i |a_i|``) plus the constant
     ``sum c_i |h_i|`` of the assets with ``a_i = 0``: convex, piecewise linear, linear between
-    sorted breakpoints. Its value at every breakpoint comes from prefix sums; the root lies on
-    the segment after the last breakpoint where it is still ``<= rhs`` and is solved there.
+    sorted breakpoints. Its value at every breakpoint comes from prefix sums; being increasing,
+    it is ``<= rhs`` on a prefix of the sorted breakpoints, and the root lies on the segment
+    right after that prefix, where it is solved in closed form.
     """
-    nonzero = targets != 0.0
-    weight = np.where(nonzero, cost_rate * np.abs(targets), 0.0)
-    breaks = np.where(nonzero, holdings / np.where(nonzero, targets, 1.0), 0.0)
-    rhs = rhs - np.sum(np.where(nonzero, 0.0, cost_rate * np.abs(holdings)), axis=-1)
-    order = np.argsort(breaks, axis=-1, kind="stable")
-    b = np.take_along_axis(breaks, order, axis=-1)
-    w = np.take_along_axis(weight, order, axis=-1)
-    w_lo = np.cumsum(w, axis=-1)  # sum of weights of breakpoints <= b_(m)
-    wb_lo = np.cumsum(w * b, axis=-1)
-    w_all, wb_all = w_lo[..., -1:], wb_lo[..., -1:]
-    k_ = k[..., None]
-    # left side at b_(m), minus rhs: slope (k + W_lo - W_hi), offset (W_hi b_hi - W_lo b_lo)
-    at_breaks = (k_ + 2.0 * w_lo - w_all) * b + (wb_all - 2.0 * wb_lo) - rhs[..., None]
-    m = np.sum(at_breaks <= 0.0, axis=-1, keepdims=True)  # breakpoints left of the root
-    pad = np.zeros(w_lo.shape[:-1] + (1,))
-    w_m = np.take_along_axis(np.concatenate([pad, w_lo], axis=-1), m, axis=-1)[..., 0]
-    wb_m = np.take_along_axis(np.concatenate([pad, wb_lo], axis=-1), m, axis=-1)[..., 0]
-    return (rhs + 2.0 * wb_m - wb_all[..., 0]) / (k + 2.0 * w_m - w_all[..., 0])
+    lead, n = targets.shape[:-1], targets.shape[-1]
+    # |a_i| <= _NEGLIGIBLE_WEIGHT counts as 0 (its term is c_i |h_i| to within c_i 1e-200 V'):
+    # h_i / a_i would overflow to inf and turn the prefix sums into NaN.
+    nonzero = np.abs(targets) > _NEGLIGIBLE_WEIGHT
+    weight = np.abs(targets) * cost_rate * nonzero
+    breaks = np.where(nonzero, holdings, 0.0) / np.where(nonzero, targets, 1.0)
+    rhs = rhs - (np.abs(holdings) * cost_rate * ~nonzero).sum(axis=-1)
+    order = breaks.reshape(-1, n).argsort(axis=-1, kind="stable")
+    order += (np.arange(order.shape[0]) * n)[:, None]  # flat indices: one gather per array
+    b = breaks.reshape(-1)[order].reshape(targets.shape)
+    w = weight.reshape(-1)[order].reshape(targets.shape)
+    wb = w * b
+    w_lo = w.cumsum(axis=-1)  # weight of the breakpoints <= b_(m)
+    wb_lo = wb.cumsum(axis=-1)
+    w_all, wb_all = w_lo[..., -1], wb_lo[..., -1]
+    k_ = np.broadcast_to(k, lead)
+    # left side at b_(m) minus rhs: slope (k + W_lo - W_hi), offset (W_hi b_hi - W_lo b_lo)
+    at_breaks = (
+        (k_[..., None] + 2.0 * w_lo - w_all[..., None]) * b
+        + (wb_all[..., None] - 2.0 * wb_lo)
+        - rhs[..., None]
+    )
+    left = at_breaks <= 0.0  # the breakpoints left of the root (a prefix)
+    w_m = (w * left).sum(axis=-1)
+    wb_m = (wb * left).sum(axis=-1)
+    return (rhs + 2.0 * wb_m - wb_all) / (k_ + 2.0 * w_m - w_all)
 
 
 def _impact_residual(
@@ -253,8 +263,8 @@ def _impact_residual(
     gap = a * y[..., None] - h
     size = np.abs(gap)
     root = np.sqrt(size)
-    f = k * y + np.sum(size * (c + d * root), axis=-1) - rhs
-    slope = k + np.sum(np.sign(gap) * a * (c + 1.5 * d * root), axis=-1)
+    f = k * y + (size * (c + d * root)).sum(axis=-1) - rhs
+    slope = k + (np.sign(gap) * a * (c + 1.5 * d * root)).sum(axis=-1)
     return f, slope
 
 
@@ -308,49 +318,51 @@ def solve_rebalance_scale(
 def rebalance_weights(
     units: np.ndarray, cash: X, price: np.ndarray, targets: np.ndarray, trading: np.ndarray,
     commission: np.ndarray, slippage_rate: np.ndarray, fixed_fee: float,
-    impact: np.ndarray | None = None, budget_cap: X | bool = False,
+    impact: np.ndarray | None = None, budget_cap: bool = False,
 ) -> tuple[np.ndarray, X, np.ndarray, X, X]:  # fmt: skip
-    """Rebalance at ``price`` (the open; finite, > 0 where ``trading``) to ``targets``
-    (fractions of the post-trade value).
+    """Rebalance at ``price`` (the open; finite everywhere, > 0 where ``trading``) to
+    ``targets`` (fractions of the post-trade value).
 
     Only the assets where ``trading`` is True get an order (each order pays ``fixed_fee``); the
     others keep their units (a missing bar, a no-trade band). The post-trade value ``V'`` solves
     ``V' = V - fixed_fees - sum_i c_i |t_i V' - h_i| - impact_i |t_i V' - h_i|^1.5 / sqrt(p_i)``
     with ``c_i = commission_i + slippage_rate_i`` and ``h_i = units_i * p_i``: costs are paid out
     of the value they reduce and never on the cash leg (``impact_i``: the square-root law's
-    coefficient per ``sqrt(unit)``, as in :func:`impact_fill`). Where ``budget_cap`` holds
-    (long-only) and kept holdings ``F > 0`` leave too little room (``sum t V' + F > V'``), the
-    targets scale to ``t (V' - F) / sum t`` so that no cash is borrowed: the scale ``y`` then
-    solves ``A y + F = V - fixed_fees - costs`` with ``A = sum t``.
+    coefficient per ``sqrt(unit)``, as in :func:`impact_fill`). With ``budget_cap`` (long-only),
+    where kept holdings ``F > 0`` leave too little room (``sum t V' + F > V'``), the targets
+    scale to ``t (V' - F) / sum t`` so that no cash is borrowed: the scale ``y`` then solves
+    ``A y + F = V - fixed_fees - costs`` with ``A = sum t``.
 
     Returns ``(units, cash, traded_value (..., N), fees, slippage_cost)``; ``traded_value`` is
     signed (bought > 0) at ``price``.
     """
-    safe_price = np.where(trading, price, 1.0)
     held = units * price
-    holdings = np.where(trading, held, 0.0)
-    kept = np.sum(held, axis=-1) - np.sum(holdings, axis=-1)
-    a = np.where(trading, targets, 0.0)
-    rate = np.where(trading, commission + slippage_rate, 0.0)
-    d = None if impact is None else np.where(trading, impact / np.sqrt(safe_price), 0.0)
-    n_orders = np.sum(trading & ((a != 0.0) | (holdings != 0.0)), axis=-1)
-    budget = cash + np.sum(held, axis=-1) - fixed_fee * n_orders
-    scale = solve_rebalance_scale(np.ones_like(budget), a, holdings, rate, budget, d)
-    total = np.sum(a, axis=-1)
-    capped = np.asarray(budget_cap) & (kept > 0.0) & (total * scale + kept > scale)
-    if np.any(capped):
-        capped_scale = solve_rebalance_scale(
-            np.where(total > 0.0, total, 1.0), a, holdings, rate, budget - kept, d
-        )
-        scale = np.where(capped, capped_scale, scale)
-    trade = np.where(trading, a * np.asarray(scale)[..., None] - holdings, 0.0)
+    holdings = held * trading
+    kept = held.sum(axis=-1) - holdings.sum(axis=-1)
+    a = targets * trading
+    rate = (commission + slippage_rate) * trading
+    safe_price = np.where(trading, price, 1.0)
+    d = None if impact is None else impact * trading / np.sqrt(safe_price)
+    n_orders = (trading & ((a != 0.0) | (holdings != 0.0))).sum(axis=-1)
+    budget = cash + held.sum(axis=-1) - fixed_fee * n_orders
+    one = np.ones(np.shape(budget))
+    scale = solve_rebalance_scale(one, a, holdings, rate, budget, d)
+    if budget_cap and np.any(kept > 0.0):
+        total = a.sum(axis=-1)
+        capped = (kept > 0.0) & (total * scale + kept > scale)
+        if np.any(capped):
+            capped_scale = solve_rebalance_scale(
+                np.where(total > 0.0, total, 1.0), a, holdings, rate, budget - kept, d
+            )
+            scale = np.where(capped, capped_scale, scale)
+    trade = a * np.asarray(scale)[..., None] - holdings
     size = np.abs(trade)
-    fees = np.sum(commission * size, axis=-1) + fixed_fee * n_orders
-    slip = np.sum(slippage_rate * size, axis=-1)
+    fees = (commission * size).sum(axis=-1) + fixed_fee * n_orders
+    slip = (slippage_rate * size).sum(axis=-1)
     if d is not None:
-        slip = slip + np.sum(d * size * np.sqrt(size), axis=-1)
+        slip = slip + (d * size * np.sqrt(size)).sum(axis=-1)
     new_units = np.where(trading, units + trade / safe_price, units)
-    return new_units, cash - np.sum(trade, axis=-1) - fees - slip, trade, fees, slip
+    return new_units, cash - trade.sum(axis=-1) - fees - slip, trade, fees, slip
 
 
 def close_positions(
@@ -365,11 +377,11 @@ def close_positions(
     shut = closing & (units != 0.0)
     trade = np.where(shut, -units * np.where(shut, price, 0.0), 0.0)
     size = np.abs(trade)
-    fees = np.sum(commission * size, axis=-1) + fixed_fee * np.sum(shut, axis=-1)
-    slip = np.sum(slippage_rate * size, axis=-1)
+    fees = (commission * size).sum(axis=-1) + fixed_fee * shut.sum(axis=-1)
+    slip = (slippage_rate * size).sum(axis=-1)
     return (
         np.where(shut, 0.0, units),
-        cash - np.sum(trade, axis=-1) - fees - slip,
+        cash - trade.sum(axis=-1) - fees - slip,
         trade,
         fees,
         slip,
@@ -386,9 +398,9 @@ def mark_portfolio(
     """
     cash, financing_cost = finance(cash, financing_rate)
     short_value = (np.abs(units) - units) * 0.5 * price  # positive_part(-units) * price
-    borrow_cost = np.sum(short_value * borrow_rate, axis=-1)
+    borrow_cost = (short_value * borrow_rate).sum(axis=-1)
     cash = cash - borrow_cost
-    return cash, cash + np.sum(units * price, axis=-1), borrow_cost, financing_cost
+    return cash, cash + (units * price).sum(axis=-1), borrow_cost, financing_cost
 
 
 def portfolio_weights(

@@ -215,7 +215,7 @@ class PortfolioEnv(gym.Env):
             units, cash, equity = np.zeros(self.n_assets), 0.0, 0.0
         t += 1
         peak = max(peak_prev, equity)
-        traded = float(np.sum(np.abs(out.trades)))
+        traded = float(out.traded_value)
         gross = float(np.sum(np.abs(targets)))
         fees, slip = float(out.fees), float(out.slippage_cost)
         borrow, financing = float(out.borrow_cost), float(out.financing_cost)

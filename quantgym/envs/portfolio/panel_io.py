@@ -7,7 +7,8 @@ wide OHLCV                      DataFrame with two column levels, asset x field 
                                 ``df[("AAPL", "close")]``; fields ``open, high, low, close,
                                 volume`` (``close`` alone is enough)
 long                            DataFrame with an ``asset`` column, a timestamp (index or a
-                                ``timestamp``/``date``/``datetime``/``time`` column) and fields
+                                ``timestamp``/``date``/``datetime``/``time`` column) and fields;
+                                assets in sorted order
 wide close-only                 DataFrame with one column of closes per asset (the OLPS form);
                                 ``price_relatives=True`` reads ``p_t / p_{t-1}`` instead
 CSV / Parquet path              any of the above (a CSV whose second header row names fields is
@@ -34,7 +35,7 @@ import pandas as pd
 
 from quantgym.envs.market_data import normalise_frame
 from quantgym.envs.portfolio.factor_market import FactorMarket, generate_factor_market
-from quantgym.envs.portfolio.panel_validation import PANEL_FIELDS
+from quantgym.envs.portfolio.panel_validation import PANEL_FIELDS, check_asset_names
 from quantgym.envs.portfolio.samples import load_portfolio_sample
 
 __all__ = [
@@ -62,11 +63,13 @@ class RawPanel:
 
 def _time_index(frame: pd.DataFrame) -> tuple[pd.DatetimeIndex, pd.DataFrame]:
     """The bar timestamps (naive, ns) and the frame without its time column."""
-    if isinstance(frame.index, pd.DatetimeIndex):
+    names = [c[0] if isinstance(c, tuple) else c for c in frame.columns]
+    hits = [j for j, c in enumerate(names) if str(c).strip().lower() in _TIME_NAMES]
+    if isinstance(frame.index, pd.DatetimeIndex) or (
+        not hits and str(frame.index.name).strip().lower() in _TIME_NAMES  # e.g. a CSV's index
+    ):
         values: Any = frame.index
     else:
-        names = [c[0] if isinstance(c, tuple) else c for c in frame.columns]
-        hits = [j for j, c in enumerate(names) if str(c).strip().lower() in _TIME_NAMES]
         if not hits:
             raise ValueError(
                 "a panel needs a DatetimeIndex or a timestamp/date column; undated data (such as "
@@ -128,7 +131,7 @@ def _from_long(frame: pd.DataFrame) -> tuple[pd.DatetimeIndex, tuple[str, ...], 
         raise ValueError(
             f"asset {asset.iloc[dup[0]]!r} has two rows at timestamp {frame.index[dup[0]]}"
         )
-    assets = tuple(pd.unique(asset))
+    assets = tuple(sorted(pd.unique(asset)))  # sorted: independent of the row order
     index = pd.DatetimeIndex(frame.index.unique().sort_values(), name="timestamp")
     fields = {}
     for f in (f for f in PANEL_FIELDS if f in frame.columns):
@@ -154,7 +157,12 @@ def panel_from_frame(
     else:
         index, rest = _time_index(frame)
         assets = tuple(str(c) for c in rest.columns)
-        bad = [str(c) for c in rest.columns if not pd.api.types.is_numeric_dtype(rest[c])]
+        check_asset_names(assets)
+        bad = [
+            a
+            for a, dtype in zip(assets, rest.dtypes, strict=True)
+            if not pd.api.types.is_numeric_dtype(dtype)
+        ]
         if bad:
             raise ValueError(f"close column(s) {bad[:5]} of the wide panel are not numeric")
         fields = {"close": _numeric(rest, "close")}

@@ -36,6 +36,7 @@ class StepOutcome(NamedTuple):
     cash: Any
     equity: Any
     trades: np.ndarray  #: signed traded value per asset (bought > 0), delisting sales included
+    traded_value: Any  #: total absolute traded value (the rebalance and any delisting sale)
     fees: Any
     slippage_cost: Any
     borrow_cost: Any
@@ -64,13 +65,15 @@ def portfolio_step(
     cash, equity, borrow, financing = mark_portfolio(
         units, cash, mark, layout.borrow_rate, cfg.financing_rate
     )
+    traded = np.abs(trades).sum(axis=-1)
     closing = layout.delisting[nxt]
     if closing.any():
         units, cash, sold, close_fees, close_slip = close_positions(
             units, cash, mark, closing, layout.commission, layout.slippage_rates[nxt], cfg.fixed_fee
         )
         trades = trades + sold
+        traded = traded + np.abs(sold).sum(axis=-1)
         fees = fees + close_fees
         slip = slip + close_slip
         equity = cash + np.sum(units * mark, axis=-1)
-    return StepOutcome(units, cash, equity, trades, fees, slip, borrow, financing)
+    return StepOutcome(units, cash, equity, trades, traded, fees, slip, borrow, financing)

@@ -182,7 +182,7 @@ class PortfolioVectorEnv(gym.vector.VectorEnv):
             equity = np.where(terminated, 0.0, equity)
         t = t + 1
         peak = np.maximum(peak_prev, equity)
-        traded = np.sum(np.abs(out.trades), axis=1)
+        traded = out.traded_value
         ctx = step_context(equity_prev, equity, peak_prev, peak, np.sum(np.abs(targets), axis=1),
                            traded, out.fees, out.slippage_cost,
                            out.borrow_cost + out.financing_cost, self._initial)  # fmt: skip
