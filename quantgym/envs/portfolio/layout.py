@@ -194,22 +194,48 @@ class PortfolioLayout:
         return long_short_weights(a, tradable, cfg.max_gross, cfg.max_net)
 
     # -- observations --------------------------------------------------------------------
-    def observe(
-        self, t: Any, weights: np.ndarray, cash_weight: Any, windows: np.ndarray
-    ) -> np.ndarray:
-        """The flat observation(s) at bar(s) ``t`` (an int, or ``(num_envs,)``): ``windows`` is
-        ``panel.window_view(window_size)``; ``weights`` ``(..., N)`` and ``cash_weight`` ``(...)``
-        are the account's at the close of t."""
+    def observation_table(self, max_bytes: int = 512 * 2**20) -> np.ndarray | None:
+        """``(T, D)`` float32: every part of the observation that depends on the bar only
+        (windows, cross-section, mask; weights left zero), so a batch gathers its rows at once;
+        ``None`` when it would exceed ``max_bytes``. Rows before the first full window are zero
+        (no episode observes them)."""
+        t_len = len(self.panel)
+        if t_len * self.obs_dim * 4 > max_bytes:
+            return None
+        table = np.zeros((t_len, self.obs_dim), dtype=np.float32)
+        rows = np.arange(self.window_size - 1, t_len)
+        part = table[rows]
+        self.fill_bar_parts(part, rows, self.panel.window_view(self.window_size))
+        table[rows] = part
+        return table
+
+    def fill_bar_parts(self, out: np.ndarray, t: Any, windows: np.ndarray) -> None:
+        """Write the parts that depend on the bar only (windows, cross-section, mask) of bar(s)
+        ``t`` into flat observation(s) ``out`` ``(..., D)``."""
         lead = np.shape(t)
-        obs = np.empty(lead + (self.obs_dim,), dtype=np.float32)
         s = self.slices
-        obs[..., s["windows"]] = windows[np.asarray(t) - (self.window_size - 1)].reshape(
+        out[..., s["windows"]] = windows[np.asarray(t) - (self.window_size - 1)].reshape(
             lead + (-1,)
         )
-        obs[..., s["cross_section"]] = self.panel.cross_section32[t].reshape(lead + (-1,))
-        obs[..., s["weights"].start : s["weights"].stop - 1] = weights
-        obs[..., s["weights"].stop - 1] = cash_weight
-        obs[..., s["mask"]] = self.panel.tradable[t]
+        out[..., s["cross_section"]] = self.panel.cross_section32[t].reshape(lead + (-1,))
+        out[..., s["mask"]] = self.panel.tradable[t]
+
+    def observe(
+        self, t: Any, weights: np.ndarray, cash_weight: Any, windows: np.ndarray,
+        table: np.ndarray | None = None,
+    ) -> np.ndarray:  # fmt: skip
+        """The flat observation(s) at bar(s) ``t`` (an int, or ``(num_envs,)``): ``windows`` is
+        ``panel.window_view(window_size)``, ``table`` an optional :meth:`observation_table` (same
+        values, gathered at once); ``weights`` ``(..., N)`` and ``cash_weight`` ``(...)`` are the
+        account's at the close of t."""
+        if table is None:
+            obs = np.empty(np.shape(t) + (self.obs_dim,), dtype=np.float32)
+            self.fill_bar_parts(obs, t, windows)
+        else:
+            obs = table[t]  # a fresh array (fancy indexing beat np.take(out=) here, profiled)
+        w = self.slices["weights"]
+        obs[..., w.start : w.stop - 1] = weights
+        obs[..., w.stop - 1] = cash_weight
         return obs
 
     def split(self, obs: np.ndarray) -> dict[str, np.ndarray]:

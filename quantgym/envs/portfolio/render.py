@@ -64,7 +64,7 @@ def _stacked_area(panel: np.ndarray, weights: np.ndarray) -> None:
     top = max(1.0, float(up[:, -1].max(initial=0.0)))
     bottom = min(0.0, float(down[:, -1].min(initial=0.0)))
     level = top - np.arange(height) * ((top - bottom) / (height - 1))  # value at each pixel row
-    above = level[:, None, None] > 0.0
+    above = level[:, None] > 0.0
     # asset index under each pixel: how many stacked bounds lie below (long) / above (short) it
     idx = np.where(
         above,

@@ -77,6 +77,9 @@ class PortfolioVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, n)
         self.observation_space = batch_space(self.single_observation_space, n)
         self._windows = panel.window_view(layout.window_size)
+        # Observation rows of every bar precomputed (weights zero, filled per step): one gather
+        # per step instead of the strided window view's two copies (profiled).
+        self._table = layout.observation_table()
         self._reward_fn = config.make_reward()
         self._initial = float(config.initial_equity)
         self._all_true = np.ones(n, dtype=bool)
@@ -230,7 +233,9 @@ class PortfolioVectorEnv(gym.vector.VectorEnv):
         return self._observations(), idx
 
     def _observations(self) -> Any:
-        obs = self.layout.observe(self._t, self._weights, self._cash_weight, self._windows)
+        obs = self.layout.observe(
+            self._t, self._weights, self._cash_weight, self._windows, self._table
+        )
         return self.layout.format_observation(obs)
 
     def _state_infos(self) -> dict:
