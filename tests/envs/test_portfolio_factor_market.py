@@ -33,7 +33,7 @@ def test_published_means_and_covariances_match_the_generated_returns(market):
     returns = np.diff(np.log(market.close), axis=0)
     regime = market.regime[1:]
     means, cov = np.asarray(market.params["means"]), np.asarray(market.params["covariances"])
-    for k in range(3):
+    for k in range(4):
         r = returns[regime == k]
         se = np.sqrt(np.diag(cov[k]) / len(r))
         np.testing.assert_array_less(np.abs(r.mean(axis=0) - means[k]), 5 * se)
@@ -43,7 +43,7 @@ def test_published_means_and_covariances_match_the_generated_returns(market):
 def test_filter_finds_the_regime_and_its_batched_update_equals_the_loop(market):
     returns = np.diff(np.log(market.close), axis=0, prepend=np.nan)
     posterior = regime_filter(returns, market.params)
-    assert (posterior.argmax(axis=1) == market.regime).mean() > 0.85
+    assert (posterior.argmax(axis=1) == market.regime).mean() > 0.75  # chance: 0.25
     np.testing.assert_allclose(posterior.sum(axis=1), 1.0)
     ll = regime_log_likelihoods(returns, market.params)
     np.testing.assert_array_equal(ll[0], 0.0)  # the NaN row carries no information
@@ -63,7 +63,7 @@ def test_filter_is_causal(market):
 
 def test_predictive_moments_of_a_certain_regime():
     m = generate_factor_market(n_bars=10, seed=0, mean_duration=1e9)  # regimes never switch
-    one_hot = np.eye(3)[[1]]
+    one_hot = np.eye(4)[[1]]
     mean, cov = predictive_moments(one_hot, m.params)
     np.testing.assert_allclose(mean[0], m.params["means"][1], rtol=1e-6)
     np.testing.assert_allclose(cov[0], m.params["covariances"][1], rtol=1e-6, atol=1e-15)

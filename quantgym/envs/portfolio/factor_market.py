@@ -13,17 +13,19 @@ sector_drifts[k][sector]`` and ``covariances[k] = market_vol^2 beta beta' + sect
 idio_vol^2 I`` (``S``: the asset x sector indicator). Defaults (per bar, 8 assets in 2 sectors,
 betas evenly from 0.8 to 1.2, mean regime duration 120 bars):
 
-=========  ============  ==========  ===================  ==========  =========
-regime     market_drift  market_vol  sector_drifts        sector_vol  idio_vol
-=========  ============  ==========  ===================  ==========  =========
-bull       +0.0006       0.007       (0, 0)               0.004       0.008
-bear       -0.0010       0.016       (0, 0)               0.008       0.012
-rotation   0.0           0.009       (+0.0008, -0.0008)   0.005       0.009
-=========  ============  ==========  ===================  ==========  =========
+==========  ============  ==========  ===================  ==========  =========
+regime      market_drift  market_vol  sector_drifts        sector_vol  idio_vol
+==========  ============  ==========  ===================  ==========  =========
+bull        +0.0010       0.007       (0, 0)               0.004       0.008
+bear        -0.0008       0.016       (0, 0)               0.008       0.012
+rotation_a  +0.0002       0.009       (+0.0008, -0.0008)   0.005       0.009
+rotation_b  +0.0002       0.009       (-0.0008, +0.0008)   0.005       0.009
+==========  ============  ==========  ===================  ==========  =========
 
-In a bull market holding everything pays, in a bear market cash does, in a rotation the first
-sector does: a growth-optimal (Kelly) allocator that filters the regime has a real edge, and
-everything it needs is in ``params`` (``means``, ``covariances``, ``transition``,
+The market drifts up in the long run (the regimes are equally likely), so holding everything
+earns something; but in a bull market holding everything pays most, in a bear market cash does,
+and in a rotation the leading sector does: a growth-optimal (Kelly) allocator that filters the
+regime has a real edge, and everything it needs is in ``params`` (``means``, ``covariances``, ``transition``,
 ``initial_distribution``) plus :func:`regime_log_likelihoods`, :func:`regime_filter_update`,
 :func:`regime_filter` and :func:`predictive_moments` here.
 
@@ -63,14 +65,14 @@ _DEFAULTS: dict[str, Any] = {
     "n_assets": 8,
     "n_sectors": 2,
     "betas": None,  # evenly 0.8 .. 1.2
-    "regime_names": ("bull", "bear", "rotation"),
+    "regime_names": ("bull", "bear", "rotation_a", "rotation_b"),
     "mean_duration": 120.0,
     "transition": None,
-    "market_drift": (0.0006, -0.0010, 0.0),
-    "market_vol": (0.007, 0.016, 0.009),
-    "sector_drifts": None,  # 0 except the rotation regime: +0.0008, -0.0008, +0.0008, ...
-    "sector_vol": (0.004, 0.008, 0.005),
-    "idio_vol": (0.008, 0.012, 0.009),
+    "market_drift": (0.0010, -0.0008, 0.0002, 0.0002),
+    "market_vol": (0.007, 0.016, 0.009, 0.009),
+    "sector_drifts": None,  # 0, except +-0.0008 by sector in regime 2 and the opposite in regime 3
+    "sector_vol": (0.004, 0.008, 0.005, 0.005),
+    "idio_vol": (0.008, 0.012, 0.009, 0.009),
     "start": "1990-01-01",
     "freq": "B",
     "initial_price": 100.0,
@@ -151,7 +153,10 @@ def _resolve(user: dict[str, Any], n_bars: int, seed: int) -> dict[str, Any]:
     betas = np.linspace(0.8, 1.2, n) if p["betas"] is None else _vector(p["betas"], "betas", n)
     if p["sector_drifts"] is None:
         sector_drifts = np.zeros((k, n_sectors))
-        sector_drifts[min(2, k - 1)] = _ROTATION_DRIFT * np.where(np.arange(n_sectors) % 2, -1, 1)
+        leads = _ROTATION_DRIFT * np.where(np.arange(n_sectors) % 2, -1.0, 1.0)
+        for regime, sign in ((2, 1.0), (3, -1.0)):
+            if regime < k:
+                sector_drifts[regime] = sign * leads
     else:
         sector_drifts = _vector(p["sector_drifts"], "sector_drifts", k * n_sectors)
         sector_drifts = sector_drifts.reshape(k, n_sectors)
