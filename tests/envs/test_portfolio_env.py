@@ -13,6 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from quantgym import PORTFOLIO_ENV_ID
 from quantgym.envs import PortfolioEnv
+from quantgym.envs.metrics import METRIC_NAMES
 from quantgym.envs.portfolio.layout import STEP_INFO_KEYS
 from tests.envs.portfolio_frames import wide_panel
 
