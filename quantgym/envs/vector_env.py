@@ -432,6 +432,12 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         """
         idx = np.flatnonzero(self._autoreset)
         if idx.size:
+            # the last step's infos hold these arrays: reset copies, never what was returned
+            self._t, self._equity, self._target = (
+                self._t.copy(),
+                self._equity.copy(),
+                self._target.copy(),
+            )
             self._reset_accounts(idx)
             self._reward_fn.reset_where(self._autoreset)
             self._autoreset = np.zeros(self.num_envs, dtype=bool)

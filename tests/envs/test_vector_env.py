@@ -288,3 +288,19 @@ def test_get_state_is_a_copy_and_set_state_checks_the_shape():
     np.testing.assert_array_equal(state["accounts"]["equity"], equity)  # later steps: no effect
     with pytest.raises(ValueError, match="shape"):
         TradingVectorEnv(3, episode_length=5).set_state(state)
+
+
+def test_reset_finished_leaves_the_last_steps_infos_as_they_were():
+    """Same-step autoreset (what the SB3 adapter calls) restarts finished accounts without
+    rewriting the ``info`` arrays the ending step already returned (its final equity, bar and
+    position stay readable)."""
+    venv = TradingVectorEnv(2, episode_length=2, window_size=4)
+    venv.reset(seed=0)
+    venv.step(np.array([2, 0]))
+    *_, truncated, info = venv.step(np.array([2, 0]))
+    assert truncated.all()
+    snapshot = {k: np.array(info[k], copy=True) for k in ("equity", "bar", "position")}
+    assert snapshot["equity"][0] != venv.config.initial_equity
+    venv.reset_finished()
+    for key, value in snapshot.items():
+        np.testing.assert_array_equal(info[key], value, err_msg=key)
