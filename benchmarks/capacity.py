@@ -24,9 +24,9 @@ import numpy as np
 from scipy import stats
 from tqdm import tqdm
 
-from quantgym._io import atomic_write, atomic_write_json
 from quantgym.envs import TradingEnv
 from quantgym.evaluation import evaluate
+from quantgym.files import atomic_write, atomic_write_json
 from quantgym.policies.rules import BuyAndHoldAgent, SMACrossoverAgent
 
 SIZES = (1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10)

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from d3rlpy.logging import NoopAdapterFactory
 
-from quantgym._io import atomic_write_json
 from quantgym.agents.d3rlpy import quiet_d3rlpy
 from quantgym.agents.decision_transformer.model import DecisionTransformer
 from quantgym.agents.registry import make_agent
 from quantgym.datasets.presets import make_dataset
+from quantgym.files import atomic_write_json
 
 __all__ = ["SHAPE", "fit_rate", "bare_rate", "latency_ms", "main"]
 

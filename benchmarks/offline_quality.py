@@ -45,10 +45,10 @@ import numpy as np
 import torch
 
 from quantgym import ENV_ID
-from quantgym._io import atomic_write, atomic_write_json
 from quantgym.agents import make_agent
 from quantgym.datasets.presets import QUALITIES, make_dataset
 from quantgym.evaluation import reference_agent_name
+from quantgym.files import atomic_write, atomic_write_json
 
 __all__ = [
     "BUDGETS",

@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantgym._io import atomic_write
+from quantgym.files import atomic_write
 
 __all__ = [
     "DEFAULT_AGENTS",

@@ -216,8 +216,8 @@ def _dataset_env_kwargs(dataset: Any) -> dict[str, Any]:
 
 def run_train_offline(agent: Any, args: argparse.Namespace) -> int:
     """``quantgym train <offline agent> --dataset PATH``: fit on the dataset and save."""
-    from quantgym._io import atomic_write_json
     from quantgym.datasets.trajectory import TrajectoryDataset
+    from quantgym.files import atomic_write_json
 
     if args.dataset is None:
         raise ValueError(f"agent {args.agent!r} learns offline: pass --dataset PATH")
@@ -274,9 +274,9 @@ def run_train(args: argparse.Namespace) -> int:
     resume: dict[str, Any] = {}
     base = None
     if args.resume is not None:
-        from quantgym._io import read_json
         from quantgym.agents.sb3.agent import ENV_FILE
         from quantgym.agents.sb3.files import latest_checkpoint
+        from quantgym.files import read_json
 
         checkpoint = latest_checkpoint(args.resume)
         if "resume_from" not in inspect.signature(agent.fit).parameters:
@@ -361,9 +361,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import quantgym  # noqa: F401 - registers TradingEnv-v0
-    from quantgym._io import atomic_write_json, read_json
     from quantgym.agents.registry import make_agent
     from quantgym.evaluation import evaluate, normalized_score, reference_agent_name
+    from quantgym.files import atomic_write_json, read_json
 
     path = Path(args.path)
     env_file = path / "env.json"

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quantgym._io import atomic_write
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.observations import N_ACCOUNT_FEATURES
 from quantgym.checks import check_positive_int
+from quantgym.files import atomic_write
 
 __all__ = ["SupervisedAgent", "Classifier", "label_bars", "MODEL_FILE"]
 

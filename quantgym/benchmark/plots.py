@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantgym._io import atomic_write
+from quantgym.files import atomic_write
 
 __all__ = ["plot_all", "safe_name"]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from quantgym._io import jsonable
+from quantgym.files import jsonable
 from quantgym.machine import machine_info
 
 __all__ = [
@@ -58,7 +58,7 @@ _VERSIONED = (
 
 
 def json_clean(obj: Any) -> Any:
-    """Strict-JSON copy of a record (:func:`quantgym._io.jsonable`: NaN/inf -> ``None``)."""
+    """Strict-JSON copy of a record (:func:`quantgym.files.jsonable`: NaN/inf -> ``None``)."""
     return jsonable(obj)
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from quantgym._io import atomic_write
 from quantgym.benchmark.statistics import NOTE_REFERENCE_NOT_POSITIVE, SUMMARY_COLUMNS
 from quantgym.checks import check_choice
+from quantgym.files import atomic_write
 
 __all__ = ["FORMATS", "format_report", "write_report"]
 

@@ -138,7 +138,7 @@ def to_d3rlpy(
     hold a second copy); the memory needed (:func:`export_memory_bytes`) is logged first, and
     printed with a progress bar when ``progress`` (default: from 1M steps on).
     """
-    from quantgym._compat import quiet_legacy_gym
+    from quantgym.compat import quiet_legacy_gym
 
     quiet_legacy_gym()
     from d3rlpy.constants import ActionSpace

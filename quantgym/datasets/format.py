@@ -37,8 +37,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from quantgym import __version__
-from quantgym._io import atomic_write
 from quantgym.datasets.storage import MarketReference, ObservationReferences
+from quantgym.files import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",

@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 
 from quantgym import ENV_ID, __version__
-from quantgym._io import jsonable
 from quantgym.datasets.format import FORMAT_VERSION
+from quantgym.files import jsonable
 from quantgym.policies import describe_policy
 
 __all__ = [
@@ -93,7 +93,7 @@ def _is_json_serialisable(value: Any) -> bool:
 def normalize_metadata(metadata: Mapping[str, Any] | DatasetMetadata | None) -> dict[str, Any]:
     """JSON round trip, so in-memory metadata equals what ``TrajectoryDataset.load`` returns.
 
-    Unlike :func:`quantgym._io.jsonable` it converts nothing silently: an object JSON cannot
+    Unlike :func:`quantgym.files.jsonable` it converts nothing silently: an object JSON cannot
     hold (other than numpy values, dates, paths and sets) is a ``ValueError`` naming its key.
     """
     if metadata is None:

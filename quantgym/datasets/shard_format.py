@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from quantgym._io import atomic_write, file_sha256, read_json
 from quantgym.checks import check_positive_int
 from quantgym.datasets.format import OBSERVATION_ROW_COLUMNS, StoredColumns
 from quantgym.datasets.storage import MarketReference
+from quantgym.files import atomic_write, file_sha256, read_json
 
 __all__ = [
     "MANIFEST_NAME",

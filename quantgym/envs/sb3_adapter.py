@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()
 from stable_baselines3.common.vec_env import VecEnv

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from quantgym._io import atomic_write_json, read_json
+from quantgym.files import atomic_write_json, read_json
 from quantgym.policies.checkpoint import (
     MANIFEST_KEY,
     build_manifest,
@@ -31,6 +31,7 @@ __all__ = [
     "Agent",
     "BaseAgent",
     "import_object",
+    "MOVED_MODULES",
     "read_agent_meta",
     "agent_class_from_meta",
     "AGENT_FILE",
@@ -59,11 +60,20 @@ class Agent(Protocol):
     def load(cls, path: str | os.PathLike) -> Agent: ...
 
 
+#: Modules that moved: agent folders saved before the move name the old path in agent.json.
+MOVED_MODULES = {
+    "quantgym.agents.sb3_agents": "quantgym.agents.sb3",
+    "quantgym.agents.d3rlpy_agents": "quantgym.agents.d3rlpy",
+}
+
+
 def import_object(spec: str) -> Any:
-    """Import ``"package.module:Name"`` and return the object, with a clear error when it fails."""
+    """Import ``"package.module:Name"`` and return the object, with a clear error when it fails
+    (a module in :data:`MOVED_MODULES` is imported from its new home)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"expected 'package.module:Name', got {spec!r}")
+    module_name = MOVED_MODULES.get(module_name, module_name)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

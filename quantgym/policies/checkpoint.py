@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from quantgym._io import file_sha256
+from quantgym.files import file_sha256
 
 __all__ = [
     "MANIFEST_KEY",

@@ -46,14 +46,13 @@ import numpy as np
 import structlog
 import torch
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before d3rlpy, which imports legacy gym and its stderr notice
 import d3rlpy
 from d3rlpy.logging import FileAdapterFactory, NoopAdapterFactory
 from d3rlpy.models.encoders import VectorEncoderFactory
 
-from quantgym._io import atomic_write
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.observations import (
     ColumnSelection,
@@ -63,6 +62,7 @@ from quantgym.agents.observations import (
 )
 from quantgym.checks import check_positive_int
 from quantgym.datasets import to_d3rlpy
+from quantgym.files import atomic_write
 
 __all__ = ["MODEL_FILE", "quiet_d3rlpy", "check_dataset", "D3rlpyAgent"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before d3rlpy, which imports legacy gym and its stderr notice
 import d3rlpy

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 import quantgym.agents.decision_transformer.policy as dt_policy
-from quantgym._io import atomic_write
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.decision_transformer.config import DecisionTransformerConfig
 from quantgym.agents.decision_transformer.model import DecisionTransformer
@@ -30,6 +29,7 @@ from quantgym.agents.decision_transformer.training import (
     train,
 )
 from quantgym.agents.observations import ColumnSelection, dataset_layout, episode_start_mask
+from quantgym.files import atomic_write
 
 __all__ = ["DecisionTransformerAgent", "MODEL_FILE", "SHAPE_FIELDS"]
 

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from stable_baselines3 import PPO
@@ -52,7 +52,6 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize, is_vecenv_wrapped
 from torch import nn
 
-from quantgym._io import atomic_write, atomic_write_json, read_json
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.env_kwargs import json_safe_kwargs
 from quantgym.agents.observations import ObservationLayout
@@ -75,6 +74,7 @@ from quantgym.agents.sb3.files import (
     vecnormalize_writer,
 )
 from quantgym.checks import check_optional_positive_int, check_positive_int
+from quantgym.files import atomic_write, atomic_write_json, read_json
 from quantgym.policies.base import AGENT_FILE
 
 __all__ = [

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from gymnasium import spaces
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor

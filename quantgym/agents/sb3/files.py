@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from quantgym._compat import quiet_legacy_gym
+from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from quantgym._io import atomic_write_json, read_json
 from quantgym.agents.sb3.envs import SpacesOnlyEnv, trading_vector_env
+from quantgym.files import atomic_write_json, read_json
 from quantgym.policies.base import AGENT_FILE
 
 __all__ = [
@@ -120,7 +120,7 @@ _VN_SETTINGS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "
 
 
 def vecnormalize_writer(vn: VecNormalize) -> Any:
-    """A writer for :func:`quantgym._io.atomic_write` that saves ``vn``'s settings and
+    """A writer for :func:`quantgym.files.atomic_write` that saves ``vn``'s settings and
     running statistics as ``.npz`` (read back by :func:`read_vecnormalize`)."""
 
     def write(tmp: str) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from quantgym._io import jsonable
 from quantgym.checks import check_choice, check_fraction, check_positive, check_positive_int
 from quantgym.envs.portfolio.actions import ACTION_TRANSFORMS, WEIGHT_MODES
 from quantgym.envs.portfolio.panel import PanelData
 from quantgym.envs.rewards import make_reward
+from quantgym.files import jsonable
 
 __all__ = ["PortfolioConfig", "OBSERVATION_MODES", "per_asset"]
 
