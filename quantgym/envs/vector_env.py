@@ -14,7 +14,6 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from quantgym.checks import check_positive_int
 from quantgym.envs.accounting import (
     account_features,
     finance,
@@ -26,6 +25,12 @@ from quantgym.envs.accounting import (
 from quantgym.envs.config import ACCOUNT_FEATURES, EnvConfig
 from quantgym.envs.layout import EnvLayout
 from quantgym.envs.rewards import step_context
+from quantgym.envs.vector_setup import (
+    account_rngs,
+    account_starts,
+    next_step_metadata,
+    vector_config,
+)
 
 __all__ = ["TradingVectorEnv"]
 
@@ -59,20 +64,10 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         max_episode_steps: int | None = None,
         **kwargs: Any,
     ) -> None:
-        check_positive_int("num_envs", num_envs)
-        if max_episode_steps is not None:
-            kwargs["episode_length"] = max_episode_steps
-        try:
-            config = EnvConfig(data=data, **kwargs)
-        except TypeError as exc:
-            raise ValueError(f"TradingVectorEnv: {exc}") from None
-        if config.render_mode == "rgb_array":
-            raise ValueError(
-                "TradingVectorEnv renders 'ansi' only (it keeps no per-step history); "
-                "use a single TradingEnv with render_mode='rgb_array' to draw an episode"
-            )
-        if hasattr(gym.vector, "AutoresetMode"):  # gymnasium >= 1.1
-            self.metadata = {**self.metadata, "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+        config = vector_config(
+            EnvConfig, "TradingVectorEnv", num_envs, data, max_episode_steps, kwargs
+        )
+        self.metadata = next_step_metadata(self.metadata)
         self.config = config
         self.layout = layout = EnvLayout.build(config)
         self.num_envs = num_envs
@@ -233,20 +228,8 @@ class TradingVectorEnv(gym.vector.VectorEnv):
     ) -> tuple[np.ndarray, dict]:
         n = self.num_envs
         if seed is not None:
-            seeds = (
-                [seed + i for i in range(n)] if isinstance(seed, (int, np.integer)) else list(seed)
-            )
-            if len(seeds) != n:
-                raise ValueError(f"reset(seed=...) needs {n} seeds, got {len(seeds)}")
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        starts = None
-        if options and options.get("start") is not None:
-            raw = options["start"]
-            starts = list(raw) if isinstance(raw, (list, tuple, np.ndarray)) else [raw] * n
-            if len(starts) != n:
-                raise ValueError(
-                    f"options['start'] needs one start or {n} starts, got {len(starts)}"
-                )
+            self._rngs = account_rngs(seed, n)
+        starts = account_starts(options, n)
         # Fresh arrays: infos returned earlier may alias the old state arrays.
         for name in _STATE_ARRAYS:
             setattr(self, name, getattr(self, name).copy())
@@ -432,12 +415,8 @@ class TradingVectorEnv(gym.vector.VectorEnv):
         """
         idx = np.flatnonzero(self._autoreset)
         if idx.size:
-            # the last step's infos hold these arrays: reset copies, never what was returned
-            self._t, self._equity, self._target = (
-                self._t.copy(),
-                self._equity.copy(),
-                self._target.copy(),
-            )
+            for name in _STATE_ARRAYS:  # the infos just returned alias the state arrays
+                setattr(self, name, getattr(self, name).copy())
             self._reset_accounts(idx)
             self._reward_fn.reset_where(self._autoreset)
             self._autoreset = np.zeros(self.num_envs, dtype=bool)

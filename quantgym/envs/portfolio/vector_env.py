@@ -15,12 +15,17 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-from quantgym.checks import check_positive_int
 from quantgym.envs.accounting import portfolio_weights
 from quantgym.envs.portfolio.config import PortfolioConfig
 from quantgym.envs.portfolio.layout import PortfolioLayout
 from quantgym.envs.portfolio.transition import portfolio_step
 from quantgym.envs.rewards import step_context
+from quantgym.envs.vector_setup import (
+    account_rngs,
+    account_starts,
+    next_step_metadata,
+    vector_config,
+)
 
 __all__ = ["PortfolioVectorEnv"]
 
@@ -49,20 +54,10 @@ class PortfolioVectorEnv(gym.vector.VectorEnv):
         max_episode_steps: int | None = None,
         **kwargs: Any,
     ) -> None:
-        check_positive_int("num_envs", num_envs)
-        if max_episode_steps is not None:
-            kwargs["episode_length"] = max_episode_steps
-        try:
-            config = PortfolioConfig(data=data, **kwargs)
-        except TypeError as exc:
-            raise ValueError(f"PortfolioVectorEnv: {exc}") from None
-        if config.render_mode == "rgb_array":
-            raise ValueError(
-                "PortfolioVectorEnv renders 'ansi' only (it keeps no per-step history); "
-                "use a single PortfolioEnv with render_mode='rgb_array' to draw an episode"
-            )
-        if hasattr(gym.vector, "AutoresetMode"):  # gymnasium >= 1.1
-            self.metadata = {**self.metadata, "autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+        config = vector_config(
+            PortfolioConfig, "PortfolioVectorEnv", num_envs, data, max_episode_steps, kwargs
+        )
+        self.metadata = next_step_metadata(self.metadata)
         self.config = config
         self.layout = layout = PortfolioLayout.build(config)
         self.panel = panel = layout.panel
@@ -134,20 +129,8 @@ class PortfolioVectorEnv(gym.vector.VectorEnv):
     ) -> tuple[Any, dict]:
         n = self.num_envs
         if seed is not None:
-            seeds = (
-                [seed + i for i in range(n)] if isinstance(seed, (int, np.integer)) else list(seed)
-            )
-            if len(seeds) != n:
-                raise ValueError(f"reset(seed=...) needs {n} seeds, got {len(seeds)}")
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        starts = None
-        if options and options.get("start") is not None:
-            raw = options["start"]
-            starts = list(raw) if isinstance(raw, (list, tuple, np.ndarray)) else [raw] * n
-            if len(starts) != n:
-                raise ValueError(
-                    f"options['start'] needs one start or {n} starts, got {len(starts)}"
-                )
+            self._rngs = account_rngs(seed, n)
+        starts = account_starts(options, n)
         for name in _STATE:  # fresh arrays: infos returned earlier may alias the old ones
             setattr(self, name, getattr(self, name).copy())
         self._reset_accounts(np.arange(n), starts)
