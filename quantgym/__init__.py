@@ -1,7 +1,7 @@
 """quantgym: a fast, honest Gymnasium trading environment and RL toolkit.
 
-``import quantgym`` registers ``TradingEnv-v0`` (single env and native vector env) and
-imports neither torch nor Stable-Baselines3. Each env is also registered under the
+``import quantgym`` registers ``TradingEnv-v0`` and ``PortfolioEnv-v0`` (each a single env and
+a native vector env) and imports neither torch nor Stable-Baselines3. Each env is also registered under the
 ``quantgym/`` namespace (``quantgym/TradingEnv-v0``), which works even beside Gym-Trading-Env
 (whose unversioned ``TradingEnv`` id makes gymnasium refuse a plain ``TradingEnv-v0``).
 Code names the env by :data:`ENV_ID`, never by a literal, so it follows the id that worked.
@@ -13,7 +13,7 @@ from gymnasium.envs.registration import register, registry
 from gymnasium.error import RegistrationError
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "ENV_ID"]
+__all__ = ["__version__", "ENV_ID", "PORTFOLIO_ENV_ID"]
 
 
 def _register(env_id: str, entry_point: str, vector_entry_point: str) -> str:
@@ -40,4 +40,11 @@ ENV_ID = _register(
     "TradingEnv-v0",
     "quantgym.envs.trading_env:TradingEnv",
     "quantgym.envs.vector_env:TradingVectorEnv",
+)
+
+#: The id of the multi-asset portfolio env (``gym.make(PORTFOLIO_ENV_ID)``, ``gym.make_vec``).
+PORTFOLIO_ENV_ID = _register(
+    "PortfolioEnv-v0",
+    "quantgym.envs.portfolio.env:PortfolioEnv",
+    "quantgym.envs.portfolio.vector_env:PortfolioVectorEnv",
 )

@@ -1,4 +1,5 @@
-"""Expose a :class:`TradingVectorEnv` as a Stable-Baselines3 ``VecEnv``.
+"""Expose a :class:`TradingVectorEnv` or a :class:`PortfolioVectorEnv` as a Stable-Baselines3
+``VecEnv``.
 
 SB3 resets finished environments within the same step and hands back their last
 observation as ``infos[i]["terminal_observation"]``; gymnasium 1.0's vector envs reset on
@@ -20,22 +21,28 @@ from quantgym._compat import quiet_legacy_gym
 quiet_legacy_gym()
 from stable_baselines3.common.vec_env import VecEnv
 
+from quantgym.envs.portfolio.vector_env import PortfolioVectorEnv
 from quantgym.envs.vector_env import TradingVectorEnv
 
 __all__ = ["TradingSB3VecEnv", "to_sb3"]
 
 
+_NATIVE_VECTOR_ENVS = (TradingVectorEnv, PortfolioVectorEnv)
+
+
 class TradingSB3VecEnv(VecEnv):
-    """SB3 ``VecEnv`` view of a :class:`TradingVectorEnv` (same-step autoreset).
+    """SB3 ``VecEnv`` view of a :class:`TradingVectorEnv` or :class:`PortfolioVectorEnv`
+    (same-step autoreset; a ``Dict`` observation space passes through as a dict of arrays).
 
     ``infos[i]`` is empty except for accounts that just finished: they carry
     ``terminal_observation``, ``TimeLimit.truncated`` and their final ``equity``.
     """
 
-    def __init__(self, vec_env: TradingVectorEnv) -> None:
-        if not isinstance(getattr(vec_env, "unwrapped", vec_env), TradingVectorEnv):
+    def __init__(self, vec_env: TradingVectorEnv | PortfolioVectorEnv) -> None:
+        if not isinstance(getattr(vec_env, "unwrapped", vec_env), _NATIVE_VECTOR_ENVS):
             raise ValueError(
-                f"to_sb3 expects a TradingVectorEnv (gym.make_vec('TradingEnv-v0')), got {type(vec_env).__name__}"
+                "to_sb3 expects a TradingVectorEnv or PortfolioVectorEnv (gym.make_vec('TradingEnv-v0') "
+                f"or gym.make_vec('PortfolioEnv-v0')), got {type(vec_env).__name__}"
             )
         self.venv = vec_env
         self._actions: np.ndarray | None = None
@@ -71,7 +78,9 @@ class TradingSB3VecEnv(VecEnv):
             equity = infos["equity"]
             for i in idx:
                 sb3_infos[i] = {
-                    "terminal_observation": obs[i],
+                    "terminal_observation": (
+                        {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
+                    ),
                     "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
                     "equity": float(equity[i]),
                 }
@@ -125,6 +134,7 @@ class TradingSB3VecEnv(VecEnv):
         return [None for _ in range(self.num_envs)]
 
 
-def to_sb3(vec_env: TradingVectorEnv) -> TradingSB3VecEnv:
-    """Wrap ``gym.make_vec("TradingEnv-v0", num_envs=N)`` for Stable-Baselines3 algorithms."""
+def to_sb3(vec_env: TradingVectorEnv | PortfolioVectorEnv) -> TradingSB3VecEnv:
+    """Wrap ``gym.make_vec("TradingEnv-v0", num_envs=N)`` or ``gym.make_vec("PortfolioEnv-v0",
+    num_envs=N)`` for Stable-Baselines3 algorithms."""
     return TradingSB3VecEnv(getattr(vec_env, "unwrapped", vec_env))

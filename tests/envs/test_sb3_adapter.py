@@ -65,3 +65,30 @@ def test_sb3_algorithms_learn_through_adapter_with_vecnormalize(algo):
     assert venv.obs_rms.count > 256  # statistics were updated from our observations
     actions, _ = model.predict(venv.reset(), deterministic=True)
     assert actions.shape == (8,)
+
+
+@pytest.mark.parametrize("mode, policy", [("flat", "MlpPolicy"), ("dict", "MultiInputPolicy")])
+def test_portfolio_vector_env_trains_through_the_adapter(mode, policy):
+    from quantgym import PORTFOLIO_ENV_ID
+
+    kwargs = {"market_kwargs": {"n_bars": 600, "n_assets": 4}, "normalize_window": 40,
+              "window_size": 4, "episode_length": 10, "observation_mode": mode}  # fmt: skip
+    venv = to_sb3(gym.make_vec(PORTFOLIO_ENV_ID, num_envs=4, **kwargs))
+    obs = venv.reset()
+    model = PPO(policy, venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, verbose=0)
+    model.learn(total_timesteps=128)
+    assert model.num_timesteps >= 128
+    actions, _ = model.predict(obs, deterministic=True)
+    assert actions.shape == (4, 4)
+    _, _, dones, infos = venv.step(np.full((4, 4), 0.25, dtype=np.float32))
+    for _ in range(12):
+        _, _, dones, infos = venv.step(np.full((4, 4), 0.25, dtype=np.float32))
+        if dones.any():
+            break
+    finished = int(np.flatnonzero(dones)[0])
+    terminal = infos[finished]["terminal_observation"]
+    assert (
+        (set(terminal) == {"windows", "cross_section", "weights", "mask"})
+        if mode == "dict"
+        else terminal.ndim == 1
+    )
