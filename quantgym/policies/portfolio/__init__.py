@@ -6,8 +6,39 @@ universal-portfolios' wealth by ``benchmarks/olps_exactness.py``; the agents bin
 env and return its action (target weights).
 """
 
+from quantgym.policies.portfolio.agents import (
+    PORTFOLIO_AGENTS,
+    PORTFOLIO_BOUNDS,
+    AllocationAgent,
+    AnticorAgent,
+    BCRPAgent,
+    BestStockAgent,
+    CORNAgent,
+    EGAgent,
+    HRPAgent,
+    MeanVarianceAgent,
+    MinVarianceAgent,
+    OLMARAgent,
+    OLPSAgent,
+    ONSAgent,
+    PAMRAgent,
+    RiskParityAgent,
+    UBAHAgent,
+    UCRPAgent,
+)
+from quantgym.policies.portfolio.allocation import ALLOCATION_METHODS, RollingAllocation, allocate
+from quantgym.policies.portfolio.binding import PortfolioAgent, PortfolioBinding
 from quantgym.policies.portfolio.hindsight import BCRP, BestStock
-from quantgym.policies.portfolio.olps import EG, OLMAR, ONS, PAMR, UBAH, UCRP, OLPSAlgorithm
+from quantgym.policies.portfolio.olps import (
+    EG,
+    OLMAR,
+    ONS,
+    PAMR,
+    UBAH,
+    UCRP,
+    OLPSAlgorithm,
+    OLPSRun,
+)
 from quantgym.policies.portfolio.pattern import CORN, Anticor
 from quantgym.policies.portfolio.simplex import (
     log_optimal_weights,
@@ -16,13 +47,13 @@ from quantgym.policies.portfolio.simplex import (
 )
 from quantgym.policies.portfolio.wealth import (
     olps_wealth,
-    post_trade_value,
     price_relatives,
     wealth_path,
 )
 
 __all__ = [
     "OLPSAlgorithm",
+    "OLPSRun",
     "UBAH",
     "UCRP",
     "EG",
@@ -37,7 +68,29 @@ __all__ = [
     "norm_projection",
     "log_optimal_weights",
     "price_relatives",
-    "post_trade_value",
     "wealth_path",
     "olps_wealth",
+    "ALLOCATION_METHODS",
+    "allocate",
+    "RollingAllocation",
+    "PortfolioBinding",
+    "PortfolioAgent",
+    "OLPSAgent",
+    "UBAHAgent",
+    "UCRPAgent",
+    "EGAgent",
+    "ONSAgent",
+    "OLMARAgent",
+    "PAMRAgent",
+    "AnticorAgent",
+    "CORNAgent",
+    "BestStockAgent",
+    "BCRPAgent",
+    "AllocationAgent",
+    "MinVarianceAgent",
+    "MeanVarianceAgent",
+    "HRPAgent",
+    "RiskParityAgent",
+    "PORTFOLIO_AGENTS",
+    "PORTFOLIO_BOUNDS",
 ]

@@ -32,6 +32,7 @@ Anticor and CORN are in :mod:`quantgym.policies.portfolio.pattern`; the hindsigh
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any, ClassVar
 
@@ -45,7 +46,7 @@ from quantgym.policies.portfolio.simplex import (
     single_threaded_blas,
 )
 
-__all__ = ["OLPSAlgorithm", "UBAH", "UCRP", "EG", "ONS", "OLMAR", "PAMR"]
+__all__ = ["OLPSAlgorithm", "OLPSRun", "UBAH", "UCRP", "EG", "ONS", "OLMAR", "PAMR"]
 
 
 class OLPSAlgorithm:
@@ -75,18 +76,8 @@ class OLPSAlgorithm:
     def weight_path(self, x: np.ndarray) -> np.ndarray:
         """All decisions over the relatives ``x`` (T, N): ``(T + 1, N)``, row ``t`` held over
         period ``t`` (row ``T`` is the decision after the last relative)."""
-        x = check_relatives(x)
-        n_periods, n_assets = x.shape
-        self.reset(n_assets)
-        path = np.empty((n_periods + 1, n_assets))
-        b = np.asarray(self.init_weights(n_assets), dtype=np.float64)
-        path[0] = b
-        with single_threaded_blas():
-            for t in range(n_periods):
-                if t >= self.min_history:
-                    b = np.asarray(self.step(x[t], b, x[: t + 1]), dtype=np.float64)
-                path[t + 1] = b
-        return path
+        run = OLPSRun(self, x)
+        return run.decision_path(run.n_periods)
 
     def weights(self, x: np.ndarray) -> np.ndarray:
         """Weights held over each period of ``x`` (T, N): ``weight_path(x)[:-1]``."""
@@ -95,6 +86,48 @@ class OLPSAlgorithm:
     def params(self) -> dict[str, Any]:
         """The algorithm's parameters (JSON-able)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+class OLPSRun:
+    """One run of an algorithm over the relatives ``x`` (T, N), stepped only as far as asked:
+    ``decision(k)`` is ``b_k``, decided after ``x[:k]`` (an env-bound agent asks for one bar at
+    a time). The run owns a copy of the algorithm, so runs never share state. A hindsight
+    algorithm (``uses_future``) computes its whole path at once from all of ``x``.
+    """
+
+    def __init__(self, algorithm: OLPSAlgorithm, x: np.ndarray) -> None:
+        self.x = check_relatives(x)
+        self.n_periods, n_assets = self.x.shape
+        self.algorithm = copy.deepcopy(algorithm)
+        if algorithm.uses_future:
+            self._path = np.asarray(algorithm.weight_path(self.x), dtype=np.float64)
+            self._done = self.n_periods
+            return
+        self.algorithm.reset(n_assets)
+        self._path = np.empty((self.n_periods + 1, n_assets))
+        self._path[0] = np.asarray(self.algorithm.init_weights(n_assets), dtype=np.float64)
+        self._done = 0  # decisions b_1 .. b_done are in the path
+
+    def decision_path(self, k: int) -> np.ndarray:
+        """Decisions ``b_0 .. b_k`` (a read-only view ``(k + 1, N)``), stepping as needed."""
+        if not 0 <= k <= self.n_periods:
+            raise ValueError(f"k must be in [0, {self.n_periods}], got {k}")
+        if k > self._done:
+            algorithm, x, path = self.algorithm, self.x, self._path
+            with single_threaded_blas():
+                for t in range(self._done, k):
+                    b = path[t]
+                    if t >= algorithm.min_history:
+                        b = np.asarray(algorithm.step(x[t], b, x[: t + 1]), dtype=np.float64)
+                    path[t + 1] = b
+            self._done = k
+        view = self._path[: k + 1]
+        view.flags.writeable = False
+        return view
+
+    def decision(self, k: int) -> np.ndarray:
+        """``b_k`` (N,): the weights decided after seeing ``x[:k]``, held over period ``k``."""
+        return self.decision_path(k)[k]
 
 
 @dataclasses.dataclass

@@ -6,7 +6,8 @@ portfolio is rebalanced to the target weights ``b_t`` at a post-trade value ``V'
 
     V' = V - fee * sum_i |b_ti V' - h_i|          (cash is never charged)
 
-solved exactly (the right side is piecewise linear in ``V'``). The period then earns
+solved exactly by the env's ledger (:func:`quantgym.envs.accounting.solve_rebalance_scale`:
+the right side is piecewise linear in ``V'``). The period then earns
 ``V' (1 + b_t . (x_t - 1))`` (cash earns 1), and ``h`` becomes ``b_t V' x_t``. The first
 period buys from all cash, so it pays ``fee * sum b_0``. With ``fee=0`` this is
 universal-portfolios' wealth; with fees it is not: universal-portfolios charges its fee on
@@ -18,10 +19,11 @@ from __future__ import annotations
 import numpy as np
 
 from quantgym.checks import check_fraction
+from quantgym.envs.accounting import solve_rebalance_scale
 from quantgym.policies.portfolio.olps import OLPSAlgorithm
 from quantgym.policies.portfolio.simplex import check_relatives
 
-__all__ = ["price_relatives", "post_trade_value", "wealth_path", "olps_wealth"]
+__all__ = ["price_relatives", "wealth_path", "olps_wealth"]
 
 #: Slack allowed on the simplex constraints of a weight schedule (solver round-off).
 WEIGHT_TOLERANCE = 1e-9
@@ -50,34 +52,6 @@ def price_relatives(close: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, 1.0)
 
 
-def post_trade_value(value: float, holdings: np.ndarray, weights: np.ndarray, fee: float) -> float:
-    """The exact post-trade value ``V'`` solving ``V' = V - fee * sum_i |w_i V' - h_i|``.
-
-    ``value`` is ``V`` (assets plus cash), ``holdings`` the asset values ``h`` before the
-    trade, ``weights`` the targets ``w``; needs ``fee * sum |w| < 1`` (then the solution is
-    unique). Returns 0 if even selling everything cannot pay the fee.
-    """
-    value = float(value)
-    h = np.asarray(holdings, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    fee = float(fee)
-    if fee == 0.0 or value <= 0.0:
-        return max(value, 0.0)
-    if fee * np.abs(w).sum() >= 1.0:
-        raise ValueError(f"fee * sum|weights| must be < 1, got {fee * np.abs(w).sum()!r}")
-    # g(v) = v + fee * sum|w v - h| - V is increasing and piecewise linear, kinks at h_i / w_i
-    nonzero = w != 0.0
-    kinks = h[nonzero] / w[nonzero]
-    kinks = np.sort(kinks[(kinks > 0.0) & (kinks < value)])
-    points = np.concatenate([[0.0], kinks, [value]])
-    g = points + fee * np.abs(np.outer(points, w) - h).sum(axis=1) - value
-    if g[0] >= 0.0:
-        return 0.0
-    k = int(np.argmax(g >= 0.0))  # g(V) >= 0, so some k >= 1 has g >= 0
-    side = np.sign(w * (0.5 * (points[k - 1] + points[k])) - h)  # +1 buy, -1 sell, on that piece
-    return float((value + fee * (side * h).sum()) / (1.0 + fee * (side * w).sum()))
-
-
 def wealth_path(weights: np.ndarray, x: np.ndarray, fee: float = 0.0) -> np.ndarray:
     """Wealth ``(T + 1,)`` from 1 of the weights ``b_t`` (T, N) held over the relatives ``x``
     (T, N), paying the two-way ``fee`` at every rebalance (module docstring)."""
@@ -99,9 +73,10 @@ def wealth_path(weights: np.ndarray, x: np.ndarray, fee: float = 0.0) -> np.ndar
         wealth[1:] = np.cumprod(growth)
         return wealth
     holdings = np.zeros(x.shape[1])
+    rates = np.full(x.shape[1], fee)
     value = 1.0
     for t in range(x.shape[0]):
-        traded = post_trade_value(value, holdings, b[t], fee)
+        traded = max(float(solve_rebalance_scale(1.0, b[t], holdings, rates, value)), 0.0)
         holdings = b[t] * traded * x[t]
         value = traded * growth[t]
         wealth[t + 1] = value
