@@ -45,7 +45,9 @@ def test_olmar_update_by_hand():
     np.testing.assert_allclose(b, [0.5 + 1 / 30, 0.5 - 1 / 30], rtol=1e-12)
     assert b @ algo.predict(history) == pytest.approx(1.02)
     # a large eps pushes the step off the simplex: projected onto the better vertex
-    np.testing.assert_allclose(OLMAR(window=2, eps=10).step(None, np.array([0.5, 0.5]), history), [1, 0])
+    np.testing.assert_allclose(
+        OLMAR(window=2, eps=10).step(None, np.array([0.5, 0.5]), history), [1, 0]
+    )
 
 
 def test_olmar_warm_up_predicts_the_price_since_the_start():
@@ -84,7 +86,9 @@ ALGORITHMS = [UBAH(), UCRP(), EG(), OLMAR(), PAMR(), PAMR(variant=1), PAMR(varia
 
 @settings(max_examples=12, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(2, 14), st.integers(2, 4)), elements=st.floats(0.5, 2.0)),
+    arrays(
+        np.float64, st.tuples(st.integers(2, 14), st.integers(2, 4)), elements=st.floats(0.5, 2.0)
+    ),
     st.sampled_from(ALGORITHMS),
 )
 def test_weights_always_lie_on_the_simplex(x, algorithm):

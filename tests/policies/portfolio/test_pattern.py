@@ -13,7 +13,9 @@ def _anticor_loops(history, w, last_b):
     """universal-portfolios' Python loops, written out for one step."""
     older, recent = history[-2 * w : -w], history[-w:]
     m = history.shape[1]
-    corr = np.array([[np.corrcoef(recent[:, i], older[:, j])[0, 1] for j in range(m)] for i in range(m)])
+    corr = np.array(
+        [[np.corrcoef(recent[:, i], older[:, j])[0, 1] for j in range(m)] for i in range(m)]
+    )
     mu = recent.mean(axis=0)
     claim = np.zeros((m, m))
     for i in range(m):

@@ -9,9 +9,7 @@ from quantgym.policies.portfolio import UCRP, olps_wealth, price_relatives, weal
 
 
 def test_price_relatives_with_listing_and_gaps():
-    close = np.array(
-        [[10.0, np.nan], [11.0, np.nan], [np.nan, 5.0], [12.1, 6.0], [13.31, np.nan]]
-    )
+    close = np.array([[10.0, np.nan], [11.0, np.nan], [np.nan, 5.0], [12.1, 6.0], [13.31, np.nan]])
     x = price_relatives(close)
     expected = [[1, 1], [1.1, 1], [1, 1], [1.1, 1.2], [1.1, 1]]  # across the gap: 12.1 / 11
     np.testing.assert_allclose(x, expected, rtol=1e-15)
@@ -20,7 +18,9 @@ def test_price_relatives_with_listing_and_gaps():
 def test_zero_fee_wealth_is_the_product_of_portfolio_relatives_with_cash():
     x = np.array([[1.0, 1.0], [2.0, 0.5], [1.0, 1.5]])
     b = np.array([[0.5, 0.5], [0.25, 0.25], [0.0, 1.0]])  # half cash in period 1
-    np.testing.assert_allclose(wealth_path(b, x), [1.0, 1.0, 1.0 * (0.5 + 0.5 + 0.125), 1.125 * 1.5])
+    np.testing.assert_allclose(
+        wealth_path(b, x), [1.0, 1.0, 1.0 * (0.5 + 0.5 + 0.125), 1.125 * 1.5]
+    )
 
 
 def test_two_way_fees_by_hand_to_the_cent():
@@ -46,7 +46,9 @@ def test_each_rebalance_solves_its_equation():
     holdings, value = np.zeros(4), 1.0
     for t in range(30):
         traded = wealth[t + 1] / (1 + (x[t] - 1) @ b[t])  # V' from the path
-        assert traded == pytest.approx(value - fee * np.abs(b[t] * traded - holdings).sum(), rel=1e-13)
+        assert traded == pytest.approx(
+            value - fee * np.abs(b[t] * traded - holdings).sum(), rel=1e-13
+        )
         holdings, value = b[t] * traded * x[t], wealth[t + 1]
 
 
