@@ -34,7 +34,7 @@ panel's first bar) on the ``lookback`` returns up to the refit bar, and hold tho
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -77,9 +77,9 @@ __all__ = [
 ]
 
 
-def _olps_config(algorithm: type[OLPSAlgorithm]) -> type:
+def _olps_config(algorithm: type[OLPSAlgorithm]) -> Any:
     """The agent config: the algorithm's parameters (same defaults) plus ``origin``."""
-    fields = [(f.name, f.type, f.default) for f in dataclasses.fields(algorithm)]
+    fields = [(f.name, f.type, f.default) for f in dataclasses.fields(cast(Any, algorithm))]
     return dataclasses.make_dataclass(
         f"{algorithm.__name__}AgentConfig", [*fields, ("origin", str, "episode")]
     )
@@ -92,7 +92,8 @@ class OLPSAgent(PortfolioAgent):
 
     def _validate(self) -> None:
         super()._validate()
-        params = {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.algorithm)}
+        names = [f.name for f in dataclasses.fields(cast(Any, self.algorithm))]
+        params = {name: getattr(self.config, name) for name in names}
         self._algorithm = self.algorithm(**params)  # checks the parameters
         self._runs: dict[tuple[int, int], OLPSRun] = {}
 

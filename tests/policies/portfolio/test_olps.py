@@ -10,7 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from quantgym.policies.portfolio import CORN, EG, OLMAR, ONS, PAMR, UBAH, UCRP, Anticor, olps_wealth
+from quantgym.policies.portfolio import (
+    CORN,
+    EG,
+    OLMAR,
+    ONS,
+    PAMR,
+    UBAH,
+    UCRP,
+    Anticor,
+    olps_wealth,
+    price_relatives,
+)
 
 # three periods after the dummy first relative x_0 = 1 (a series read from prices)
 X = np.array([[1.0, 1.0], [2.0, 1.0], [0.5, 1.0], [1.0, 3.0]])
@@ -127,3 +138,26 @@ def test_weight_path_is_causal():
 def test_bad_parameters_are_refused(make):
     with pytest.raises(ValueError):
         make()
+
+
+# universal-portfolios 0.4.17's final wealth on NYSE(O) with its defaults and no fees
+# (benchmarks/olps_exactness.py reruns it side by side in the library's own venv)
+NYSE_O_REFERENCE = [
+    (UCRP(), 26.677762504313133),
+    (UBAH(), 14.211137593562762),
+    (EG(), 26.702839934667324),
+    (OLMAR(), 8.216760252857275e16),
+    (PAMR(), 5086909007825900.0),
+]
+
+
+@pytest.fixture(scope="module")
+def nyse_o():
+    from quantgym.envs.portfolio import load_portfolio_sample
+
+    return price_relatives(load_portfolio_sample("nyse_o").to_numpy())
+
+
+@pytest.mark.parametrize(("algorithm", "reference"), NYSE_O_REFERENCE)
+def test_nyse_o_wealth_matches_universal_portfolios(nyse_o, algorithm, reference):
+    assert olps_wealth(algorithm, nyse_o) == pytest.approx(reference, rel=1e-6)
