@@ -116,7 +116,7 @@ class OLPSRun:
             algorithm, x, path = self.algorithm, self.x, self._path
             with single_threaded_blas():
                 for t in range(self._done, k):
-                    b = path[t]
+                    b = path[t].copy()  # a step may not write into the path
                     if t >= algorithm.min_history:
                         b = np.asarray(algorithm.step(x[t], b, x[: t + 1]), dtype=np.float64)
                     path[t + 1] = b
