@@ -19,6 +19,11 @@ library's SLSQP with numerical gradients and its default tolerance); ONS project
 The library's CORN is quadratic in time with a pandas call per past window, so it runs only
 on ``--corn-datasets`` (default ``djia``, ~3 minutes).
 
+``--through-env`` also trades each row's agent (``quantgym.policies.portfolio``) through
+``PortfolioEnv`` on the same bundled set (``data="sample:<set>"``, no features, window 1, the
+whole set, zero costs): decided at the close of t, filled at the open of t+1, which on this
+close-only data is the close of t; its actions are float32, so expect ~1e-8 there.
+
 ``--fee F`` runs both at the per-side fee ``F``: ours pays it exactly (the post-trade value
 solved, the first purchase paid), the library approximately and not on the first purchase, so
 the rows then differ by about ``F`` (no tolerance applies).
@@ -35,9 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from quantgym import PORTFOLIO_ENV_ID
 from quantgym._io import atomic_write_json
 from quantgym.machine import machine_info
 from quantgym.policies.portfolio import (
@@ -47,6 +54,8 @@ from quantgym.policies.portfolio import (
     OLMAR,
     ONS,
     PAMR,
+    PORTFOLIO_AGENTS,
+    PORTFOLIO_BOUNDS,
     UBAH,
     UCRP,
     Anticor,
@@ -55,7 +64,15 @@ from quantgym.policies.portfolio import (
     price_relatives,
 )
 
-__all__ = ["OURS", "REQUIRED", "ensure_reference_python", "run_reference", "run_ours", "main"]
+__all__ = [
+    "OURS",
+    "REQUIRED",
+    "ensure_reference_python",
+    "run_reference",
+    "run_ours",
+    "run_through_env",
+    "main",
+]
 
 DATASETS = ("nyse_o", "nyse_n", "tse", "sp500", "djia", "msci")
 
@@ -174,6 +191,34 @@ def run_ours(data_dir: Path, jobs: list[tuple[str, str]], fee: float = 0.0) -> d
     return out
 
 
+#: The agent of each row for ``--through-env`` (``bah`` is our ``ubah``).
+AGENT_NAMES = {"bah": "ubah", "ons (tight QP)": None, "pamr1": None, "pamr2": None}
+
+
+def run_through_env(jobs: list[tuple[str, str]], fee: float = 0.0) -> dict:
+    """``{(dataset, row): {"wealth", "seconds"}}`` of each row's agent traded through the env."""
+    out = {}
+    agents = PORTFOLIO_AGENTS | PORTFOLIO_BOUNDS
+    for dataset, row in jobs:
+        name = AGENT_NAMES.get(row, row)
+        if name is None:
+            continue
+        env = gym.make(PORTFOLIO_ENV_ID, data=f"sample:{dataset}", features=(), window_size=1,
+                       episode_length=None, commission=fee, slippage=0.0)  # fmt: skip
+        agent = agents[name](env=env)
+        start = time.perf_counter()
+        obs, _ = env.reset(seed=0)
+        first, done, info = np.ones(1, dtype=bool), False, {}
+        while not done:
+            action, _ = agent.predict(obs, episode_start=first)
+            first = np.zeros(1, dtype=bool)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        wealth = info["equity"] / env.unwrapped.config.initial_equity
+        out[(dataset, row)] = {"wealth": float(wealth), "seconds": time.perf_counter() - start}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--up-python", type=Path, help="python of a venv with universal-portfolios")
@@ -193,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "purchase: no tolerance applies when > 0)",
     )
     parser.add_argument("--quick", action="store_true", help="nyse_o and djia, the five rows")
+    parser.add_argument("--through-env", action="store_true", help="also trade through the env")
     parser.add_argument("--out", type=Path, help="write the table as JSON here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -204,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     python = args.up_python or ensure_reference_python(args.venv, args.base_python)
     header, theirs = run_reference(python, jobs, args.fee)
     ours = run_ours(Path(header["data_dir"]), jobs, args.fee)
+    env_runs = run_through_env(jobs, args.fee) if args.through_env else {}
 
     rows, failed = [], []
     print(
@@ -224,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{dataset:8} {row:15} {a['wealth']:24.17g} {b['wealth']:24.17g} {error:10.2e}"
             f"  {a['seconds']:.1f}/{b['seconds']:.1f} {flag}"
         )
+        via_env = env_runs.get((dataset, row))
+        env_error = None
+        if via_env is not None:
+            env_error = abs(via_env["wealth"] - b["wealth"]) / abs(b["wealth"])
+            print(
+                f"{'':8} {'  through env':15} {via_env['wealth']:24.17g} {'':24} {env_error:10.2e}"
+            )
         rows.append(
             {
                 "dataset": dataset,
@@ -234,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                 "required": required,
                 "seconds_ours": a["seconds"],
                 "seconds_theirs": b["seconds"],
+                "through_env": None if via_env is None else via_env["wealth"],
+                "relative_error_through_env": env_error,
             }
         )
     print("all required rows within tolerance" if not failed else f"FAILED: {', '.join(failed)}")
