@@ -289,18 +289,18 @@ def solve_rebalance_scale(
     Shapes: ``targets``, ``holdings``, ``cost_rate``, ``impact`` ``(..., N)``; ``k``, ``rhs``
     ``(...)``; returns ``(...)``.
     """
-    k = np.asarray(k, dtype=np.float64)
-    rhs = np.asarray(rhs, dtype=np.float64)
-    y = _segment_solution(k, targets, holdings, cost_rate, rhs)
+    k_ = np.asarray(k, dtype=np.float64)
+    rhs_ = np.asarray(rhs, dtype=np.float64)
+    y = _segment_solution(k_, targets, holdings, cost_rate, rhs_)
     if impact is None or not np.any(impact):
         return y
     hi = np.maximum(y, 0.0)
     lo = np.zeros_like(hi)
-    f_lo, _ = _impact_residual(lo, k, targets, holdings, cost_rate, impact, rhs)
+    f_lo, _ = _impact_residual(lo, k_, targets, holdings, cost_rate, impact, rhs_)
     solvable = f_lo < 0.0  # else even the best y = 0 leaves nothing: bankrupt
     y = hi.copy()
     for _ in range(_MAX_NEWTON):
-        f, slope = _impact_residual(y, k, targets, holdings, cost_rate, impact, rhs)
+        f, slope = _impact_residual(y, k_, targets, holdings, cost_rate, impact, rhs_)
         hi = np.where(f >= 0.0, y, hi)
         lo = np.where(f < 0.0, y, lo)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -74,8 +74,8 @@ class TradingSB3VecEnv(VecEnv):
         dones = terminated | truncated
         sb3_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():
+            equity = np.array(infos["equity"])  # before reset_finished() resets the accounts
             obs_after_reset, idx = self.venv.reset_finished()
-            equity = infos["equity"]
             for i in idx:
                 sb3_infos[i] = {
                     "terminal_observation": (

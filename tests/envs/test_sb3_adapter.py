@@ -35,6 +35,9 @@ def test_same_step_autoreset_with_terminal_observation():
     for i in range(2):
         np.testing.assert_array_equal(infos[i]["terminal_observation"], ref_obs[i])
         assert infos[i]["TimeLimit.truncated"] is True
+        assert (
+            infos[i]["equity"] == reference.equity[i] != 10_000.0
+        )  # the final, not the reset, equity
     ref_obs, ref_rewards, *_ = reference.step(np.array([1, 1]))  # NEXT_STEP reset in the native env
     np.testing.assert_array_equal(obs, ref_obs)  # already reset in the adapter, same starts
     np.testing.assert_array_equal(obs[:, -5:], 0.0)

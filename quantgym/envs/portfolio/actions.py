@@ -84,9 +84,8 @@ def check_actions(actions: object, space: spaces.Box, batch: int | None = None) 
 
 def long_only_weights(action: np.ndarray, tradable: np.ndarray) -> np.ndarray:
     """Zero the untradable assets, then scale to sum 1 where the sum exceeds 1 (``(..., N)``)."""
-    w = np.where(tradable, action, 0.0)
-    total = np.sum(w, axis=-1, keepdims=True)
-    return np.where(total > 1.0, w / np.where(total > 1.0, total, 1.0), w)
+    w = action * tradable
+    return w / np.maximum(w.sum(axis=-1, keepdims=True), 1.0)  # / 1 (exact) unless the sum > 1
 
 
 def softmax_weights(logits: np.ndarray, tradable: np.ndarray, temperature: float) -> np.ndarray:
@@ -103,11 +102,10 @@ def long_short_weights(
 ) -> np.ndarray:
     """Zero the untradable assets, then scale down proportionally so that ``sum |w| <= max_gross``
     and ``|sum w| <= max_net``."""
-    w = np.where(tradable, action, 0.0)
-    gross = np.sum(np.abs(w), axis=-1, keepdims=True)
-    net = np.abs(np.sum(w, axis=-1, keepdims=True))
-    scale = np.minimum(
-        np.where(gross > max_gross, max_gross / np.where(gross > 0, gross, 1.0), 1.0),
-        np.where(net > max_net, max_net / np.where(net > 0, net, 1.0), 1.0),
+    w = action * tradable
+    gross = np.abs(w).sum(axis=-1, keepdims=True)
+    net = np.abs(w.sum(axis=-1, keepdims=True))
+    # max_x / max(x, max_x) is exactly 1 within the limit
+    return w * np.minimum(
+        max_gross / np.maximum(gross, max_gross), max_net / np.maximum(net, max_net)
     )
-    return w * scale

@@ -295,7 +295,7 @@ def regime_log_likelihoods(log_returns: np.ndarray, params: dict) -> np.ndarray:
     r = np.asarray(log_returns, dtype=np.float64)
     if r.ndim != 2 or r.shape[1] != means.shape[1]:
         raise ValueError(f"log_returns must have shape (T, {means.shape[1]}), got {r.shape}")
-    missing = np.isnan(r).any(axis=1)
+    missing = np.asarray(np.isnan(r).any(axis=1))
     r = np.where(missing[:, None], 0.0, r)
     chol = np.linalg.cholesky(cov)  # (K, N, N)
     log_det = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)  # (K,)

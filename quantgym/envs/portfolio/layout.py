@@ -77,7 +77,7 @@ def _slippage_arrays(spec: Any, panel: PanelData) -> tuple[np.ndarray, np.ndarra
         rows = np.flatnonzero(panel.present[:, j])
         series = _AssetSeries(panel.close[rows, j], panel.volume[rows, j], panel.timestamps[rows])
         try:
-            rates[rows, j] = model.rates(series)
+            rates[rows, j] = model.rates(series)  # type: ignore[arg-type]  # duck-typed
             if coef is not None:
                 coef[rows, j] = model.impact_coefficients(series)  # type: ignore[attr-defined]
         except ValueError as exc:
@@ -256,7 +256,7 @@ class PortfolioLayout:
         first, last = self.first_bar, self.panel.last_bar
         length = self.config.episode_length
         if start is not None:
-            begin = resolve_start(self.panel, start)
+            begin = resolve_start(self.panel, start)  # type: ignore[arg-type]  # reads timestamps
             if not first <= begin < last:
                 raise ValueError(
                     f"options['start']={start!r} is bar {begin}, outside the tradable bars [{first}, {last - 1}]"

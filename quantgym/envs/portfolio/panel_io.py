@@ -103,9 +103,13 @@ def _from_wide_fields(frame: pd.DataFrame) -> tuple[tuple[str, ...], dict[str, n
     assets_of = [str(v) for v in frame.columns.get_level_values(1 - field_level)]
     assets = tuple(dict.fromkeys(assets_of))
     wanted = tuple(f for f in PANEL_FIELDS if f in fields_of)
-    position = {(a, f): j for j, (a, f) in enumerate(zip(assets_of, fields_of, strict=True))}
-    if len(position) != len(assets_of):
-        raise ValueError("a column (asset, field) appears twice in the panel")
+    pairs = list(zip(assets_of, fields_of, strict=True))
+    position = {pair: j for j, pair in enumerate(pairs)}
+    if len(position) != len(pairs):
+        twice = sorted({a for a, f in pairs if pairs.count((a, f)) > 1})
+        raise ValueError(
+            f"duplicate asset names in the panel: {twice} (a column asset x field appears twice)"
+        )
     fields = {}
     for f in wanted:
         missing = [a for a in assets if (a, f) not in position]
