@@ -35,6 +35,7 @@ __all__ = [
 _POLICIES = "quantgym.policies"
 _SB3 = "quantgym.agents.sb3"
 _D3RLPY = "quantgym.agents.d3rlpy"
+_PORTFOLIO = "quantgym.policies.portfolio"
 
 _REGISTRY: dict[str, str | type] = {
     "random": f"{_POLICIES}:RandomAgent",
@@ -54,6 +55,21 @@ _REGISTRY: dict[str, str | type] = {
     "dt_d3rlpy": f"{_D3RLPY}.dt_d3rlpy:D3rlpyDecisionTransformerAgent",
     "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",
     "supervised": "quantgym.agents.supervised:SupervisedAgent",
+    # PortfolioEnv-v0: online portfolio selection, classical allocation, hindsight bounds
+    "ubah": f"{_PORTFOLIO}:UBAHAgent",
+    "ucrp": f"{_PORTFOLIO}:UCRPAgent",
+    "eg": f"{_PORTFOLIO}:EGAgent",
+    "ons": f"{_PORTFOLIO}:ONSAgent",
+    "olmar": f"{_PORTFOLIO}:OLMARAgent",
+    "pamr": f"{_PORTFOLIO}:PAMRAgent",
+    "anticor": f"{_PORTFOLIO}:AnticorAgent",
+    "corn": f"{_PORTFOLIO}:CORNAgent",
+    "min_variance": f"{_PORTFOLIO}:MinVarianceAgent",
+    "mean_variance": f"{_PORTFOLIO}:MeanVarianceAgent",
+    "hrp": f"{_PORTFOLIO}:HRPAgent",
+    "risk_parity": f"{_PORTFOLIO}:RiskParityAgent",
+    "best_stock": f"{_PORTFOLIO}:BestStockAgent",
+    "bcrp": f"{_PORTFOLIO}:BCRPAgent",
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")

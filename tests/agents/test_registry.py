@@ -227,3 +227,17 @@ def test_base_agent_load_dispatches_to_subclass_load(tmp_path):
     a = [agent.predict(obs)[0] for _ in range(20)]
     again = BaseAgent.load(tmp_path / "mix", env=env)
     assert [again.predict(obs)[0] for _ in range(20)] == a
+
+
+def test_portfolio_baselines_are_registered_and_build_on_the_portfolio_env():
+    from quantgym import PORTFOLIO_ENV_ID
+    from quantgym.policies.portfolio import PORTFOLIO_AGENTS, PORTFOLIO_BOUNDS
+
+    env = gym.make(PORTFOLIO_ENV_ID, episode_length=30)
+    obs, _ = env.reset(seed=0)
+    registered = set(list_agents())
+    for name, cls in {**PORTFOLIO_AGENTS, **PORTFOLIO_BOUNDS}.items():
+        assert name in registered and agent_class(name) is cls
+    weights, _ = make_agent("ucrp", env=env).predict(obs)
+    tradable = env.unwrapped.panel.tradable[env.unwrapped.bar]
+    np.testing.assert_allclose(weights[tradable], 1.0 / tradable.sum(), rtol=1e-6)
