@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from quantgym import PORTFOLIO_ENV_ID
-from quantgym._io import atomic_write_json
+from quantgym.files import atomic_write_json
 from quantgym.machine import machine_info
 from quantgym.policies.portfolio import (
     BCRP,
