@@ -55,6 +55,9 @@ _REGISTRY: dict[str, str | type] = {
     "dt_d3rlpy": f"{_D3RLPY}.dt_d3rlpy:D3rlpyDecisionTransformerAgent",
     "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",
     "supervised": "quantgym.agents.supervised:SupervisedAgent",
+    # TradingEnv-v0: the exact experts of the lagged and crash synthetic markets
+    "lag_expert": f"{_POLICIES}:LagExpert",
+    "crash_expert": f"{_POLICIES}:CrashExpert",
     # PortfolioEnv-v0: online portfolio selection, classical allocation, hindsight bounds
     "ubah": f"{_PORTFOLIO}:UBAHAgent",
     "ucrp": f"{_PORTFOLIO}:UCRPAgent",

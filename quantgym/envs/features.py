@@ -27,6 +27,15 @@ momentum_60         ``log(close_t / close_{t-60})``
 
 Calendar features (``CALENDAR_FEATURES``, not normalised, only for intraday data, see
 :func:`is_intraday`): sin/cos of the time of day (hours, fractional) and of the day of week.
+
+Raw return features (``features="returns"``, see :func:`return_feature_names`): history is
+*not* summarised, so an encoder has to find where in its window the signal sits. Each bar
+contributes its close-to-close ``log_return``; ``"+gaps"`` adds ``gap_return``
+(``log(open_t / close_{t-1})``, the overnight gap) and ``intraday_return``
+(``log(close_t / open_t)``); ``"+volume"`` adds ``volume_z``. The returns are divided by their
+trailing RMS over ``normalize_window`` bars (as the directional defaults are) and ``volume_z``
+is the default one, all clipped to ``[-5, 5]``: ``"returns"``, ``"returns+volume"``,
+``"returns+gaps"``, ``"returns+gaps+volume"``. No momentum, RSI, MACD or volatility summary.
 """
 
 from __future__ import annotations
@@ -42,12 +51,16 @@ __all__ = [
     "DEFAULT_FEATURES",
     "PRICE_FEATURES",
     "RAW_WARMUP",
+    "RETURN_OPTIONS",
+    "RETURN_WARMUP",
     "SCALE_ONLY",
     "FeatureSet",
     "callable_columns",
     "compute_features",
     "is_intraday",
     "raw_features",
+    "raw_return_features",
+    "return_feature_names",
 ]
 
 PRICE_FEATURES: tuple[str, ...] = (
@@ -66,7 +79,9 @@ PRICE_FEATURES: tuple[str, ...] = (
 )
 # Directional features: scaled by their trailing RMS, not demeaned. A rolling z-score would
 # subtract the trailing mean and with it the drift of a regime that outlasts the window.
-SCALE_ONLY: frozenset[str] = frozenset({"log_return", "body", "momentum_20", "momentum_60"})
+SCALE_ONLY: frozenset[str] = frozenset(
+    {"log_return", "body", "momentum_20", "momentum_60", "gap_return", "intraday_return"}
+)
 CALENDAR_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "dow_sin", "dow_cos")
 # Output order of the default set; the calendar names are included only for intraday data.
 DEFAULT_FEATURES: tuple[str, ...] = PRICE_FEATURES + CALENDAR_FEATURES
@@ -87,13 +102,24 @@ RAW_WARMUP: dict[str, int] = {
     "momentum_20": 20,
     "momentum_60": 60,
 }
+# Raw return features: leading NaN rows before normalisation, and the options of "returns+...".
+RETURN_WARMUP: dict[str, int] = {
+    "log_return": 1,
+    "gap_return": 1,
+    "intraday_return": 0,
+    "volume_z": 19,
+}
+RETURN_OPTIONS: dict[str, tuple[str, ...]] = {
+    "gaps": ("gap_return", "intraday_return"),
+    "volume": ("volume_z",),
+}
 CLIP = 5.0
 # Floor on standard deviations: flat, zero-volume stretches (FX weekends) give std == 0.
 EPS = 1e-12
 # Finite EMA windows span this many `span`s: the dropped tail weight is about exp(-8) ~ 3e-4.
 EMA_WINDOW_SPANS = 4
 
-FeatureSpec = None | Sequence[str] | Callable[[pd.DataFrame], object]
+FeatureSpec = None | str | Sequence[str] | Callable[[pd.DataFrame], object]
 
 
 @dataclass(frozen=True)
@@ -192,7 +218,9 @@ def compute_features(
         frame: float64 columns open, high, low, close, volume (plus any extra columns) with a
             sorted, unique DatetimeIndex.
         features: ``None`` for the default set (``PRICE_FEATURES`` rolling z-scored, plus
-            ``CALENDAR_FEATURES`` when :func:`is_intraday`); a list/tuple of names, each a
+            ``CALENDAR_FEATURES`` when :func:`is_intraday`); ``"returns"`` (optionally
+            ``"+gaps"``, ``"+volume"``) for raw normalised returns, see
+            :func:`return_feature_names`; a list/tuple of names, each a
             column of ``frame`` used as-is or a name in ``DEFAULT_FEATURES`` which gives that
             default feature (a default name wins over a frame column of the same name); or a
             callable ``fn(frame)`` returning a DataFrame indexed like ``frame`` or an array of
@@ -221,13 +249,17 @@ def compute_features(
     if features is None:
         names = PRICE_FEATURES + (CALENDAR_FEATURES if is_intraday(frame.index) else ())
         columns = _default_columns(frame, names, int(normalize_window))
+    elif isinstance(features, str):
+        names = return_feature_names(features)
+        columns = _return_columns(frame, names, int(normalize_window))
     elif isinstance(features, list | tuple):
         names, columns = _selected_columns(frame, features, int(normalize_window))
     elif callable(features):
         names, columns = callable_columns(frame, features)
     else:
         raise ValueError(
-            "features must be None, a list/tuple of column names or a callable; "
+            "features must be None, 'returns[+gaps][+volume]', a list/tuple of column names or "
+            "a callable; "
             f"got {type(features).__name__} {features!r:.80}"
         )
     return _assemble(frame.index, names, columns)
@@ -254,6 +286,61 @@ def _default_columns(
     if wanted & set(CALENDAR_FEATURES):
         columns.update(_calendar(frame.index))
     return [columns[name] for name in names]
+
+
+def return_feature_names(spec: str) -> tuple[str, ...]:
+    """Columns of a raw-returns feature set: ``"returns"`` -> ``("log_return",)``, and each
+    ``"+option"`` (``"gaps"``: ``gap_return, intraday_return``; ``"volume"``: ``volume_z``)
+    appends its columns, e.g. ``"returns+volume"`` -> ``("log_return", "volume_z")``."""
+    base, *options = spec.split("+")
+    valid = " or ".join(f"'returns+{o}'" for o in RETURN_OPTIONS)
+    if base != "returns":
+        raise ValueError(
+            f"features={spec!r} is not a feature set name ('returns', {valid}; options combine: "
+            "'returns+gaps+volume'); otherwise pass None, a list/tuple of column names or a "
+            "callable"
+        )
+    bad = [o for o in options if o not in RETURN_OPTIONS]
+    if bad or len(set(options)) != len(options):
+        raise ValueError(
+            f"features={spec!r}: options must be distinct names out of {list(RETURN_OPTIONS)}, "
+            f"got {options}"
+        )
+    return ("log_return",) + tuple(
+        c for o in RETURN_OPTIONS if o in options for c in RETURN_OPTIONS[o]
+    )
+
+
+def raw_return_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The raw return features before normalisation (``log_return``, ``gap_return``,
+    ``intraday_return``, ``volume_z``), indexed like ``frame``; leading rows NaN as in
+    ``RETURN_WARMUP``."""
+    _require_ohlcv(frame)
+    o, c, v = (frame[col].to_numpy(dtype=np.float64) for col in ("open", "close", "volume"))
+    prev_c = _lag(c)
+    log_v = np.log1p(v)
+    lv_mean, lv_sd = _roll_mean(log_v, 20), _roll_std(log_v, 20, ddof=0)
+    out = {
+        "log_return": np.log(c / prev_c),
+        "gap_return": np.log(o / prev_c),
+        "intraday_return": np.log(c / o),
+        "volume_z": _safe_ratio(log_v - lv_mean, lv_sd, EPS, fill=0.0),
+    }
+    return pd.DataFrame(out, index=frame.index, columns=list(RETURN_WARMUP))
+
+
+def _return_columns(
+    frame: pd.DataFrame, names: Sequence[str], normalize_window: int
+) -> list[np.ndarray]:
+    needed = max(RETURN_WARMUP[name] for name in names) + normalize_window
+    if len(frame) < needed:
+        raise ValueError(
+            f"frame has {len(frame)} rows but the return features {list(names)} need at least "
+            f"{needed} (warm-up + normalize_window={normalize_window})"
+        )
+    raw = raw_return_features(frame)[list(names)]
+    normed = _rolling_zscore(raw, normalize_window)
+    return [normed[:, j] for j in range(len(names))]
 
 
 def _selected_columns(

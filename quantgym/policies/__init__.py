@@ -23,6 +23,10 @@ agent                  desired position at bar t
                        with a no-trade band (privileged: synthetic ``regime`` markets only)
 ``BayesFilterExpert``  sign of the Bayes-optimal forecast of the next-bar drift given the
                        closes up to t (HMM forward filter / OU expectation) with a band
+``LagExpert``          sign of the exact forecast on the ``lagged`` market (a shock ``lag``
+                       bars back reverses) beyond a band, flat otherwise
+``CrashExpert``        Kelly over the position grid on the exact crash-regime filter of
+                       the ``crash`` market, with a band
 ``HindsightOracle``    the best path in hindsight (exact dynamic programme over the
                        position grid with the env's exact costs); ``uses_future = True``
 ``EpsilonMix``         any policy, with probability epsilon a uniformly random action
@@ -36,7 +40,7 @@ exploration step moved the account off their own path.
 
 from quantgym.policies.base import AGENT_FILE, Agent, BaseAgent, import_object
 from quantgym.policies.binding import EnvBinding, EnvBoundAgent
-from quantgym.policies.experts import BayesFilterExpert, RegimeExpert
+from quantgym.policies.experts import BayesFilterExpert, CrashExpert, LagExpert, RegimeExpert
 from quantgym.policies.mix import EpsilonMix, describe_policy
 from quantgym.policies.oracle import HindsightOracle, OraclePlan, hindsight_plan
 from quantgym.policies.rules import (
@@ -61,6 +65,8 @@ __all__ = [
     "MeanReversionAgent",
     "RegimeExpert",
     "BayesFilterExpert",
+    "LagExpert",
+    "CrashExpert",
     "HindsightOracle",
     "OraclePlan",
     "hindsight_plan",
