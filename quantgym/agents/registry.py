@@ -51,6 +51,7 @@ _REGISTRY: dict[str, str | type] = {
     "ppo_lstm": f"{_SB3}.ppo_lstm:PPOLstmAgent",
     "ppo_transformer": f"{_SB3}.ppo_transformer:PPOTransformerAgent",
     "bc": f"{_D3RLPY}.bc:BCAgent",
+    "filtered_bc": f"{_D3RLPY}.filtered_bc:FilteredBCAgent",
     "cql": f"{_D3RLPY}.cql:CQLAgent",
     "dt_d3rlpy": f"{_D3RLPY}.dt_d3rlpy:D3rlpyDecisionTransformerAgent",
     "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",

@@ -1,4 +1,5 @@
-"""Offline agents on d3rlpy, one module per algorithm: ``bc``, ``cql`` and ``dt_d3rlpy`` on the
+"""Offline agents on d3rlpy, one module per algorithm: ``bc``, ``filtered_bc``, ``cql`` and
+``dt_d3rlpy`` on the
 shared machinery of :class:`D3rlpyAgent` (:mod:`~quantgym.agents.d3rlpy.base`). Importing
 this package imports torch and d3rlpy (absolute imports: ``import d3rlpy`` inside it is the
 library, not this package)."""
@@ -7,11 +8,13 @@ from quantgym.agents.d3rlpy.base import D3rlpyAgent, quiet_d3rlpy
 from quantgym.agents.d3rlpy.bc import BCAgent
 from quantgym.agents.d3rlpy.cql import CQLAgent
 from quantgym.agents.d3rlpy.dt_d3rlpy import D3rlpyDecisionTransformerAgent, D3rlpyDTState
+from quantgym.agents.d3rlpy.filtered_bc import FilteredBCAgent
 
 __all__ = [
     "D3rlpyAgent",
     "BCAgent",
     "CQLAgent",
+    "FilteredBCAgent",
     "D3rlpyDecisionTransformerAgent",
     "D3rlpyDTState",
     "quiet_d3rlpy",

@@ -39,6 +39,10 @@ class CQLAgent(D3rlpyAgent):
     class Config(D3rlpyAgent.Config):
         """:class:`D3rlpyAgent.Config` plus the Q-learning fields.
 
+        ``hidden_units=[32]``: on ``regime`` random logs a [256, 256] network fits the noise of
+        the bars it has seen (-83 [-109, -61] against 89 [81, 97] for [32], 64 held-out
+        windows); ``account_features=["position"]``: the value of a trade depends on the
+        position it starts from (costs), not on the rest of the account.
         ``gamma=0.9`` (short effect horizon of a trading decision), ``alpha`` the
         conservative penalty weight, ``n_critics``, ``target_update_interval=500`` gradient
         steps (discrete), ``tau`` soft target updates (continuous). ``reward_scale``
@@ -47,6 +51,8 @@ class CQLAgent(D3rlpyAgent):
         """
 
         learning_rate: float = 3e-4
+        hidden_units: list[int] = dataclasses.field(default_factory=lambda: [32])
+        account_features: bool | list[str] = dataclasses.field(default_factory=lambda: ["position"])
         gamma: float = 0.9
         alpha: float = 1.0
         n_critics: int = 2

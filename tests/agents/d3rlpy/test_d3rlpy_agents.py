@@ -31,7 +31,7 @@ def tiny_continuous_dataset():
     return make_dataset("regime", "random", n_steps=300, seed=0, num_envs=3, env_kwargs=env)
 
 
-AGENTS = [("bc", SMALL), ("cql", SMALL), ("dt_d3rlpy", DT_SMALL)]
+AGENTS = [("bc", SMALL), ("filtered_bc", SMALL), ("cql", SMALL), ("dt_d3rlpy", DT_SMALL)]
 
 
 @pytest.mark.parametrize(("name", "fields"), AGENTS)
@@ -214,3 +214,42 @@ def test_dt_predict_equals_d3rlpys_greedy_stateful_wrapper(tiny_dataset) -> None
         theirs = wrapper.predict(agent._select(obs[t]), reward)
         assert int(ours) == int(theirs)
         reward = float(rewards[t]) if t < len(rewards) else 0.0
+
+
+def test_named_account_features_select_those_columns(tiny_dataset) -> None:
+    agent = make_agent("cql", **SMALL, account_features=["position"])
+    agent.fit(tiny_dataset, train_steps=1, progress_bar=False)
+    dim = tiny_dataset.observation_shape[0]
+    assert agent.columns[-1] == dim - 5  # the position, first of the five account columns
+    n_features = (dim - 5) // ENV["window_size"]
+    assert agent.input_dim == n_features + 1
+    with pytest.raises(ValueError, match="unknown account_features"):
+        make_agent("cql", account_features=["cash"])
+    with pytest.raises(ValueError, match="account_features"):
+        make_agent("cql", account_features="position")
+
+
+def test_filtered_bc_trains_on_the_best_episodes_only(tiny_dataset) -> None:
+    agent = make_agent("filtered_bc", **SMALL, top_fraction=0.25)
+    kept = agent.best_episodes(tiny_dataset)
+    returns = tiny_dataset.episode_returns()
+    assert kept.size == int(np.ceil(0.25 * tiny_dataset.n_episodes))
+    assert returns[kept].min() >= np.delete(returns, kept).max()
+    agent.fit(tiny_dataset, train_steps=1, progress_bar=False)
+    exported = agent._export(tiny_dataset)  # noqa: SLF001 - what d3rlpy is given
+    assert exported.transition_count == int(tiny_dataset.episode_lengths[kept].sum())
+    with pytest.raises(ValueError, match="top_fraction"):
+        make_agent("filtered_bc", top_fraction=0.0)
+
+
+def test_cql_rewards_are_scaled_to_unit_std(tiny_dataset) -> None:
+    agent = make_agent("cql", **SMALL).fit(tiny_dataset, train_steps=1, progress_bar=False)
+    scale = agent.config.fitted_reward_scale
+    assert scale == pytest.approx(1.0 / np.std(tiny_dataset.rewards))
+    assert np.std(agent._training_rewards(tiny_dataset)) == pytest.approx(1.0, rel=1e-5)  # noqa: SLF001
+    fixed = make_agent("cql", **SMALL, reward_scale=1.0).fit(
+        tiny_dataset, train_steps=1, progress_bar=False
+    )
+    assert fixed.config.fitted_reward_scale == 1.0
+    with pytest.raises(ValueError, match="reward_scale"):
+        make_agent("cql", reward_scale=-1.0)
