@@ -91,14 +91,14 @@ def test_config_rejects_bad_field_by_name(field: str, value) -> None:
 def test_config_defaults_json_round_trip_and_registry() -> None:
     config = DecisionTransformerConfig()
     assert (config.context_length, config.n_layers, config.n_heads, config.d_model) == (
-        20,
-        3,
+        10,
+        2,
         1,
-        128,
+        64,
     )
-    assert config.batch_size == 64 and config.return_conditioning == "target"
+    assert config.batch_size == 64 and config.return_conditioning == "critic"
     assert DecisionTransformerConfig(**json.loads(json.dumps(config.to_dict()))) == config
-    agent = make_agent("dt", context_length=7, return_conditioning="critic")
+    agent = make_agent("dt", context_length=7, return_conditioning="target")
     assert isinstance(agent, DecisionTransformerAgent)
     assert agent.config.context_length == 7 and agent.model is None
     with pytest.raises(ValueError, match="n_layers"):
@@ -262,7 +262,7 @@ def _obs(position: float, upnl: float, drawdown: float = 0.0) -> np.ndarray:
 
 
 def test_stateful_policy_decrements_rtg_and_resets() -> None:
-    agent = _agent(target_return=1.0)
+    agent = _agent(target_return=1.0, return_conditioning="target")
     obs = np.stack([_obs(1.0, 0.0), _obs(0.0, 0.0)])
     _, state = agent.predict(obs)
     np.testing.assert_allclose(state.returns_to_go[:, 0], [1.0, 1.0])
