@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from scipy import optimize
@@ -224,4 +224,3 @@ class RegimeSeerAgent(KellyFilterAgent):
             raise ValueError("regime_seer needs the panel's hidden regime path (panel.regime)")
         k = self._transition.shape[0]
         return np.eye(k)[np.asarray(regime, dtype=np.int64)]
-
