@@ -7,7 +7,8 @@ table and plot over all of them (issue 21: every agent at 0, 5, 10 and 25 bp).
 
 Each level ``bp`` is an ordinary suite run with ``commission = bp / 1e4`` per unit traded (each
 side) and no slippage in every env, into ``OUT/cost_<bp>bp/results.jsonl`` (``--resume``
-continues one). Into ``OUT`` (default ``benchmarks/results/<suite>/``) go the headline level's
+continues one). ``--sweep-seeds 0`` runs the levels other than the headline on seed 0 only (the
+headline keeps the suite's seeds) and builds the cost table from those seeds at every level. Into ``OUT`` (default ``benchmarks/results/<suite>/``) go the headline level's
 report (``report.md/csv/json``) and plots (scores, equity and drawdown per market), and the cost
 table (``costs.md``, ``costs.csv``) and plots (``costs_<market>.png``).
 """
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels", nargs="+", type=float, default=list(COST_LEVELS_BP), help="bp per unit traded"
     )
     parser.add_argument("--headline", type=float, default=10.0, help="level of the main report")
+    parser.add_argument(
+        "--sweep-seeds",
+        nargs="+",
+        type=int,
+        help="seeds of the other levels, and of every level in the cost table (default: all)",
+    )
     parser.add_argument("--markets", nargs="+", help="override the suite's markets")
     parser.add_argument("--agents", nargs="+", help="override the suite's agents")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the suite's seeds")
@@ -66,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         out = Path(args.out) if args.out else RESULTS_ROOT / base.name
         summaries, headline_records = {}, []
+        sweep = set(args.sweep_seeds or base.seeds)
         for bp in sorted(set(args.levels)):
             suite = suite_at_cost(base, bp)
+            if bp != args.headline and args.sweep_seeds:
+                suite = suite.with_overrides(seeds=args.sweep_seeds)
             run = run_suite(
                 suite,
                 out / f"cost_{bp:g}bp",
@@ -76,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
             print(f"{bp:g} bp: {run.n_run} cells run, {run.n_resumed} resumed; {run.path}")
-            summaries[bp] = summarize(run.records)
+            summaries[bp] = summarize([r for r in run.records if r["seed"] in sweep])
             if bp == args.headline:
                 headline_records = run.records
         for item in run.not_applicable:
@@ -87,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun with --resume", file=sys.stderr)
         return 130
-    headline = summaries[args.headline]
+    headline = summarize(headline_records)
     print(format_report(headline, "text", records=headline_records))
     paths = list(
         write_report(headline, out, ("md", "csv", "json"), records=headline_records).values()
