@@ -51,9 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=1, help="parallel cells (default 1)")
     parser.add_argument("--resume", action="store_true", help="skip cells already done")
     parser.add_argument("--out", help="output folder (default benchmarks/results/<suite>/)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: report the records already in OUT/cost_<bp>bp/ (e.g. a partial run)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _recorded(folder: Path, suite: object) -> list[dict]:
+    """The latest ok record of each of ``suite``'s cells already in ``folder``."""
+    from quantgym.benchmark.listing import cells_for
+    from quantgym.benchmark.records import RESULTS_FILE, latest_by_cell, read_records
+
+    wanted = {cell.cell_id for cell in cells_for(suite)[0]}
+    path = folder / RESULTS_FILE
+    records = latest_by_cell(read_records(path)) if path.is_file() else []
+    return [r for r in records if r["cell_id"] in wanted and r.get("status") == "ok"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,19 +94,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             suite = suite_at_cost(base, bp)
             if bp != args.headline and args.sweep_seeds:
                 suite = suite.with_overrides(seeds=args.sweep_seeds)
-            run = run_suite(
-                suite,
-                out / f"cost_{bp:g}bp",
-                workers=args.workers,
-                resume=args.resume,
-                progress=not args.no_progress,
-            )
-            print(f"{bp:g} bp: {run.n_run} cells run, {run.n_resumed} resumed; {run.path}")
-            summaries[bp] = summarize([r for r in run.records if r["seed"] in sweep])
+            folder = out / f"cost_{bp:g}bp"
+            if args.report_only:
+                records = _recorded(folder, suite)
+                print(f"{bp:g} bp: {len(records)} records in {folder}")
+            else:
+                run = run_suite(
+                    suite,
+                    folder,
+                    workers=args.workers,
+                    resume=args.resume,
+                    progress=not args.no_progress,
+                )
+                print(f"{bp:g} bp: {run.n_run} cells run, {run.n_resumed} resumed; {run.path}")
+                records = run.records
+            summaries[bp] = summarize([r for r in records if r["seed"] in sweep])
             if bp == args.headline:
-                headline_records = run.records
-        for item in run.not_applicable:
-            print(f"not run: {item['agent']} on {item['market']}: {item['reason'][:100]}")
+                headline_records = records
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
