@@ -59,6 +59,9 @@ _REGISTRY: dict[str, str | type] = {
     # TradingEnv-v0: the exact experts of the lagged and crash synthetic markets
     "lag_expert": f"{_POLICIES}:LagExpert",
     "crash_expert": f"{_POLICIES}:CrashExpert",
+    # PortfolioEnv-v0, factor_regime market: the Kelly filter (reference) and the regime seer (bound)
+    "kelly_filter_expert": f"{_PORTFOLIO}.kelly:KellyFilterAgent",
+    "regime_seer": f"{_PORTFOLIO}.kelly:RegimeSeerAgent",
     # PortfolioEnv-v0: online portfolio selection, classical allocation, hindsight bounds
     "ubah": f"{_PORTFOLIO}:UBAHAgent",
     "ucrp": f"{_PORTFOLIO}:UCRPAgent",

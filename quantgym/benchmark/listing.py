@@ -2,7 +2,9 @@
 
 :func:`cells_for` expands a validated ``Suite`` into :class:`Cell` s (markets x agents x seeds,
 in that order) and the agent-market pairs it leaves out (:func:`not_applicable`: an env-bound
-agent that refuses the market, e.g. ``regime_expert`` off the regime market).
+agent that refuses the market, e.g. ``regime_expert`` off the regime market or a portfolio
+baseline on a ``TradingEnv`` market; a learner written for the other env, see
+:func:`agent_env_ids`).
 
 Every agent class is classified once, here: :func:`agent_kind` (oracle, expert, rule, offline,
 online, custom), :func:`agent_role` (future, privileged, causal), :func:`agent_learns` (what it
@@ -21,9 +23,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from quantgym import ENV_ID
+from quantgym import ENV_ID, PORTFOLIO_ENV_ID
 from quantgym.benchmark.records import cell_id
-from quantgym.policies.references import market_kind
+from quantgym.policies.references import env_id_for, market_env, market_kind
 
 __all__ = [
     "Cell",
@@ -32,6 +34,8 @@ __all__ = [
     "agent_kind",
     "agent_role",
     "agent_learns",
+    "agent_env_ids",
+    "PORTFOLIO_LEARNERS",
     "agent_init_kwargs",
     "agent_factory",
     "not_applicable",
@@ -98,11 +102,31 @@ def accepts_keyword(fn: Any, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def is_env_bound(cls: type) -> bool:
-    """Whether ``cls`` is one of quantgym's env-bound policies (built on the env it trades)."""
-    from quantgym.policies.binding import EnvBoundAgent
+#: Learners written for ``PortfolioEnv-v0`` that do not declare ``env_ids`` themselves.
+PORTFOLIO_LEARNERS = ("ppo_eiie", "ppo_cross_attention")
+#: Modules of quantgym's exact experts (kind ``"expert"``).
+_EXPERT_MODULES = ("quantgym.policies.experts", "quantgym.policies.portfolio.kelly")
 
-    return issubclass(cls, EnvBoundAgent)
+
+def is_env_bound(cls: type) -> bool:
+    """Whether ``cls`` is one of quantgym's env-bound policies (built on the env it trades):
+    the ``TradingEnv`` rules and experts and the portfolio baselines."""
+    from quantgym.policies.binding import EnvBoundAgent
+    from quantgym.policies.portfolio.binding import PortfolioAgent
+
+    return issubclass(cls, (EnvBoundAgent, PortfolioAgent))
+
+
+def agent_env_ids(cls: type, name: str = "") -> tuple[str, ...]:
+    """The env ids a *learner* trains and acts on: its ``env_ids`` class attribute when it
+    declares one, ``PortfolioEnv-v0`` for the names in :data:`PORTFOLIO_LEARNERS`, else
+    ``TradingEnv-v0``. (Env-bound agents are asked by building them on the market instead.)"""
+    declared = getattr(cls, "env_ids", None)
+    if declared:
+        return tuple(str(e).removeprefix("quantgym/") for e in declared)
+    if name in PORTFOLIO_LEARNERS or getattr(cls, "name", None) in PORTFOLIO_LEARNERS:
+        return (PORTFOLIO_ENV_ID.removeprefix("quantgym/"),)
+    return (ENV_ID.removeprefix("quantgym/"),)
 
 
 def agent_kind(cls: type) -> str:
@@ -111,7 +135,7 @@ def agent_kind(cls: type) -> str:
     if getattr(cls, "uses_future", False):
         return "oracle"
     module = cls.__module__
-    if module.startswith("quantgym.policies.experts"):
+    if module.startswith(_EXPERT_MODULES):
         return "expert"
     if module.startswith("quantgym.policies") and is_env_bound(cls):
         return "rule"
@@ -165,22 +189,27 @@ def agent_factory(cls: type, cell: Cell) -> Callable[[Any], Any]:
 
 @functools.cache
 def _probe_env(market: str) -> Any:
-    """A small env of ``market``'s kind (synthetic) or on its data (real)."""
+    """A small env of ``market``'s kind (synthetic) or on its data (real), of its env id."""
     kind = market_kind(market)
+    env_id = env_id_for(market)
     if kind == "real":
-        return gym.make(ENV_ID, data=market, episode_length=None)
+        return gym.make(env_id, data=market, episode_length=None)
     return gym.make(
-        ENV_ID, market=kind, market_kwargs={"n_bars": 600, "seed": 0}, episode_length=None
+        env_id, market=kind, market_kwargs={"n_bars": 600, "seed": 0}, episode_length=None
     )
 
 
 def not_applicable(agent: str, market: str) -> str | None:
-    """Why an env-bound ``agent`` refuses ``market`` (its ``ValueError``, e.g. ``regime_expert``
-    off the regime market), or ``None`` when it applies. Learners apply everywhere."""
+    """Why ``agent`` does not run on ``market``: an env-bound agent's ``ValueError`` when built on
+    it (e.g. ``regime_expert`` off the regime market), or a learner written for the other env
+    (:func:`agent_env_ids`); ``None`` when it applies."""
     from quantgym.agents import agent_class
 
     cls = agent_class(agent)
     if not is_env_bound(cls):
+        wanted = env_id_for(market).removeprefix("quantgym/")
+        if wanted not in agent_env_ids(cls, agent):
+            return f"a learner for {', '.join(agent_env_ids(cls, agent))}; {market} is a {wanted} market"
         return None
     try:
         cls(env=_probe_env(market))
@@ -226,7 +255,11 @@ def cells_for(suite: Any) -> tuple[list[Cell], list[dict[str, str]]]:
                         fold_test=None if synthetic else suite.fold_test,
                         dataset_quality=suite.dataset_quality if learns == "offline" else None,
                         dataset_steps=suite.dataset_steps if learns == "offline" else None,
-                        env_kwargs=dict(suite.env_kwargs),
+                        env_kwargs=dict(
+                            suite.portfolio_env_kwargs
+                            if market_env(market) == "portfolio"
+                            else suite.env_kwargs
+                        ),
                         curve_points=suite.curve_points,
                     )
                 )

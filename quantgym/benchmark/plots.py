@@ -1,4 +1,5 @@
-"""Benchmark plots: per market, score bars with CI whiskers, test-unit equity bands, drawdowns.
+"""Benchmark plots: per market, score bars with CI whiskers, test-unit equity bands, drawdowns;
+and the cost sweep (mean log growth against the cost level, :func:`plot_cost_sweep`).
 
 matplotlib (the ``plot`` extra) is imported inside :func:`plot_all`, and figures are drawn on
 the Agg canvas directly (no pyplot state, no display needed).
@@ -18,7 +19,7 @@ import pandas as pd
 
 from quantgym.files import atomic_write
 
-__all__ = ["plot_all", "safe_name"]
+__all__ = ["plot_all", "plot_cost_sweep", "safe_name"]
 
 _COLORS = (
     "#1f77b4",
@@ -254,4 +255,56 @@ def plot_all(
             _band_axes(ax, curves, _order(part, curves), _roles(part), equity=what == "log_equity")
             ax.set_title(f"{market}: {title} (quantiles averaged over seeds)", loc="left")
             written[f"{stem}_{safe}"] = _save(fig, Canvas, out / f"{stem}_{safe}.png")
+    return written
+
+
+def plot_cost_sweep(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``costs_<market>.png`` per market of a :func:`~quantgym.benchmark.costs.cost_table`:
+    each agent's mean log growth per test unit (95% CI band) against the commission level; the
+    reference thick, bounds dashed. ``{"costs_<market>": path}``."""
+    from quantgym.benchmark.costs import COST_COLUMNS
+
+    if not isinstance(table, pd.DataFrame) or list(table.columns) != list(COST_COLUMNS):
+        raise ValueError("table must come from quantgym.benchmark.costs.cost_table")
+    Figure, Canvas = _import_matplotlib()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for market, part in table.groupby("market", sort=False):
+        reference = str(part["reference"].iloc[0])
+        fig = Figure(figsize=(9, 5.5), layout="constrained")
+        ax = fig.subplots()
+        top = part[part["cost_bp"] == part["cost_bp"].min()].sort_values(
+            "log_growth", ascending=False
+        )
+        for i, agent in enumerate(top["agent"]):
+            rows = part[part["agent"] == agent].sort_values("cost_bp")
+            bound = str(rows["role"].iloc[0]) != "causal"
+            color = _COLORS[i % len(_COLORS)]
+            x = rows["cost_bp"].to_numpy(dtype=float)
+            y = rows["log_growth"].to_numpy(dtype=float)
+            ax.plot(
+                x,
+                y,
+                marker="o",
+                ms=3,
+                color=color,
+                lw=2.6 if agent == reference else 1.3,
+                ls="--" if bound else "-",
+                label=agent
+                + (" (bound)" if bound else "")
+                + (" (ref.)" if agent == reference else ""),
+            )
+            lo = rows["log_growth_lo"].to_numpy(dtype=float)
+            hi = rows["log_growth_hi"].to_numpy(dtype=float)
+            if np.isfinite(lo).all() and np.isfinite(hi).all():
+                ax.fill_between(x, lo, hi, color=color, alpha=0.08, lw=0)
+        ax.axhline(0.0, color="0.3", lw=0.8)
+        ax.set_xlabel("commission, bp per unit traded (each side, no slippage)")
+        ax.set_ylabel("mean log growth per test unit")
+        ax.set_title(f"{market}: cost sensitivity (95% CI bands)", loc="left", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, ncols=2, loc="best")
+        safe = safe_name(str(market))
+        written[f"costs_{safe}"] = _save(fig, Canvas, out / f"costs_{safe}.png")
     return written

@@ -13,8 +13,9 @@ learners retrain per fold on that fold's train range, and each fold's test range
 
 All ranges are inclusive bar indices of the market's full arrays (what the env reports as
 ``info["bar"]``); :func:`bar_timestamp` turns one into the env's ``start``/``end`` argument.
-A cell's market is loaded once (:func:`build_market`) and its plan follows from the cell's
-protocol fields (:func:`plan_for`).
+A cell's market is loaded once (:func:`build_market`: a ``MarketData`` for ``TradingEnv-v0``, a
+``PanelData`` for ``PortfolioEnv-v0``; both have ``timestamps``, ``first_bar`` and ``last_bar``)
+and its plan follows from the cell's protocol fields (:func:`plan_for`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
-from quantgym import ENV_ID
-from quantgym.policies.references import market_kind
+from quantgym.policies.references import env_id_for, market_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,8 +166,8 @@ def walk_forward_plan(
 
 
 def bar_timestamp(market: Any, bar: int) -> pd.Timestamp:
-    """Timestamp of ``bar`` of ``market`` (a ``MarketData``): what the env takes as ``start`` or
-    ``end``."""
+    """Timestamp of ``bar`` of ``market`` (a ``MarketData`` or ``PanelData``): what the env
+    takes as ``start`` or ``end``."""
     import pandas as pd
 
     return pd.Timestamp(market.timestamps[bar])
@@ -187,11 +187,15 @@ def market_env_kwargs(cell: Cell) -> dict[str, Any]:
 
 
 def build_market(cell: Cell) -> tuple[Any, int]:
-    """The cell's ``MarketData`` (loaded once, reused by every env) and its first observable bar."""
-    env = gym.make(ENV_ID, **market_env_kwargs(cell), **cell.env_kwargs, episode_length=None)
+    """The cell's ``MarketData`` or ``PanelData`` (loaded once, reused by every env) and its
+    first observable bar."""
+    env = gym.make(
+        env_id_for(cell.market), **market_env_kwargs(cell), **cell.env_kwargs, episode_length=None
+    )
     try:
         core: Any = env.unwrapped
-        return core.market, int(core.first_bar)
+        market = core.panel if hasattr(core, "panel") else core.market
+        return market, int(core.first_bar)
     finally:
         env.close()
 

@@ -94,7 +94,9 @@ def _failures(records: Iterable[Mapping[str, Any]] | None) -> list[tuple[str, st
     for rec in records or ():
         if rec.get("status") == "ok":
             continue
-        first = (str(rec.get("error") or "unknown error").strip().splitlines() or [""])[0]
+        lines = str(rec.get("error") or "unknown error").strip().splitlines() or [""]
+        # a Python traceback says what went wrong on its last line, not its first
+        first = lines[-1] if lines[0].startswith("Traceback") else lines[0]
         out.append((str(rec.get("market")), str(rec.get("agent")), rec.get("seed"), first))
     return out
 

@@ -1,8 +1,9 @@
 """Score an agent on test units: equity paths, per-unit metrics, curve quantiles.
 
 Evaluation is batched (:func:`evaluate_units`): all units that share a length run at once in one
-``TradingVectorEnv`` (``gym.make_vec(ENV_ID, num_envs=n_units)``, each account reset to its
-unit's start), so 64 windows cost about one. ``make(env)`` builds the agent for that env:
+vector env of the market's env id (``TradingVectorEnv`` or ``PortfolioVectorEnv``,
+``gym.make_vec(env_id, num_envs=n_units)``, each account reset to its unit's start), so 64
+windows cost about one. ``make(env)`` builds the agent for that env:
 env-bound agents (rules, experts, the oracle) bind to the vector env, a trained agent
 (:func:`fixed_agent`) gets the ``(n_units, obs_dim)`` batch. An agent whose ``predict`` rejects
 a batch is run unit by unit on a single env instead (same trajectories: the vector env equals N
@@ -11,6 +12,8 @@ single envs with the same seeds).
 Per unit (:func:`unit_row`): ``log_growth = log(final / initial equity)`` (a bankrupt unit is
 floored at :data:`LOG_GROWTH_FLOOR`), the env's metrics and costs; :func:`curve_quantiles`
 summarises the equity paths for the plots; :func:`scored_fields` is the scored part of a record.
+On a portfolio market a step's ``position`` is the gross exposure ``sum |weights|`` and its
+``trade`` the turnover (traded value / previous equity), so the metrics mean the same thing.
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from quantgym import ENV_ID
 from quantgym.benchmark.listing import Cell
 from quantgym.benchmark.protocol import TestUnit, bar_timestamp
+from quantgym.policies.references import env_id_for, market_env
 
 __all__ = [
     "LOG_GROWTH_FLOOR",
     "fixed_agent",
     "evaluate_units",
     "unit_row",
+    "step_fields",
     "curve_quantiles",
     "scored_fields",
 ]
@@ -44,6 +48,23 @@ _COST_KEYS = ("fees", "slippage_cost", "borrow_cost", "financing_cost")
 def fixed_agent(agent: Any) -> Callable[[Any], Any]:
     """``make(env) -> agent`` that returns the given (trained) agent whatever the env."""
     return lambda env: agent
+
+
+def step_fields(info: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``equity``, ``position``, ``trade`` and ``fees`` of a step's ``info`` (single or vector
+    env; a portfolio env's position is its gross exposure and its trade its turnover)."""
+    if "weights" in info:
+        position = np.abs(np.asarray(info["weights"], dtype=np.float64)).sum(axis=-1)
+        trade = np.asarray(info["turnover"], dtype=np.float64)
+    else:
+        position = np.asarray(info["position"], dtype=np.float64)
+        trade = np.asarray(info["trade"], dtype=np.float64)
+    return {
+        "equity": np.asarray(info["equity"], dtype=np.float64),
+        "position": position,
+        "trade": trade,
+        "fees": np.asarray(info["fees"], dtype=np.float64),
+    }
 
 
 @dataclasses.dataclass
@@ -87,12 +108,7 @@ def _rollout(
         obs, _, terminated, _, info = env.step(action)
         episode_start = np.zeros(n, dtype=bool)
         step_cost = sum(np.asarray(info.get(k, 0.0), dtype=np.float64) for k in _COST_KEYS)
-        row = {
-            "equity": np.asarray(info["equity"], dtype=np.float64),
-            "position": np.asarray(info["position"], dtype=np.float64),
-            "trade": np.asarray(info["trade"], dtype=np.float64),
-            "fees": np.asarray(info["fees"], dtype=np.float64),
-        }
+        row = step_fields(info)
         equity[t + 1] = np.where(alive, row["equity"], equity[t])
         position[t] = np.where(alive, row["position"], 0.0)
         trade[t] = np.where(alive, row["trade"], 0.0)
@@ -117,16 +133,16 @@ def evaluate_units(
     by_length: dict[int, list[TestUnit]] = {}
     for unit in units:
         by_length.setdefault(unit.n_steps, []).append(unit)
+    env_id = env_id_for(cell.market)
     for length, group in by_length.items():
         starts = [u.start for u in group]
         end = max(u.end for u in group)
-        kwargs = {
-            "data": market,
-            **cell.env_kwargs,
-            "end": bar_timestamp(market, end),
-            "episode_length": length,
-        }
-        vec = gym.make_vec(ENV_ID, num_envs=len(group), **kwargs)
+        kwargs = {"data": market, **cell.env_kwargs, "episode_length": length}
+        if (
+            market_env(cell.market) == "trading"
+        ):  # a PanelData is used whole: episode_length ends it
+            kwargs["end"] = bar_timestamp(market, end)
+        vec = gym.make_vec(env_id, num_envs=len(group), **kwargs)
         try:
             result: list[_Paths] | None = [
                 _rollout(make(vec), vec, starts, length, cell.seed, True)
@@ -138,7 +154,7 @@ def evaluate_units(
         if result is None:
             result = []
             for i, start in enumerate(starts):
-                env = gym.make(ENV_ID, **kwargs)
+                env = gym.make(env_id, **kwargs)
                 try:
                     result.append(_rollout(make(env), env, [start], length, cell.seed + i, False))
                 finally:

@@ -7,7 +7,14 @@ naming it.
 
 YAML keys are the fields of :class:`Suite`; ``agents`` entries are a registered name, a
 ``"package.module:Class"`` path, ``"all"`` (every registered agent that imports, wrappers
-excluded) or a mapping ``{name: ..., kwargs: {...}, train_steps: N}``.
+excluded) or a mapping ``{name: ..., kwargs: {...}, train_steps: N, markets: [...],
+optional: true}`` (``optional``: dropped with a warning when the agent is not registered or does
+not import, so a suite can name learners that are still being written).
+
+Markets of both envs may share a suite: ``TradingEnv-v0`` markets (``synthetic:regime`` ...,
+``sample:googl``, CSV paths) get ``env_kwargs``; ``PortfolioEnv-v0`` markets
+(``synthetic:factor_regime``, the bundled multi-asset samples ``sample:nyse_o`` ...
+``sample:sp500_20``) get ``portfolio_env_kwargs``. An agent runs only on the markets of its env.
 """
 
 from __future__ import annotations
@@ -20,7 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from quantgym.checks import check_fraction, check_optional_positive_int, check_positive_int
-from quantgym.policies.references import SYNTHETIC_KINDS
+from quantgym.policies.references import (
+    PORTFOLIO_SAMPLE_MARKETS,
+    PORTFOLIO_SYNTHETIC_KINDS,
+    SYNTHETIC_KINDS,
+)
 
 __all__ = [
     "AgentSpec",
@@ -28,6 +39,7 @@ __all__ = [
     "SUITES_DIR",
     "WRAPPER_AGENTS",
     "SAMPLE_MARKETS",
+    "ALL_SYNTHETIC_KINDS",
     "load_suite",
     "list_suites",
     "normalize_market",
@@ -38,8 +50,11 @@ __all__ = [
 SUITES_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "suites"
 #: Registered agents that wrap another policy and cannot be benchmarked by name alone.
 WRAPPER_AGENTS = ("epsilon_mix",)
-#: Bundled real-data samples (``quantgym.envs.sample_data``).
-SAMPLE_MARKETS = ("sample:googl", "sample:eurusd")
+#: Bundled real-data samples: single-asset (``quantgym.envs.sample_data``) and multi-asset
+#: (``quantgym.envs.portfolio.samples``, traded by ``PortfolioEnv-v0``).
+SAMPLE_MARKETS = ("sample:googl", "sample:eurusd", *PORTFOLIO_SAMPLE_MARKETS)
+#: Synthetic kinds of both envs.
+ALL_SYNTHETIC_KINDS = SYNTHETIC_KINDS + PORTFOLIO_SYNTHETIC_KINDS
 
 
 def normalize_market(market: Any) -> str:
@@ -47,13 +62,13 @@ def normalize_market(market: Any) -> str:
     else raises ``ValueError`` listing the valid markets."""
     if isinstance(market, str):
         name = market.removeprefix("synthetic:")
-        if name in SYNTHETIC_KINDS:
+        if name in ALL_SYNTHETIC_KINDS:
             return f"synthetic:{name}"
         if market in SAMPLE_MARKETS:
             return market
         if market.endswith((".csv", ".csv.gz")) and os.path.isfile(market):
             return market
-    valid = [f"synthetic:{k}" for k in SYNTHETIC_KINDS] + list(SAMPLE_MARKETS)
+    valid = [f"synthetic:{k}" for k in ALL_SYNTHETIC_KINDS] + list(SAMPLE_MARKETS)
     raise ValueError(
         f"markets: unknown market {market!r}; valid: {', '.join(valid)} or an OHLCV .csv path"
     )
@@ -88,7 +103,8 @@ def _check_open_fraction(field: str, value: Any) -> float:
 @dataclasses.dataclass
 class AgentSpec:
     """One agent of a suite: registered name or ``"package.module:Class"``, constructor kwargs,
-    its training budget and the markets it runs on (``None``: all of the suite's).
+    its training budget, the markets it runs on (``None``: all of the suite's) and whether it
+    is ``optional`` (dropped with a warning when it is not registered or does not import).
 
     ``train_steps`` is an int, or a mapping from a market name or kind (``"regime"``, ``"gbm"``,
     ``"mean_reversion"``, ``"real"``) or ``"default"`` to an int (walk-forward cells train once
@@ -100,6 +116,7 @@ class AgentSpec:
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_steps: int | dict[str, int] | None = None
     markets: list[str] | None = None
+    optional: bool = False
 
     def runs_on(self, market: str) -> bool:
         """Whether this agent runs on ``market`` (``markets=None``: every market of the suite)."""
@@ -124,17 +141,21 @@ class AgentSpec:
         if isinstance(value, str):
             return cls(value)
         if isinstance(value, Mapping):
-            unknown = set(value) - {"name", "kwargs", "train_steps", "markets"}
+            unknown = set(value) - {"name", "kwargs", "train_steps", "markets", "optional"}
             if unknown or "name" not in value:
                 raise ValueError(
                     f"agents: entry {dict(value)!r} needs 'name' and only 'kwargs', "
-                    "'train_steps', 'markets'"
+                    "'train_steps', 'markets', 'optional'"
                 )
+            optional = value.get("optional", False)
+            if not isinstance(optional, bool):
+                raise ValueError(f"agents[{value['name']}].optional must be true or false")
             return cls(
                 str(value["name"]),
                 dict(value.get("kwargs") or {}),
                 value.get("train_steps"),
                 value.get("markets"),
+                optional,
             )
         raise ValueError(f"agents: entry must be a name or a mapping, got {value!r}")
 
@@ -154,7 +175,7 @@ class AgentSpec:
             self.markets = [normalize_market(m) for m in self.markets]
         field = f"agents[{self.name}].train_steps"
         if isinstance(self.train_steps, Mapping):
-            valid = {*SYNTHETIC_KINDS, "real", "default"}
+            valid = {*ALL_SYNTHETIC_KINDS, "real", "default"}
             for key, steps in self.train_steps.items():
                 if key not in valid:
                     normalize_market(key)  # ValueError unless a market name
@@ -179,6 +200,7 @@ class Suite:
         n_folds, fold_train, fold_test, fold_embargo_bars: walk-forward on real data (fractions
             of the tradable bars for the first train window and each test fold).
         env_kwargs: ``TradingEnv`` kwargs of every env (costs, ``window_size`` ...).
+        portfolio_env_kwargs: ``PortfolioEnv`` kwargs of every env on a portfolio market.
         dataset_quality, dataset_steps: offline learners' training data (collected on the
             cell's train range only).
         curve_points: points of the stored equity/drawdown quantile curves.
@@ -198,6 +220,7 @@ class Suite:
     fold_test: float = 0.1
     fold_embargo_bars: int = 20
     env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    portfolio_env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset_quality: str = "mixed"
     dataset_steps: int = 50_000
     curve_points: int = 200
@@ -221,7 +244,14 @@ class Suite:
                 specs.append(AgentSpec.parse(entry))
         seen: dict[str, AgentSpec] = {}
         for spec in specs:  # an explicit entry after "all" replaces the plain one
-            seen[spec.name] = spec.validate()
+            try:
+                seen[spec.name] = spec.validate()
+            except ValueError as exc:
+                if not spec.optional:
+                    raise
+                warnings.warn(f"optional agent {spec.name!r} left out: {exc}", stacklevel=2)
+        if not seen:
+            raise ValueError("agents: no agent left (every optional agent is unavailable)")
         self.agents = list(seen.values())
         for seed in self.seeds:
             check_positive_int("seeds", seed, minimum=0)
@@ -247,11 +277,16 @@ class Suite:
                 f"fold_train + n_folds * fold_test = {self.fold_train + self.n_folds * self.fold_test:g}"
                 " > 1: the walk-forward folds do not fit in the data"
             )
-        if not isinstance(self.env_kwargs, Mapping):
-            raise ValueError(f"env_kwargs must be a mapping, got {self.env_kwargs!r}")
-        for key in ("data", "market", "start", "end", "episode_length", "market_kwargs"):
-            if key in self.env_kwargs:
-                raise ValueError(f"env_kwargs[{key!r}] is set by the harness's protocol; remove it")
+        for field in ("env_kwargs", "portfolio_env_kwargs"):
+            kwargs = getattr(self, field)
+            if not isinstance(kwargs, Mapping):
+                raise ValueError(f"{field} must be a mapping, got {kwargs!r}")
+            for key in ("data", "market", "start", "end", "episode_length", "market_kwargs"):
+                if key in kwargs:
+                    raise ValueError(
+                        f"{field}[{key!r}] is set by the harness's protocol; remove it"
+                    )
+            setattr(self, field, dict(kwargs))
         from quantgym.datasets.presets import QUALITIES
 
         if self.dataset_quality not in QUALITIES:

@@ -1,7 +1,8 @@
 """Train a fresh agent of a cell on one train range, and nothing after it.
 
-Online agents learn from an env that ends at the range's last bar; offline agents from a
-dataset collected on the range only (:func:`offline_dataset`). Every agent gets its budget
+Online agents learn from an env that ends at the range's last bar (on a portfolio market the
+panel is loaded again from its source up to that bar, so later bars are never loaded); offline
+agents from a dataset collected on the range only (:func:`offline_dataset`). Every agent gets its budget
 through one keyword, ``fit(env_or_dataset, train_steps=cell.train_steps)`` (:func:`fit_agent`);
 ``None`` leaves the agent's own default. Runs are reproducible: :func:`seed_everything` seeds
 python, numpy's legacy global RNG and torch (one thread, deterministic algorithms).
@@ -18,10 +19,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from quantgym import ENV_ID
 from quantgym.benchmark.listing import Cell, accepts_keyword, agent_init_kwargs, agent_learns
 from quantgym.benchmark.protocol import BarRange, bar_timestamp, market_env_kwargs
 from quantgym.benchmark.records import cell_id
+from quantgym.policies.references import env_id_for, market_env
 
 __all__ = [
     "seed_everything",
@@ -120,7 +121,12 @@ def train_agent(
         dataset = offline_dataset(cell, market, train, cache_dir)
         fit_agent(agent, dataset, cell.train_steps, **fit_kwargs)
     else:
-        env = gym.make(ENV_ID, data=market, **cell.env_kwargs, end=bar_timestamp(market, train.end))
+        end = bar_timestamp(market, train.end)
+        if market_env(cell.market) == "portfolio":  # a PanelData cannot be cut: load up to end
+            source = market_env_kwargs(cell)
+        else:
+            source = {"data": market}
+        env = gym.make(env_id_for(cell.market), **source, **cell.env_kwargs, end=end)
         try:
             fit_agent(agent, env, cell.train_steps, **fit_kwargs)
         finally:

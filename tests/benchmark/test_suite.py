@@ -18,7 +18,8 @@ def test_bundled_suites_load() -> None:
     assert {"smoke", "standard", "full"} <= set(list_suites())
     smoke = load_suite("smoke")
     assert smoke.name == "smoke"
-    assert smoke.markets == ["synthetic:regime"]
+    assert smoke.markets == ["synthetic:regime", "synthetic:factor_regime"]
+    assert smoke.portfolio_env_kwargs == {"commission": 0.001, "slippage": 0.0}
     assert smoke.n_windows >= 64
     names = [a.name for a in smoke.agents]
     assert {"buy_and_hold", "bayes_filter_expert", "regime_expert", "hindsight_oracle"} <= set(
@@ -31,9 +32,16 @@ def test_bundled_suites_load() -> None:
         "synthetic:mean_reversion",
         "sample:googl",
         "sample:eurusd",
+        "synthetic:factor_regime",
+        "sample:nyse_o",
+        "sample:sp500_20",
     }
     assert standard.seeds == [0, 1, 2]
-    assert {a.name for a in standard.agents} == set(available_agents())
+    assert {a.name for a in standard.agents} == set(available_agents())  # optional learners out
+    portfolio = load_suite("portfolio")
+    assert {"kelly_filter_expert", "regime_seer", "ucrp", "bcrp"} <= {
+        a.name for a in portfolio.agents
+    }
     assert "epsilon_mix" not in {a.name for a in standard.agents}
 
 

@@ -1,5 +1,6 @@
 """Portfolio baselines for ``PortfolioEnv-v0``: online portfolio selection (OLPS), hindsight
-bounds, classical allocation on rolling windows, and their env-bound agents.
+bounds, classical allocation on rolling windows, and their env-bound agents; the Bayes-filter
+Kelly allocator of the synthetic factor market (the reference) and its privileged regime seer.
 
 Algorithms are pure numpy classes over price relatives (no env needed), each checked against
 universal-portfolios' wealth by ``benchmarks/olps_exactness.py``; the agents bind them to an
@@ -29,6 +30,13 @@ from quantgym.policies.portfolio.agents import (
 from quantgym.policies.portfolio.allocation import ALLOCATION_METHODS, RollingAllocation, allocate
 from quantgym.policies.portfolio.binding import PortfolioAgent, PortfolioBinding
 from quantgym.policies.portfolio.hindsight import BCRP, BestStock
+from quantgym.policies.portfolio.kelly import (
+    KellyFilterAgent,
+    RegimeSeerAgent,
+    expected_log_growth,
+    kelly_weights,
+    simple_return_moments,
+)
 from quantgym.policies.portfolio.olps import (
     EG,
     OLMAR,
@@ -93,4 +101,9 @@ __all__ = [
     "RiskParityAgent",
     "PORTFOLIO_AGENTS",
     "PORTFOLIO_BOUNDS",
+    "simple_return_moments",
+    "expected_log_growth",
+    "kelly_weights",
+    "KellyFilterAgent",
+    "RegimeSeerAgent",
 ]
