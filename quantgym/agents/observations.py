@@ -40,12 +40,15 @@ target changed to flat                   ``log((1 + dd_t+1) / (1 + dd_t))`` (exa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from quantgym import ENV_ID
+
 from quantgym.checks import check_optional_positive_int
+from quantgym.envs.config import ACCOUNT_FEATURES
 
 __all__ = [
     "ObservationLayout",
@@ -58,10 +61,11 @@ __all__ = [
     "UNREALIZED_PNL",
     "DRAWDOWN",
     "recent_bar_columns",
+    "account_feature_offsets",
     "realised_log_return",
 ]
 
-N_ACCOUNT_FEATURES = 5  # quantgym.envs.config.ACCOUNT_FEATURES, the observation's last columns
+N_ACCOUNT_FEATURES = len(ACCOUNT_FEATURES)  # the observation's last columns
 
 # Offsets from the end of the observation (ACCOUNT_FEATURES order, see TradingEnv's docstring).
 POSITION = -5
@@ -108,11 +112,14 @@ class ObservationLayout:
                     raise ValueError(f"{name} is not set and {source} does not expose it")
                 setattr(self, name, int(value))
 
-    def observation_columns(self, observation_dim: int, account: bool) -> np.ndarray | None:
+    def observation_columns(
+        self, observation_dim: int, account: bool | Sequence[str]
+    ) -> np.ndarray | None:
         """Columns of a ``observation_dim`` observation an agent reads: the newest
-        ``recent_bars`` rows (+ the account features when ``account``); ``None`` for all of
-        them (whole window and account features)."""
-        if self.recent_bars is None and account:
+        ``recent_bars`` rows (+ the account features: all of them when ``account`` is
+        ``True``, the named ones when it is a list of names of ``ACCOUNT_FEATURES``); ``None``
+        for all of them (whole window and every account feature)."""
+        if self.recent_bars is None and account is True:
             return None
         if self.window_size is None:
             raise ValueError("window_size must be set to select observation columns")
@@ -152,8 +159,6 @@ def dataset_layout(dataset: Any) -> dict[str, int | None]:
     counts from the observation width (``None`` where the metadata does not say, and for logs
     of another env than ``TradingEnv-v0``, such as ``PortfolioEnv-v0``, whose observations are
     not a window plus account features)."""
-    from quantgym import ENV_ID
-
     window = (dataset.metadata.get("env_kwargs") or {}).get("window_size")
     env_id = dataset.metadata.get("env_id")
     if window is None or (env_id is not None and env_id not in (ENV_ID, "TradingEnv-v0")):
@@ -168,12 +173,35 @@ def dataset_layout(dataset: Any) -> dict[str, int | None]:
     }
 
 
+def account_feature_offsets(account: bool | Sequence[str]) -> list[int]:
+    """Positions (0 = first account column) of the account features an agent reads:
+    ``True``: all of them; ``False``: none; a list of names of
+    :data:`quantgym.envs.config.ACCOUNT_FEATURES` (e.g. ``["position"]``): those, in the
+    env's order. ``ValueError`` names an unknown or repeated name."""
+    if isinstance(account, bool | np.bool_):
+        return list(range(N_ACCOUNT_FEATURES)) if account else []
+    if isinstance(account, str) or not isinstance(account, Sequence):
+        raise ValueError(
+            f"account_features must be True, False or a list of names from {ACCOUNT_FEATURES}, "
+            f"got {account!r}"
+        )
+    unknown = [name for name in account if name not in ACCOUNT_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown account_features {unknown}; choose from {ACCOUNT_FEATURES}")
+    if len(set(account)) != len(account):
+        raise ValueError(f"account_features names a feature twice: {list(account)}")
+    return [i for i, name in enumerate(ACCOUNT_FEATURES) if name in account]
+
+
 def recent_bar_columns(
-    observation_dim: int, window_size: int, recent_bars: int | None, account: bool = True
+    observation_dim: int,
+    window_size: int,
+    recent_bars: int | None,
+    account: bool | Sequence[str] = True,
 ) -> np.ndarray:
     """Column indices of the newest ``recent_bars`` rows of the market window (oldest first),
-    followed by the account features when ``account``; ``recent_bars=None`` keeps the whole
-    window."""
+    followed by the account features ``account`` selects (:func:`account_feature_offsets`);
+    ``recent_bars=None`` keeps the whole window."""
     market_dim = observation_dim - N_ACCOUNT_FEATURES
     if window_size < 1 or market_dim < window_size or market_dim % window_size:
         raise ValueError(
@@ -185,8 +213,9 @@ def recent_bar_columns(
     if not 1 <= bars <= window_size:
         raise ValueError(f"recent_bars must be in [1, window_size={window_size}], got {bars}")
     columns = np.arange(market_dim - bars * n_features, market_dim)
-    if account:
-        columns = np.concatenate([columns, np.arange(market_dim, observation_dim)])
+    offsets = account_feature_offsets(account)
+    if offsets:
+        columns = np.concatenate([columns, market_dim + np.asarray(offsets, dtype=np.int64)])
     return columns
 
 

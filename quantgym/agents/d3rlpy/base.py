@@ -57,6 +57,7 @@ from quantgym.agents.base import TrainableAgent
 from quantgym.agents.observations import (
     ColumnSelection,
     ObservationLayout,
+    account_feature_offsets,
     dataset_layout,
     recent_bar_columns,
 )
@@ -114,9 +115,10 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
 
         ``train_steps`` is the gradient-step budget of :meth:`fit`; ``hidden_units`` the MLP
         encoder of observations; ``device`` a torch device string (``"cpu:0"``). The networks
-        read the newest ``recent_bars`` rows of the market window (``None``: all of it) and,
-        with ``account_features``, the account features; without them BC cannot copy the
-        behaviour policy's previous position instead of reading the market (see
+        read the newest ``recent_bars`` rows of the market window (``None``: all of it) and
+        the account features ``account_features`` selects (``True``: all, ``False``: none, or
+        names such as ``["position"]``); without them BC cannot copy the behaviour policy's
+        previous position instead of reading the market (see
         :mod:`quantgym.agents.observations`). The layout (``window_size`` ...,
         :class:`~quantgym.agents.observations.ObservationLayout`) is read from the dataset;
         so are ``action_low``/``action_high``, the bounds continuous actions are clipped to.
@@ -132,7 +134,7 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         action_size: int | None = None
         discrete: bool | None = None
         recent_bars: int | None = 1
-        account_features: bool = False
+        account_features: bool | list[str] = False
         action_low: float = -1.0
         action_high: float = 1.0
 
@@ -148,6 +150,7 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         check_positive_int("train_steps", c.train_steps)
         check_positive_int("batch_size", c.batch_size)
         c.validate_layout()
+        account_feature_offsets(c.account_features)
         if not (isinstance(c.learning_rate, (int, float)) and c.learning_rate > 0):
             raise ValueError(f"learning_rate must be a positive number, got {c.learning_rate!r}")
         if not (
@@ -172,7 +175,7 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         if c.observation_dim is not None:
             check_positive_int("observation_dim", c.observation_dim)
             check_positive_int("action_size", c.action_size)
-            if c.recent_bars is not None or not c.account_features:
+            if c.recent_bars is not None or c.account_features is not True:
                 if c.window_size is None:
                     raise ValueError("window_size must be set to select observation columns")
                 recent_bar_columns(c.observation_dim, c.window_size, c.recent_bars)
@@ -188,16 +191,23 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         """The d3rlpy ``MDPDataset`` this agent trains on."""
         return to_d3rlpy(self._reduced(dataset))
 
+    def _training_rewards(self, dataset: Any) -> Any:
+        """The rewards the algorithm trains on (hook; default: the dataset's own)."""
+        return dataset.rewards
+
     def _reduced(self, dataset: Any) -> Any:
-        """``dataset`` with only the observation columns the networks read."""
-        if self.columns is None:
+        """``dataset`` with only the observation columns the networks read and the
+        rewards of :meth:`_training_rewards`."""
+        rewards = self._training_rewards(dataset)
+        if self.columns is None and rewards is dataset.rewards:
             return dataset
         from quantgym.datasets.trajectory import TrajectoryDataset
 
+        observations = np.asarray(dataset.observations)
         return TrajectoryDataset.from_arrays(
-            self._select(np.asarray(dataset.observations)),
+            observations if self.columns is None else self._select(observations),
             dataset.actions,
-            dataset.rewards,
+            rewards,
             dataset.terminations,
             dataset.truncations,
             dataset.episode_lengths,
@@ -239,7 +249,7 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         train_steps = self._train_steps(train_steps)
         layout = dataset_layout(dataset)
         if layout["window_size"] is None and (
-            self.config.recent_bars is not None or not self.config.account_features
+            self.config.recent_bars is not None or self.config.account_features is not True
         ):
             raise ValueError(
                 "the dataset's observations have no TradingEnv window layout (its metadata has no "

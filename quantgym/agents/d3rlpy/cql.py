@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
+
+import numpy as np
 
 from quantgym.compat import quiet_legacy_gym
 
@@ -19,7 +22,16 @@ __all__ = ["CQLAgent"]
 class CQLAgent(D3rlpyAgent):
     """``cql``: conservative Q-learning (d3rlpy ``DiscreteCQL`` for discrete datasets, ``CQL``
     for continuous ones). Unlike ``bc`` it learns from the rewards, so it can do better than
-    the behaviour policy (random data included)."""
+    the behaviour policy (random data included).
+
+    Rewards are scaled to unit standard deviation before training (``reward_scale=None``).
+    A trading reward is a log return of about 1e-3 per bar, so the Q-value gaps between actions
+    are of that size too: smaller than the jitter each Adam step puts on the network's outputs.
+    On a market where the right action is a known function of one feature, unscaled rewards
+    leave the greedy action right in 27 % of states (worse than chance) and scaled ones in
+    99 % (``tests/agents/test_offline_known_answer.py``). Scaling a reward by a positive
+    constant scales every Q-value by it and leaves the greedy policy unchanged.
+    """
 
     name: ClassVar[str] = "cql"
 
@@ -29,7 +41,9 @@ class CQLAgent(D3rlpyAgent):
 
         ``gamma=0.9`` (short effect horizon of a trading decision), ``alpha`` the
         conservative penalty weight, ``n_critics``, ``target_update_interval=500`` gradient
-        steps (discrete), ``tau`` soft target updates (continuous).
+        steps (discrete), ``tau`` soft target updates (continuous). ``reward_scale``
+        multiplies the rewards before training; ``None`` (default) uses ``1 / std`` of the
+        dataset's rewards, recorded in ``fitted_reward_scale`` at each fit.
         """
 
         learning_rate: float = 3e-4
@@ -38,6 +52,8 @@ class CQLAgent(D3rlpyAgent):
         n_critics: int = 2
         target_update_interval: int = 500
         tau: float = 0.005
+        reward_scale: float | None = None
+        fitted_reward_scale: float | None = None
 
     def _validate_config(self) -> None:
         super()._validate_config()
@@ -46,6 +62,28 @@ class CQLAgent(D3rlpyAgent):
             raise ValueError(f"gamma must be in [0, 1], got {c.gamma!r}")
         check_positive_int("n_critics", c.n_critics)
         check_positive_int("target_update_interval", c.target_update_interval)
+        for name in ("reward_scale", "fitted_reward_scale"):
+            value = getattr(c, name)
+            if value is not None and not (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value > 0
+            ):
+                raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
+
+    def _prepare(self, dataset: Any) -> None:
+        super()._prepare(dataset)
+        scale = self.config.reward_scale
+        if scale is None:
+            std = float(np.std(np.asarray(dataset.rewards, dtype=np.float64)))
+            scale = 1.0 / std if math.isfinite(std) and std > 0 else 1.0
+        self.config = dataclasses.replace(self.config, fitted_reward_scale=float(scale))
+
+    def _training_rewards(self, dataset: Any) -> Any:
+        scale = self.config.fitted_reward_scale
+        rewards = np.asarray(dataset.rewards)
+        return rewards if scale in (None, 1.0) else (rewards * scale).astype(rewards.dtype)
 
     def _d3rlpy_config(self, discrete: bool) -> Any:
         c = self.config
