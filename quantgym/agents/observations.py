@@ -46,7 +46,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from quantgym import ENV_ID
-
 from quantgym.checks import check_optional_positive_int
 from quantgym.envs.config import ACCOUNT_FEATURES
 
