@@ -74,7 +74,9 @@ def run_windows(policy: Any, args: argparse.Namespace, starts: list[int]) -> np.
     """Log growth of ``policy`` (``predict`` on a batch, or a callable ``obs -> actions``) on
     each held-out window, all windows stepped in lockstep."""
     envs = [gym.make(ENV_ID, data=test_panel(args), episode_length=args.window) for _ in starts]
-    obs = np.stack([e.reset(seed=0, options={"start": s})[0] for e, s in zip(envs, starts)])
+    obs = np.stack(
+        [e.reset(seed=0, options={"start": s})[0] for e, s in zip(envs, starts, strict=True)]
+    )
     growth = np.zeros(len(envs))
     alive = np.ones(len(envs), dtype=bool)
     while alive.any():
