@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
@@ -102,7 +103,7 @@ class _CrossAssetBlock(nn.Module):
 
 
 class AssetTokenExtractor(BaseFeaturesExtractor):
-    """Flat ``PortfolioEnv`` observation -> ``[tokens (N*d), mask (N), cash weight (1)]``.
+    """Flat ``PortfolioEnv`` observation -> ``[tokens (N*d), mask (N), weights (N), cash weight (1)]``.
 
     The per-asset encoder is an MLP (``hidden`` units, ``d_model`` outputs) shared by every
     asset; ``n_attention_layers > 0`` adds cross-asset self-attention blocks.
@@ -133,7 +134,7 @@ class AssetTokenExtractor(BaseFeaturesExtractor):
             raise ValueError(
                 f"recent_bars must be in [1, window_size={window_size}], got {recent_bars}"
             )
-        super().__init__(observation_space, features_dim=n_assets * (d_model + 1) + 1)
+        super().__init__(observation_space, features_dim=n_assets * (d_model + 2) + 1)
         self.layout = (n_assets, window_size, n_features, n_cross_section, recent_bars)
         self.n_assets, self.d_model = n_assets, d_model
         n_inputs = recent_bars * n_features + n_cross_section + 2
@@ -162,15 +163,32 @@ class AssetTokenExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         x, mask, cash, _ = self.tokens(observations)
-        return torch.cat([x.flatten(1), mask.to(x.dtype), cash], dim=1)
+        n, w, f, c, _ = self.layout
+        start = n * (w * f + c)
+        weights = observations[:, start : start + n]  # (B, N) current asset weights
+        return torch.cat([x.flatten(1), mask.to(x.dtype), weights, cash], dim=1)
 
 
 class AllocationHeads(nn.Module):
     """SB3's ``mlp_extractor`` of :class:`AllocationPolicy`: features -> mean weights (actor,
-    ``latent_dim_pi = N``) and a pooled value latent (critic, ``latent_dim_vf = hidden``)."""
+    ``latent_dim_pi = N``) and a pooled value latent (critic, ``latent_dim_vf = hidden``).
 
-    def __init__(self, n_assets: int, d_model: int, hidden: int = 64) -> None:
+    The mean weights move from the current weights a fraction ``rate`` of the way to the
+    softmax target, ``(1 - rate) * w + rate * softmax(scores)``: a target that wobbles with
+    per-bar feature noise would otherwise pay its turnover every bar (EIIE feeds the previous
+    weights to the network for the same reason). ``rate = sigmoid(rate_logit)`` is learned,
+    starting at ``rebalance_rate``; ``rebalance_rate=1`` (fixed) trades straight to the target.
+    """
+
+    def __init__(
+        self, n_assets: int, d_model: int, hidden: int = 64, rebalance_rate: float = 1.0
+    ) -> None:
         super().__init__()
+        if not 0.0 < rebalance_rate <= 1.0:
+            raise ValueError(f"rebalance_rate must be in (0, 1], got {rebalance_rate}")
+        self.full_rebalance = rebalance_rate == 1.0
+        rate = min(rebalance_rate, 1 - 1e-6)
+        self.rate_logit = nn.Parameter(torch.tensor(float(np.log(rate / (1 - rate)))))
         self.n_assets, self.d_model = n_assets, d_model
         self.latent_dim_pi, self.latent_dim_vf = n_assets, hidden
         self.score = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -185,6 +203,11 @@ class AllocationHeads(nn.Module):
         mask = features[:, n * d : n * d + n] > 0.5  # (B, N)
         return tokens, mask, features[:, -1:]
 
+    @property
+    def rate(self) -> torch.Tensor:
+        """The fraction of the way to the target traded each bar."""
+        return torch.sigmoid(self.rate_logit)
+
     @staticmethod
     def _pool(tokens: torch.Tensor, mask: torch.Tensor, cash: torch.Tensor) -> torch.Tensor:
         m = mask.to(tokens.dtype)[..., None]  # (B, N, 1)
@@ -197,8 +220,18 @@ class AllocationHeads(nn.Module):
         s = self.score(tokens).squeeze(-1).masked_fill(~mask, _MASKED)  # (B, N)
         return torch.cat([s, self.cash_score(self._pool(tokens, mask, cash))], dim=1)
 
+    def target(self, features: torch.Tensor) -> torch.Tensor:
+        """The softmax allocation of the scores ``(B, N)`` (cash is the rest)."""
+        return torch.softmax(self.scores(features), dim=1)[:, : self.n_assets]
+
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.scores(features), dim=1)[:, : self.n_assets]  # (B, N)
+        target = self.target(features)
+        if self.full_rebalance:
+            return target
+        n, d = self.n_assets, self.d_model
+        mask = features[:, n * d : n * d + n] > 0.5
+        current = features[:, n * d + n : n * d + 2 * n] * mask  # untradable: target 0 anyway
+        return current + self.rate * (target - current)  # (B, N), stays in the simplex
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.value(self._pool(*self._unpack(features)))
@@ -211,15 +244,18 @@ class AllocationPolicy(ActorCriticPolicy):
     """Actor-critic whose Gaussian mean is the softmax allocation of :class:`AllocationHeads`
     (module docstring); pass :class:`AssetTokenExtractor` as ``features_extractor_class``."""
 
-    def __init__(self, *args: Any, head_hidden: int = 64, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, head_hidden: int = 64, rebalance_rate: float = 1.0, **kwargs: Any
+    ) -> None:
         self.head_hidden = head_hidden
+        self.rebalance_rate = rebalance_rate
         kwargs.setdefault("ortho_init", False)
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         extractor: Any = self.features_extractor
         self.mlp_extractor = AllocationHeads(
-            extractor.n_assets, extractor.d_model, self.head_hidden
+            extractor.n_assets, extractor.d_model, self.head_hidden, self.rebalance_rate
         )
 
     def _build(self, lr_schedule: Any) -> None:
@@ -232,6 +268,7 @@ class AllocationPolicy(ActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data["head_hidden"] = self.head_hidden
+        data["rebalance_rate"] = self.rebalance_rate
         return data
 
 

@@ -51,6 +51,8 @@ class PortfolioPPOAgent(SB3Agent):
         - ``d_model`` token width, ``hidden`` width of the encoder and the heads;
         - ``n_attention_layers`` cross-asset blocks (``n_heads``, ``dim_feedforward``);
         - ``log_std_init``: log of the initial exploration noise on each weight;
+        - ``rebalance_rate``: the initial fraction of the way from the current weights to the
+          softmax target traded each bar (learned; ``1`` = trade to the target, fixed);
         - ``normalize_obs=False``: the env's features are already normalised, and per-column
           statistics would break the equivariance (each asset's columns its own scale);
         - ``n_assets``/``window_size``/``n_features``/``n_cross_section`` are read from the env.
@@ -63,6 +65,7 @@ class PortfolioPPOAgent(SB3Agent):
         n_heads: int = 2
         dim_feedforward: int = 64
         log_std_init: float = -2.0
+        rebalance_rate: float = 0.1
         normalize_obs: bool = False
         gamma: float = 0.9
         gae_lambda: float = 0.9
@@ -82,6 +85,8 @@ class PortfolioPPOAgent(SB3Agent):
             raise ValueError(f"n_attention_layers must be >= 0, got {c.n_attention_layers}")
         if c.d_model % c.n_heads:
             raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
+        if not 0.0 < c.rebalance_rate <= 1.0:
+            raise ValueError(f"rebalance_rate must be in (0, 1], got {c.rebalance_rate}")
         if not np.isfinite(c.log_std_init):
             raise ValueError(f"log_std_init must be finite, got {c.log_std_init}")
 
@@ -117,12 +122,14 @@ class PortfolioPPOAgent(SB3Agent):
                 "dim_feedforward": c.dim_feedforward,
             },
             "head_hidden": c.hidden,
+            "rebalance_rate": c.rebalance_rate,
             "log_std_init": c.log_std_init,
         }
 
     def scores(self, observation: np.ndarray) -> np.ndarray:
         """The actor's scores for raw observations ``(D,)`` or ``(B, D)``: ``(B, N + 1)``, cash
-        last, untradable assets at -1e9; the deterministic weights are their softmax."""
+        last, untradable assets at -1e9; their softmax is the target the deterministic weights
+        move to (a fraction ``rebalance_rate`` of the way from the current weights)."""
         obs, _ = self._check_observation(observation)
         policy: Any = self._require_model().policy
         with torch.inference_mode():

@@ -60,14 +60,27 @@ def test_permuting_the_assets_permutes_the_action(trained):
     assert not np.allclose(action, action[:, ::-1], atol=1e-4)  # the test would see a swap
 
 
-def test_deterministic_action_is_the_softmax_of_the_scores(trained):
-    obs, _ = observations()
+def test_deterministic_action_moves_toward_the_softmax_of_the_scores(trained):
+    obs, layout = observations()
     scores = trained.scores(obs)
-    weights = np.exp(scores - scores.max(1, keepdims=True))
-    weights /= weights.sum(1, keepdims=True)
+    target = np.exp(scores - scores.max(1, keepdims=True))
+    target = (target / target.sum(1, keepdims=True))[:, :-1]
+    rate = float(trained.model.policy.mlp_extractor.rate)
+    assert 0.05 < rate < 0.2  # learned from rebalance_rate=0.1 in a few updates
+    current = layout.split(obs)["weights"][:, :-1]
     action, _ = trained.predict(obs)
-    np.testing.assert_allclose(action, weights[:, :-1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(action, current + rate * (target - current), rtol=0, atol=1e-6)
     assert np.all(action.sum(1) <= 1 + 1e-6)  # the env keeps the rest in cash, no rescaling
+
+
+def test_rebalance_rate_one_trades_straight_to_the_target():
+    agent = make_agent("ppo_eiie", rebalance_rate=1.0, **TINY)
+    agent.fit(dict(ENV_KWARGS), train_steps=64, progress_bar=False)
+    obs, _ = observations()
+    scores = agent.scores(obs)
+    target = np.exp(scores - scores.max(1, keepdims=True))
+    target /= target.sum(1, keepdims=True)
+    np.testing.assert_allclose(agent.predict(obs)[0], target[:, :-1], rtol=0, atol=1e-6)
 
 
 def test_untradable_assets_get_exactly_zero_weight(trained):
@@ -76,6 +89,7 @@ def test_untradable_assets_get_exactly_zero_weight(trained):
     action, _ = trained.predict(obs)
     assert np.all(action[:, 2] == 0.0)
     assert np.all(action[:, [0, 1, 3]] > 0)
+    assert np.any(layout.split(obs)["weights"][:, 2] > 0)  # it held some: not zero by chance
 
 
 @torch.no_grad()
@@ -89,7 +103,8 @@ def test_scores_can_concentrate_the_allocation():
     heads.cash_score[-1].bias.zero_()
 
     def weights(tokens: torch.Tensor) -> np.ndarray:
-        features = torch.cat([tokens.flatten(1), torch.ones(1, 3), torch.zeros(1, 1)], 1)
+        # tokens, mask, current weights, cash weight
+        features = torch.cat([tokens.flatten(1), torch.ones(1, 3), torch.zeros(1, 4)], 1)
         return heads.forward_actor(features).numpy()
 
     tokens = torch.zeros(1, 3, 4)
@@ -165,6 +180,8 @@ def test_bad_config_raises_value_error():
         make_agent("ppo_cross_attention", d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="n_attention_layers"):
         make_agent("ppo_eiie", n_attention_layers=-1)
+    with pytest.raises(ValueError, match="rebalance_rate"):
+        make_agent("ppo_eiie", rebalance_rate=0.0)
     agent = make_agent("ppo_eiie", **TINY)
     with pytest.raises(ValueError, match="needs a PortfolioEnv"):
         agent.fit({"data": None} and gym.make("TradingEnv-v0", episode_length=40), train_steps=64,
