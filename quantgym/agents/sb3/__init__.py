@@ -14,10 +14,10 @@ from quantgym.agents.sb3.attention import TemporalAttentionExtractor
 from quantgym.agents.sb3.envs import env_attr, make_sb3_vec_env
 from quantgym.agents.sb3.extractors import RecentBarsExtractor
 from quantgym.agents.sb3.files import CheckpointCallback, latest_checkpoint
-from quantgym.agents.sb3.ppo_lstm import PPOLstmAgent
-from quantgym.agents.sb3.ppo_mlp import PPOMlpAgent
 from quantgym.agents.sb3.ppo_cross_attention import PPOCrossAttentionAgent
 from quantgym.agents.sb3.ppo_eiie import PPOEIIEAgent
+from quantgym.agents.sb3.ppo_lstm import PPOLstmAgent
+from quantgym.agents.sb3.ppo_mlp import PPOMlpAgent
 from quantgym.agents.sb3.ppo_transformer import PPOTransformerAgent
 
 __all__ = [
