@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{100 * growth.mean() / ref:7.1f}  train {train_s:6.1f}s", flush=True)  # fmt: skip
     reference = args.reference if args.reference in refs else "ucrp"
     summary = summarize(cells, refs, reference)
-    summary["protocol"] = {k: v for k, v in vars(args).items() if k not in ("out", "set")}
+    skip = ("out", "set", "agents", "budgets", "seeds", "resume", "plot_only", "tag")
+    summary["protocol"] = {k: v for k, v in vars(args).items() if k not in skip}
     summary["protocol"]["train_end"] = train_end
     summary["protocol"]["quantgym_commit"] = (
         os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip()
