@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from quantgym import ENV_ID
 from quantgym.checks import check_optional_positive_int
 from quantgym.envs.config import ACCOUNT_FEATURES
 
@@ -154,9 +155,12 @@ class ColumnSelection:
 def dataset_layout(dataset: Any) -> dict[str, int | None]:
     """:data:`LAYOUT_FIELDS` of a :class:`~quantgym.datasets.trajectory.TrajectoryDataset`'s
     flat observations: ``window_size`` from the env kwargs its metadata records, the feature
-    counts from the observation width (``None`` where the metadata does not say)."""
+    counts from the observation width (``None`` where the metadata does not say, and for logs
+    of another env than ``TradingEnv-v0``, such as ``PortfolioEnv-v0``, whose observations are
+    not a window plus account features)."""
     window = (dataset.metadata.get("env_kwargs") or {}).get("window_size")
-    if window is None:
+    env_id = dataset.metadata.get("env_id")
+    if window is None or (env_id is not None and env_id not in (ENV_ID, "TradingEnv-v0")):
         return dict.fromkeys(LAYOUT_FIELDS)
     window = int(window)
     market_dim = int(np.prod(dataset.observation_shape)) - N_ACCOUNT_FEATURES

@@ -50,6 +50,8 @@ _REGISTRY: dict[str, str | type] = {
     "ppo_mlp": f"{_SB3}.ppo_mlp:PPOMlpAgent",
     "ppo_lstm": f"{_SB3}.ppo_lstm:PPOLstmAgent",
     "ppo_transformer": f"{_SB3}.ppo_transformer:PPOTransformerAgent",
+    "ppo_eiie": f"{_SB3}.ppo_eiie:PPOEIIEAgent",
+    "ppo_cross_attention": f"{_SB3}.ppo_cross_attention:PPOCrossAttentionAgent",
     "bc": f"{_D3RLPY}.bc:BCAgent",
     "filtered_bc": f"{_D3RLPY}.filtered_bc:FilteredBCAgent",
     "cql": f"{_D3RLPY}.cql:CQLAgent",

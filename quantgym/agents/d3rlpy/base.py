@@ -120,7 +120,8 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         names such as ``["position"]``); without them BC cannot copy the behaviour policy's
         previous position instead of reading the market (see
         :mod:`quantgym.agents.observations`). The layout (``window_size`` ...,
-        :class:`~quantgym.agents.observations.ObservationLayout`) is read from the dataset.
+        :class:`~quantgym.agents.observations.ObservationLayout`) is read from the dataset;
+        so are ``action_low``/``action_high``, the bounds continuous actions are clipped to.
         """
 
         train_steps: int = 5_000
@@ -134,6 +135,8 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         discrete: bool | None = None
         recent_bars: int | None = 1
         account_features: bool | list[str] = False
+        action_low: float = -1.0
+        action_high: float = 1.0
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -249,14 +252,20 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
             self.config.recent_bars is not None or self.config.account_features is not True
         ):
             raise ValueError(
-                "the dataset's metadata has no env_kwargs['window_size']; pass recent_bars=None "
-                "to read whole observations"
+                "the dataset's observations have no TradingEnv window layout (its metadata has no "
+                "env_kwargs['window_size'], or it logs another env such as PortfolioEnv-v0); pass "
+                "recent_bars=None and account_features=True to read whole observations"
             )
         discrete = bool(dataset.is_discrete)
         if discrete:
             action_size = int(dataset.n_actions or 1)
         else:
             action_size = int(np.prod(dataset.actions.shape[1:], dtype=np.int64))
+        space = dataset.metadata.get("action_space") or {}
+        if not discrete and np.ndim(space.get("low")) == 0 and np.ndim(space.get("high")) == 0:
+            # the env's bounds (PortfolioEnv's long-only weights are Box(0, 1))
+            bounds = {"action_low": float(space["low"]), "action_high": float(space["high"])}
+            self.config = dataclasses.replace(self.config, **bounds)
         shapes = {
             "observation_dim": int(dataset.observation_shape[0]),
             "action_size": action_size,
@@ -307,8 +316,9 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
     def _finish(self, actions: np.ndarray, batched: bool) -> np.ndarray:
         if self.config.discrete:
             actions = actions.astype(np.int64).reshape(-1)
-        else:  # TradingEnv's continuous space is Box(-1, 1): keep the env from rejecting it
-            actions = np.clip(actions.astype(np.float32), -1.0, 1.0)
+        else:  # keep the env from rejecting it: TradingEnv's Box(-1, 1), PortfolioEnv's (0, 1)
+            c = self.config
+            actions = np.clip(actions.astype(np.float32), c.action_low, c.action_high)
         return actions if batched else actions[0]
 
     def predict(

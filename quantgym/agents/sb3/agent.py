@@ -52,6 +52,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize, is_vecenv_wrapped
 from torch import nn
 
+from quantgym import ENV_ID
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.env_kwargs import json_safe_kwargs
 from quantgym.agents.observations import ObservationLayout
@@ -141,6 +142,8 @@ class SB3Agent(TrainableAgent):
     recurrent: ClassVar[bool] = False
     algorithm_class: ClassVar[type[BaseAlgorithm]] = PPO
     policy_name: ClassVar[str] = "MlpPolicy"
+    #: The registered env a dict of env kwargs builds (``fit({...})``, ``quantgym train``).
+    env_id: ClassVar[str] = ENV_ID
 
     @dataclasses.dataclass
     class Config:
@@ -294,7 +297,7 @@ class SB3Agent(TrainableAgent):
 
     def build(self, env: Any) -> SB3Agent:
         """Create the SB3 model for ``env`` (see :func:`make_sb3_vec_env`) without training."""
-        venv, env_kwargs = make_sb3_vec_env(env, self.config.n_envs)
+        venv, env_kwargs = make_sb3_vec_env(env, self.config.n_envs, self.env_id)
         venv = self._wrap(venv)
         if env_kwargs is not None:
             self.env_kwargs = json_safe_kwargs(env_kwargs)

@@ -66,10 +66,13 @@ def env_attr(env: Any, name: str) -> Any:
     return None
 
 
-def make_sb3_vec_env(env: Any, n_envs: int) -> tuple[VecEnv, dict[str, Any] | None]:
+def make_sb3_vec_env(
+    env: Any, n_envs: int, env_id: str = ENV_ID
+) -> tuple[VecEnv, dict[str, Any] | None]:
     """Turn ``env`` into an SB3 ``VecEnv`` for training; returns it and the env kwargs (if known).
 
-    - a mapping of env kwargs -> ``to_sb3(gym.make_vec("TradingEnv-v0", num_envs=n_envs, **kwargs))``;
+    - a mapping of env kwargs -> ``to_sb3(gym.make_vec(env_id, num_envs=n_envs, **kwargs))``
+      (``env_id`` is ``"TradingEnv-v0"`` unless the agent trains on another registered env);
     - an SB3 ``VecEnv`` (e.g. the ``to_sb3`` adapter) -> used as is;
     - a gymnasium ``VectorEnv`` (``TradingVectorEnv``) -> ``to_sb3(env)``;
     - a single env made by ``gym.make`` of an id with a vector entry point (``TradingEnv-v0``)
@@ -80,7 +83,7 @@ def make_sb3_vec_env(env: Any, n_envs: int) -> tuple[VecEnv, dict[str, Any] | No
         from quantgym.envs import to_sb3
 
         kwargs = dict(env)
-        vector = gym.make_vec(ENV_ID, num_envs=n_envs, **kwargs)
+        vector = gym.make_vec(env_id, num_envs=n_envs, **kwargs)
         return to_sb3(vector), kwargs
     if isinstance(env, VecEnv):
         return env, _spec_kwargs(env)
