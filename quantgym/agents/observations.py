@@ -160,7 +160,7 @@ def dataset_layout(dataset: Any) -> dict[str, int | None]:
     not a window plus account features)."""
     window = (dataset.metadata.get("env_kwargs") or {}).get("window_size")
     env_id = dataset.metadata.get("env_id")
-    if window is None or (env_id is not None and env_id not in (ENV_ID, "TradingEnv-v0")):
+    if window is None or (env_id is not None and env_id != ENV_ID):
         return dict.fromkeys(LAYOUT_FIELDS)
     window = int(window)
     market_dim = int(np.prod(dataset.observation_shape)) - N_ACCOUNT_FEATURES

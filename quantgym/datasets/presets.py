@@ -67,8 +67,7 @@ SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 #: The synthetic series a preset collects on (unless ``env_kwargs`` has ``market_kwargs``):
 #: 100,000 bars, so the train split holds 70,000 distinct bars. On the default 10,000-bar
 #: series (6,467 tradable train bars) an offline learner fed 50k transitions sees each bar
-#: about eight times and fits its noise: ``cql`` on random logs scores 58 [44, 72] there and
-#: 89 [81, 97] here (64 held-out windows, seed 0; docs/offline.md). Business days from 1700
+#: about eight times and fits its noise (measured: docs/offline.md). Business days from 1700
 #: keep the series inside pandas' datetime range.
 SYNTHETIC_MARKET_KWARGS = {"n_bars": 100_000, "start": "1700-01-01"}
 _MIXED_PARTS = ("random", "medium", "expert")
