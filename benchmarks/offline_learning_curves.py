@@ -18,6 +18,7 @@ measured) and the plot to ``--plot``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/offline_learning_curves.json")
     parser.add_argument("--plot", default="docs/offline_learning_curves.png")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw --plot from the points in --out"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        _plot(json.loads(Path(args.out).read_text()), args.plot)
+        print(f"wrote {args.plot}")
+        return 0
     if args.quick:
         args.windows, args.sizes, args.steps, args.seeds = 4, [3_000], [20, 40], 1
     torch.set_num_threads(1)

@@ -23,8 +23,12 @@ class BCAgent(D3rlpyAgent):
 
     @dataclasses.dataclass
     class Config(D3rlpyAgent.Config):
-        """:class:`D3rlpyAgent.Config` plus ``beta`` (DiscreteBC's logit penalty)."""
+        """:class:`D3rlpyAgent.Config` plus ``beta`` (DiscreteBC's logit penalty).
 
+        ``hidden_units=[32]``: a [256, 256] network memorises the logged episodes, the more so
+        the fewer they are (filtered BC); measured: docs/offline.md."""
+
+        hidden_units: list[int] = dataclasses.field(default_factory=lambda: [32])
         beta: float = 0.5
 
     def _d3rlpy_config(self, discrete: bool) -> Any:

@@ -63,7 +63,13 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         of 20 steps, ``max_timestep`` the longest episode, a target return near the top of the
         dataset's episode returns (``target_quantile=0.95``); the network is narrower (2
         layers of width 64, several times faster on a CPU than d3rlpy's 3 x 128) so that
-        ``train_steps=3_000`` fits in a few CPU-minutes.
+        ``train_steps=3_000`` fits in a few CPU-minutes. ``action_sampler="softmax"`` is
+        d3rlpy's own inference for a discrete DT (``as_stateful_wrapper`` samples each action
+        from the softmax of the logits): ``predict`` then samples even when
+        ``deterministic=True``, from a generator seeded with ``seed`` at the first call, so a
+        run reproduces. ``"greedy"`` takes the argmax; with the action tokens d3rlpy's model
+        reads, the argmax copies the previous action and holds losing positions
+        (measured: docs/offline.md).
         """
 
         train_steps: int = 3_000
@@ -78,6 +84,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         rtg_scale: float = 1.0
         target_return: float | None = None
         target_quantile: float = 0.95
+        action_sampler: str = "softmax"
         warmup_tokens: int = 10_240
 
     def _validate_config(self) -> None:
@@ -90,6 +97,10 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             raise ValueError(f"target_quantile must be in [0, 1], got {c.target_quantile!r}")
         if not c.rtg_scale > 0:
             raise ValueError(f"rtg_scale must be positive, got {c.rtg_scale!r}")
+        if c.action_sampler not in ("softmax", "greedy"):
+            raise ValueError(
+                f"action_sampler must be 'softmax' or 'greedy', got {c.action_sampler!r}"
+            )
         if c.observation_dim is not None and c.max_timestep is None:
             raise ValueError("max_timestep must be set to build a dt_d3rlpy model")
 
@@ -129,6 +140,14 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
     def _export(self, dataset: Any) -> Any:
         # No padding row: d3rlpy's trajectory slicer would train on it as a real step.
         return to_d3rlpy(self._reduced(dataset), keep_final_observation=False)
+
+    def _sampler(self) -> torch.Generator:
+        """The agent's own action-sampling generator, seeded with ``config.seed`` once."""
+        generator = getattr(self, "_generator", None)
+        if generator is None:
+            generator = torch.Generator().manual_seed(int(self.config.seed))
+            self._generator = generator
+        return generator
 
     def initial_state(self, n_envs: int = 1) -> D3rlpyDTState:
         """Empty context for ``n_envs`` episodes, conditioned on ``config.target_return``."""
@@ -183,7 +202,8 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
     ) -> tuple[np.ndarray, D3rlpyDTState]:
         """Action(s) for ``(D,)`` or ``(N, D)`` observations; ``state`` carries each env's
         context (:class:`D3rlpyDTState`; ``None`` starts new episodes). ``episode_start[i]`` resets
-        env ``i``. ``deterministic=False`` samples from the action distribution."""
+        env ``i``. ``deterministic=True`` follows ``config.action_sampler`` (d3rlpy's softmax
+        sampling by default, seeded; ``"greedy"``: argmax); ``deterministic=False`` samples."""
         algo = self._require_algo()
         obs, batched = self._check_observation(observation)
         n = obs.shape[0]
@@ -206,9 +226,11 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
                 torch.from_numpy((~state.valid).astype(np.float32)),  # d3rlpy: 1 - masks
             )
             logits = logits[:, -1]  # (N, A) action at the newest state
-            if deterministic:
+            if deterministic and self.config.action_sampler == "greedy":
                 actions = logits.argmax(dim=-1).numpy()
             else:
-                actions = torch.distributions.Categorical(logits=logits).sample().numpy()
+                actions = torch.multinomial(
+                    torch.softmax(logits, dim=-1), 1, generator=self._sampler()
+                )[:, 0].numpy()
         state.actions[:, -1] = actions  # the action fills the newest slot's action token
         return self._finish(actions, batched), state

@@ -17,7 +17,13 @@ from quantgym.datasets.trajectory import TrajectoryDataset  # noqa: E402
 
 ENV = {"episode_length": 60, "window_size": 4}
 SMALL = {"hidden_units": [16], "batch_size": 16}
-DT_SMALL = {"context_length": 4, "n_layers": 1, "d_model": 16, "batch_size": 8}
+DT_SMALL = {
+    "context_length": 4,
+    "n_layers": 1,
+    "d_model": 16,
+    "batch_size": 8,
+    "action_sampler": "greedy",  # the tests compare actions with argmax paths
+}
 
 
 @pytest.fixture(scope="module")
@@ -253,3 +259,24 @@ def test_cql_rewards_are_scaled_to_unit_std(tiny_dataset) -> None:
     assert fixed.config.fitted_reward_scale == 1.0
     with pytest.raises(ValueError, match="reward_scale"):
         make_agent("cql", reward_scale=-1.0)
+
+
+def test_dt_softmax_sampler_is_seeded_and_samples(tiny_dataset) -> None:
+    fields = {**DT_SMALL, "action_sampler": "softmax", "seed": 3}
+    obs = tiny_dataset.step_observations()[:64]
+
+    def run() -> np.ndarray:
+        agent = make_agent("dt_d3rlpy", **fields).fit(
+            tiny_dataset, train_steps=2, progress_bar=False
+        )
+        agent._generator = None  # noqa: SLF001 - a fresh generator, as after load
+        return agent.predict(obs)[0]
+
+    first, second = run(), run()
+    np.testing.assert_array_equal(first, second)  # same seed, same samples
+    greedy = make_agent("dt_d3rlpy", **DT_SMALL, seed=3).fit(
+        tiny_dataset, train_steps=2, progress_bar=False
+    )
+    assert not np.array_equal(first, greedy.predict(obs)[0])  # 64 draws are not all the argmax
+    with pytest.raises(ValueError, match="action_sampler"):
+        make_agent("dt_d3rlpy", action_sampler="beam")
