@@ -26,15 +26,12 @@ import argparse
 import time
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
-from offline_quality import WARMUP_BARS, run_windows, score_with_ci, test_env_kwargs, window_starts
+from offline_quality import held_out_windows, run_windows, score_with_ci
 
-from quantgym import ENV_ID
 from quantgym.agents import make_agent
 from quantgym.datasets.presets import make_dataset
-from quantgym.evaluation import reference_agent_name
 from quantgym.files import atomic_write_json
 
 FORMER = {"reward_scale": 1.0, "hidden_units": [256, 256], "account_features": False}
@@ -65,15 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = {"train_steps": 20}
     torch.set_num_threads(1)
     window_bars = 200 if args.quick else 1_000
-    env_kwargs = test_env_kwargs(args.windows, window_bars)
-    probe = gym.make(ENV_ID, **env_kwargs)
-    first_bar = max(int(probe.unwrapped.first_bar), WARMUP_BARS)
-    reference_name = reference_agent_name(probe.unwrapped.market)
-    probe.close()
-    starts = window_starts(first_bar, args.windows, window_bars)
-    ref = run_windows(
-        lambda env: make_agent(reference_name, env=env), env_kwargs, starts
-    ).log_growth
+    held_out = held_out_windows(args.windows, window_bars)
+    env_kwargs, starts = held_out.env_kwargs, held_out.starts
+    reference_name, ref = held_out.reference_name, held_out.reference.log_growth
 
     growth: dict[str, list[np.ndarray]] = {}
     t_start = time.perf_counter()

@@ -53,6 +53,8 @@ __all__ = [
     "BUDGETS",
     "TEST_SEED",
     "WindowResult",
+    "HeldOut",
+    "held_out_windows",
     "test_env_kwargs",
     "window_starts",
     "run_windows",
@@ -131,6 +133,29 @@ def run_windows(
         return WindowResult(log_equity, mdd, time.perf_counter() - t0)
     finally:
         env.close()
+
+
+@dataclasses.dataclass
+class HeldOut:
+    """The test windows every offline benchmark script trades, and the reference's results."""
+
+    env_kwargs: dict[str, Any]
+    starts: list[int]
+    reference_name: str
+    reference: WindowResult
+
+
+def held_out_windows(n_windows: int, window_bars: int) -> HeldOut:
+    """``n_windows`` disjoint windows of the independent test series, after the features'
+    warm-up, traded once by the market's reference agent."""
+    env_kwargs = test_env_kwargs(n_windows, window_bars)
+    probe = gym.make(ENV_ID, **env_kwargs)
+    first_bar = max(int(probe.unwrapped.first_bar), WARMUP_BARS)
+    reference_name = reference_agent_name(probe.unwrapped.market)
+    probe.close()
+    starts = window_starts(first_bar, n_windows, window_bars)
+    reference = run_windows(lambda env: make_agent(reference_name, env=env), env_kwargs, starts)
+    return HeldOut(env_kwargs, starts, reference_name, reference)
 
 
 # -- statistics -----------------------------------------------------------------------------
@@ -259,13 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"unknown agent {name!r}; choose from {list(budgets)}")
     t_start = time.perf_counter()
 
-    env_kwargs = test_env_kwargs(args.windows, args.window_bars)
-    probe = gym.make(ENV_ID, **env_kwargs)
-    first_bar = max(int(probe.unwrapped.first_bar), WARMUP_BARS)
-    reference_name = reference_agent_name(probe.unwrapped.market)
-    probe.close()
-    starts = window_starts(first_bar, args.windows, args.window_bars)
-    reference = run_windows(lambda env: make_agent(reference_name, env=env), env_kwargs, starts)
+    held_out = held_out_windows(args.windows, args.window_bars)
+    env_kwargs, starts = held_out.env_kwargs, held_out.starts
+    reference_name, reference = held_out.reference_name, held_out.reference
     print(
         f"test: {args.windows} windows x {args.window_bars} bars of regime seed {TEST_SEED}; "
         f"{reference_name} mean log growth {reference.log_growth.mean():.4f} per window"
