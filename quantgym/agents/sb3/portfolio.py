@@ -47,7 +47,9 @@ class PortfolioPPOAgent(SB3Agent):
     class Config(SB3Agent.Config):
         """:class:`SB3Agent.Config` plus the encoder and the observation layout.
 
-        - ``recent_bars``: window rows each asset's encoder reads (newest last);
+        - ``window_channels``: channels of the temporal convolution over each asset's whole
+          window (EIIE's; 0 = none);
+        - ``recent_bars``: newest window rows each asset's encoder also reads raw;
         - ``d_model`` token width, ``hidden`` width of the encoder and the heads;
         - ``n_attention_layers`` cross-asset blocks (``n_heads``, ``dim_feedforward``);
         - ``log_std_init``: log of the initial exploration noise on each weight;
@@ -58,6 +60,7 @@ class PortfolioPPOAgent(SB3Agent):
         - ``n_assets``/``window_size``/``n_features``/``n_cross_section`` are read from the env.
         """
 
+        window_channels: int = 16
         recent_bars: int = 1
         d_model: int = 32
         hidden: int = 64
@@ -81,6 +84,8 @@ class PortfolioPPOAgent(SB3Agent):
         c = self.config
         for field in ("recent_bars", "d_model", "hidden", "n_heads", "dim_feedforward"):
             check_positive_int(field, getattr(c, field))
+        if c.window_channels < 0:
+            raise ValueError(f"window_channels must be >= 0, got {c.window_channels}")
         if c.n_attention_layers < 0:
             raise ValueError(f"n_attention_layers must be >= 0, got {c.n_attention_layers}")
         if c.d_model % c.n_heads:
@@ -120,6 +125,7 @@ class PortfolioPPOAgent(SB3Agent):
                 "n_attention_layers": c.n_attention_layers,
                 "n_heads": c.n_heads,
                 "dim_feedforward": c.dim_feedforward,
+                "window_channels": c.window_channels,
             },
             "head_hidden": c.hidden,
             "rebalance_rate": c.rebalance_rate,
