@@ -26,12 +26,21 @@ from quantgym.agents.sb3.allocation import (
     AssetTokenExtractor,
 )
 from quantgym.agents.sb3.envs import env_attr
+from quantgym.agents.sb3.excess_reward import ExcessLogReturnVecEnv
 from quantgym.checks import check_positive_int
 
 __all__ = ["PortfolioPPOAgent", "PORTFOLIO_LAYOUT_FIELDS"]
 
 #: Config fields read from the env's ``layout`` at build time.
 PORTFOLIO_LAYOUT_FIELDS = ("n_assets", "window_size", "n_features", "n_cross_section")
+
+
+def _vec_layers(venv: Any) -> list[Any]:
+    layers = []
+    while venv is not None and venv not in layers:
+        layers.append(venv)
+        venv = getattr(venv, "venv", None)
+    return layers
 
 
 class PortfolioPPOAgent(SB3Agent):
@@ -55,6 +64,9 @@ class PortfolioPPOAgent(SB3Agent):
         - ``log_std_init``: log of the initial exploration noise on each weight;
         - ``rebalance_rate``: the initial fraction of the way from the current weights to the
           softmax target traded each bar (learned; ``1`` = trade to the target, fixed);
+        - ``excess_reward``: train on the log growth in excess of the uniform portfolio's (a
+          control variate that leaves the optimal policy unchanged,
+          :mod:`quantgym.agents.sb3.excess_reward`); needs the env's log-growth reward;
         - ``normalize_obs=False``: the env's features are already normalised, and per-column
           statistics would break the equivariance (each asset's columns its own scale);
         - ``n_assets``/``window_size``/``n_features``/``n_cross_section`` are read from the env.
@@ -69,6 +81,7 @@ class PortfolioPPOAgent(SB3Agent):
         dim_feedforward: int = 64
         log_std_init: float = -2.0
         rebalance_rate: float = 0.1
+        excess_reward: bool = True
         normalize_obs: bool = False
         gamma: float = 0.9
         gae_lambda: float = 0.9
@@ -94,6 +107,13 @@ class PortfolioPPOAgent(SB3Agent):
             raise ValueError(f"rebalance_rate must be in (0, 1], got {c.rebalance_rate}")
         if not np.isfinite(c.log_std_init):
             raise ValueError(f"log_std_init must be finite, got {c.log_std_init}")
+
+    def _wrap(self, venv: Any) -> Any:
+        if self.config.excess_reward and not any(
+            isinstance(layer, ExcessLogReturnVecEnv) for layer in _vec_layers(venv)
+        ):
+            venv = ExcessLogReturnVecEnv(venv)
+        return super()._wrap(venv)
 
     def _resolve_portfolio_layout(self, env: Any) -> None:
         c = self.config
