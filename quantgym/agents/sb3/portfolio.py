@@ -80,10 +80,10 @@ class PortfolioPPOAgent(SB3Agent):
         n_heads: int = 2
         dim_feedforward: int = 64
         log_std_init: float = -2.0
-        rebalance_rate: float = 0.1
+        rebalance_rate: float = 0.03
         excess_reward: bool = True
         normalize_obs: bool = False
-        gamma: float = 0.9
+        gamma: float = 0.97
         gae_lambda: float = 0.9
         lr_schedule: str = "linear"
         ent_coef: float = 0.0
