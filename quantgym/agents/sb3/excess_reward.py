@@ -24,9 +24,12 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from quantgym.policies.portfolio.binding import find_portfolio_env
+from quantgym.agents.sb3.envs import env_attr
+from quantgym.envs.unwrap import iter_env_layers
 
 __all__ = ["ExcessLogReturnVecEnv", "uniform_log_growth"]
+
+_VECTOR_ATTRS = ("panel", "layout", "bars", "num_envs")
 
 
 def uniform_log_growth(close: np.ndarray, tradable: np.ndarray) -> np.ndarray:
@@ -48,10 +51,16 @@ class ExcessLogReturnVecEnv(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv) -> None:
         super().__init__(venv)
-        core = find_portfolio_env(venv)
-        panel = core.panel
+        # the native PortfolioVectorEnv (behind the SB3 adapter), or single envs (DummyVecEnv)
+        self._core = next(
+            (o for o in iter_env_layers(venv) if all(hasattr(o, a) for a in _VECTOR_ATTRS)), None
+        )
+        panel = self._core.panel if self._core is not None else env_attr(venv, "panel")
+        if panel is None or not hasattr(panel, "mark_close"):
+            raise ValueError(
+                f"excess_reward needs PortfolioEnv-v0 (single or vector), got {type(venv).__name__}"
+            )
         self.benchmark = uniform_log_growth(panel.mark_close, panel.tradable)
-        self._core = core if hasattr(core, "num_envs") else None
         self._bars: np.ndarray | None = None
 
     def _decision_bars(self) -> np.ndarray:
