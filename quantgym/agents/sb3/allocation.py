@@ -218,14 +218,25 @@ class AllocationHeads(nn.Module):
     per-bar feature noise would otherwise pay its turnover every bar (EIIE feeds the previous
     weights to the network for the same reason). ``rate = sigmoid(rate_logit)`` is learned,
     starting at ``rebalance_rate``; ``rebalance_rate=1`` (fixed) trades straight to the target.
+
+    ``catch_up_distance = c > 0`` also closes, in one step, the part of a large gap beyond
+    ``c``: with ``d = |target - w|_1`` over the assets and cash, the fraction traded is
+    ``rate + (1 - rate) * max(0, 1 - c / d)``, so the step ends within about ``c`` of the
+    target. A slow rate alone would take ``~1 / rate`` bars to invest from all cash; this is the
+    shape of the optimal rule under proportional costs (stay while close, move to the edge of
+    the no-trade region when far), with ``c`` its width.
     """
 
     def __init__(
-        self, n_assets: int, d_model: int, hidden: int = 64, rebalance_rate: float = 1.0
-    ) -> None:
+        self, n_assets: int, d_model: int, hidden: int = 64, rebalance_rate: float = 1.0,
+        catch_up_distance: float = 0.0,
+    ) -> None:  # fmt: skip
         super().__init__()
         if not 0.0 < rebalance_rate <= 1.0:
             raise ValueError(f"rebalance_rate must be in (0, 1], got {rebalance_rate}")
+        if not (np.isfinite(catch_up_distance) and catch_up_distance >= 0.0):
+            raise ValueError(f"catch_up_distance must be >= 0, got {catch_up_distance}")
+        self.catch_up_distance = float(catch_up_distance)
         self.full_rebalance = rebalance_rate == 1.0
         rate = min(rebalance_rate, 1 - 1e-6)
         self.rate_logit = nn.Parameter(torch.tensor(float(np.log(rate / (1 - rate)))))
@@ -271,7 +282,13 @@ class AllocationHeads(nn.Module):
         n, d = self.n_assets, self.d_model
         mask = features[:, n * d : n * d + n] > 0.5
         current = features[:, n * d + n : n * d + 2 * n] * mask  # untradable: target 0 anyway
-        return current + self.rate * (target - current)  # (B, N), stays in the simplex
+        rate = self.rate
+        if self.catch_up_distance > 0.0:
+            cash_gap = (1.0 - target.sum(1, keepdim=True)) - features[:, -1:]  # (B, 1)
+            gap = (target - current).abs().sum(1, keepdim=True) + cash_gap.abs()  # (B, 1)
+            beyond = torch.relu(1.0 - self.catch_up_distance / gap.clamp_min(1e-8))
+            rate = rate + (1.0 - rate) * beyond
+        return current + rate * (target - current)  # (B, N), stays in the simplex
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.value(self._pool(*self._unpack(features)))
@@ -285,18 +302,21 @@ class AllocationPolicy(ActorCriticPolicy):
     (module docstring); pass :class:`AssetTokenExtractor` as ``features_extractor_class``."""
 
     def __init__(
-        self, *args: Any, head_hidden: int = 64, rebalance_rate: float = 1.0, **kwargs: Any
-    ) -> None:
+        self, *args: Any, head_hidden: int = 64, rebalance_rate: float = 1.0,
+        catch_up_distance: float = 0.0, **kwargs: Any,
+    ) -> None:  # fmt: skip
         self.head_hidden = head_hidden
         self.rebalance_rate = rebalance_rate
+        self.catch_up_distance = catch_up_distance
         kwargs.setdefault("ortho_init", False)
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         extractor: Any = self.features_extractor
         self.mlp_extractor = AllocationHeads(
-            extractor.n_assets, extractor.d_model, self.head_hidden, self.rebalance_rate
-        )
+            extractor.n_assets, extractor.d_model, self.head_hidden, self.rebalance_rate,
+            self.catch_up_distance,
+        )  # fmt: skip
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
@@ -309,6 +329,7 @@ class AllocationPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data["head_hidden"] = self.head_hidden
         data["rebalance_rate"] = self.rebalance_rate
+        data["catch_up_distance"] = self.catch_up_distance
         return data
 
 

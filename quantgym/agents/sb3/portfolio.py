@@ -67,6 +67,8 @@ class PortfolioPPOAgent(SB3Agent):
         - ``excess_reward``: train on the log growth in excess of the uniform portfolio's (a
           control variate that leaves the optimal policy unchanged,
           :mod:`quantgym.agents.sb3.excess_reward`); needs the env's log-growth reward;
+        - ``catch_up_distance``: a gap (L1, assets and cash) from the current weights to the
+          target beyond this is closed at once (``AllocationHeads``; 0 = the rate alone);
         - ``normalize_obs=False``: the env's features are already normalised, and per-column
           statistics would break the equivariance (each asset's columns its own scale);
         - ``n_assets``/``window_size``/``n_features``/``n_cross_section`` are read from the env.
@@ -81,6 +83,7 @@ class PortfolioPPOAgent(SB3Agent):
         dim_feedforward: int = 64
         log_std_init: float = -2.0
         rebalance_rate: float = 0.03
+        catch_up_distance: float = 0.0
         excess_reward: bool = True
         normalize_obs: bool = False
         gamma: float = 0.97
@@ -105,6 +108,8 @@ class PortfolioPPOAgent(SB3Agent):
             raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
         if not 0.0 < c.rebalance_rate <= 1.0:
             raise ValueError(f"rebalance_rate must be in (0, 1], got {c.rebalance_rate}")
+        if not (np.isfinite(c.catch_up_distance) and c.catch_up_distance >= 0.0):
+            raise ValueError(f"catch_up_distance must be >= 0, got {c.catch_up_distance}")
         if not np.isfinite(c.log_std_init):
             raise ValueError(f"log_std_init must be finite, got {c.log_std_init}")
 
@@ -149,6 +154,7 @@ class PortfolioPPOAgent(SB3Agent):
             },
             "head_hidden": c.hidden,
             "rebalance_rate": c.rebalance_rate,
+            "catch_up_distance": c.catch_up_distance,
             "log_std_init": c.log_std_init,
         }
 

@@ -116,6 +116,32 @@ def test_scores_can_concentrate_the_allocation():
     assert weights(tokens)[0, 1] > 1 - 1e-6  # float32: e**-30 is below its resolution
 
 
+@torch.no_grad()
+def test_catch_up_closes_a_large_gap_at_once_and_leaves_a_small_one_to_the_rate():
+    heads = AllocationHeads(n_assets=3, d_model=4, hidden=8, rebalance_rate=0.05,
+                            catch_up_distance=0.5)  # fmt: skip
+    tokens = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    current = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.3, 0.3]])  # all cash; 90% invested
+    cash = 1.0 - current.sum(1, keepdim=True)
+    features = torch.cat([tokens.flatten(1), torch.ones(2, 3), current, cash], 1)
+    target = heads.target(features)
+    gap = (target - current).abs().sum(1, keepdim=True) + (
+        (1 - target.sum(1, keepdim=True)) - cash
+    ).abs()
+    rate = float(heads.rate)
+    expected_rate = rate + (1 - rate) * torch.relu(1 - 0.5 / gap)
+    np.testing.assert_allclose(heads.forward_actor(features).numpy(),
+                               (current + expected_rate * (target - current)).numpy(),
+                               rtol=0, atol=1e-7)  # fmt: skip
+    # from all cash the gap is 2x the invested target: the step ends 0.5 (L1) from the target
+    after = heads.forward_actor(features)[0]
+    left = (target[0] - after).abs().sum() + (target[0].sum() - after.sum()).abs()
+    assert gap[0, 0] > 0.5 and abs(float(left) - 0.5 * (1 - rate)) < 1e-6
+    heads.catch_up_distance = 10.0  # every gap is small: the rate alone
+    np.testing.assert_allclose(heads.forward_actor(features).numpy(),
+                               (current + rate * (target - current)).numpy(), rtol=0, atol=1e-7)  # fmt: skip
+
+
 def test_split_assets_reads_the_layout():
     obs, layout = observations(n=2)
     n, w, f = layout.shapes["windows"]
