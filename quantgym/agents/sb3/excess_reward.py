@@ -58,7 +58,7 @@ class ExcessLogReturnVecEnv(VecEnvWrapper):
         panel = self._core.panel if self._core is not None else env_attr(venv, "panel")
         if panel is None or not hasattr(panel, "mark_close"):
             raise ValueError(
-                f"excess_reward needs PortfolioEnv-v0 (single or vector), got {type(venv).__name__}"
+                f"excess_reward needs a PortfolioEnv (single or vector), got {type(venv).__name__}"
             )
         self.benchmark = uniform_log_growth(panel.mark_close, panel.tradable)
         self._bars: np.ndarray | None = None
