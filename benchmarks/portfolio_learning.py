@@ -92,6 +92,22 @@ def run_windows(policy: Any, args: argparse.Namespace, starts: list[int]) -> np.
     return growth
 
 
+def run_bound_windows(name: str, args: argparse.Namespace, starts: list[int]) -> np.ndarray:
+    """Log growth of a registered agent that binds to its env (the Kelly filter reads the bar
+    from it, so it acts on one env): one env, the windows one after the other."""
+    env = gym.make(ENV_ID, data=test_panel(args), episode_length=args.window)
+    agent = make_agent(name, env=env)
+    growth = np.zeros(len(starts))
+    for i, start in enumerate(starts):
+        obs, _ = env.reset(seed=0, options={"start": start})
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(agent.predict(obs)[0])
+            done = terminated or truncated
+        growth[i] = np.log(info["equity"] / env.unwrapped.config.initial_equity)
+    return growth
+
+
 def train_cell(agent_name: str, budget: int, seed: int, args: argparse.Namespace,
                train_end: str) -> tuple[Any, float]:  # fmt: skip
     overrides = parse_assignments(args.set)
@@ -105,9 +121,7 @@ def reference_growth(args: argparse.Namespace, starts: list[int]) -> dict[str, n
     n = test_panel(args).n_assets
     out = {"ucrp": run_windows(lambda obs: np.full((len(obs), n), 1.0 / n), args, starts)}
     if args.reference in list_agents():
-        env = gym.make(ENV_ID, data=test_panel(args), episode_length=args.window)
-        ref = make_agent(args.reference, env=env)
-        out[args.reference] = run_windows(ref, args, starts)
+        out[args.reference] = run_bound_windows(args.reference, args, starts)
     return out
 
 

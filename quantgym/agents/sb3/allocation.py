@@ -2,14 +2,19 @@
 ``ppo_cross_attention``).
 
 One encoder, shared by every asset, turns each asset's slice of the flat observation (its
-newest ``recent_bars`` window rows, its cross-sectional features, its current weight and its
-tradable flag) into a token; ``ppo_cross_attention`` then lets the tokens attend to each other
+window of W bars, its cross-sectional features, its current weight and its tradable flag) into
+a token. As in EIIE (Jiang et al. 2017), the window goes through a temporal convolution shared
+by every asset (``window_channels`` channels: a width-3 convolution, then one as wide as the
+rest of the window, which collapses time), and the result, the newest ``recent_bars`` raw rows,
+the cross-section, the weight and the flag go through a shared MLP; ``window_channels=0`` reads
+the newest rows only; ``ppo_cross_attention`` then lets the tokens attend to each other
 (self-attention across assets, no positional encoding, untradable assets masked as keys).
 A shared score head gives each asset a score, a head on the mean-pooled tokens (plus the cash
 weight) gives the cash score, and the weights are the softmax of the scores over the tradable
 assets and cash::
 
-    obs (B, D) -> per-asset inputs (B, N, I) -> tokens (B, N, d) [-> attention across assets]
+    obs (B, D) -> per-asset windows (B*N, F, W) -> temporal conv (B, N, ch)
+      -> per-asset inputs (B, N, ch + I) -> tokens (B, N, d) [-> attention across assets]
       -> scores (B, N), cash score (B, 1) -> softmax over tradable assets + cash -> mean weights (B, N)
       -> pooled tokens -> value
 
@@ -50,6 +55,7 @@ __all__ = [
     "AllocationPolicy",
     "AllocationPPO",
     "ALLOCATION_POLICY",
+    "WindowConv",
     "split_assets",
 ]
 
@@ -102,11 +108,35 @@ class _CrossAssetBlock(nn.Module):
         return x + self.ff(self.norm2(x)), weights
 
 
+class WindowConv(nn.Module):
+    """EIIE's per-asset temporal convolution: ``(B, N, W, F)`` windows -> ``(B, N, channels)``.
+
+    A width-``min(3, W)`` convolution then one spanning the rest of the window (so the output
+    has one time step), GELU after each; the same weights for every asset.
+    """
+
+    def __init__(self, window_size: int, n_features: int, channels: int) -> None:
+        super().__init__()
+        width = min(3, window_size)
+        self.net = nn.Sequential(
+            nn.Conv1d(n_features, channels, width),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, window_size - width + 1),
+            nn.GELU(),
+        )
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        b, n, w, f = windows.shape
+        x = windows.reshape(b * n, w, f).transpose(1, 2)  # (B*N, F, W)
+        return self.net(x).reshape(b, n, -1)  # (B, N, channels)
+
+
 class AssetTokenExtractor(BaseFeaturesExtractor):
     """Flat ``PortfolioEnv`` observation -> ``[tokens (N*d), mask (N), weights (N), cash weight (1)]``.
 
-    The per-asset encoder is an MLP (``hidden`` units, ``d_model`` outputs) shared by every
-    asset; ``n_attention_layers > 0`` adds cross-asset self-attention blocks.
+    The per-asset encoder is a :class:`WindowConv` over the asset's window (``window_channels >
+    0``) and an MLP (``hidden`` units, ``d_model`` outputs), both shared by every asset;
+    ``n_attention_layers > 0`` adds cross-asset self-attention blocks.
     """
 
     def __init__(
@@ -122,6 +152,7 @@ class AssetTokenExtractor(BaseFeaturesExtractor):
         n_attention_layers: int = 0,
         n_heads: int = 2,
         dim_feedforward: int = 64,
+        window_channels: int = 0,
     ) -> None:
         dim = n_assets * (window_size * n_features + n_cross_section + 2) + 1
         if observation_space.shape != (dim,):
@@ -137,7 +168,12 @@ class AssetTokenExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=n_assets * (d_model + 2) + 1)
         self.layout = (n_assets, window_size, n_features, n_cross_section, recent_bars)
         self.n_assets, self.d_model = n_assets, d_model
-        n_inputs = recent_bars * n_features + n_cross_section + 2
+        if window_channels < 0:
+            raise ValueError(f"window_channels must be >= 0, got {window_channels}")
+        self.window_conv = (
+            WindowConv(window_size, n_features, window_channels) if window_channels else None
+        )
+        n_inputs = window_channels + recent_bars * n_features + n_cross_section + 2
         self.encoder = nn.Sequential(
             nn.Linear(n_inputs, hidden), nn.GELU(), nn.Linear(hidden, d_model)
         )
@@ -151,6 +187,10 @@ class AssetTokenExtractor(BaseFeaturesExtractor):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """``(tokens (B, N, d), mask (B, N), cash weight (B, 1), attention maps)``."""
         inputs, mask, cash = split_assets(observations, *self.layout)
+        if self.window_conv is not None:
+            n, w, f = self.layout[:3]
+            windows = observations[:, : n * w * f].reshape(-1, n, w, f)  # (B, N, W, F)
+            inputs = torch.cat([self.window_conv(windows), inputs], dim=-1)
         x = self.encoder(inputs)  # (B, N, d)
         # an observation with no tradable asset (all weights forced to 0) attends to every asset
         keys = mask | ~mask.any(dim=1, keepdim=True)
@@ -178,14 +218,25 @@ class AllocationHeads(nn.Module):
     per-bar feature noise would otherwise pay its turnover every bar (EIIE feeds the previous
     weights to the network for the same reason). ``rate = sigmoid(rate_logit)`` is learned,
     starting at ``rebalance_rate``; ``rebalance_rate=1`` (fixed) trades straight to the target.
+
+    ``catch_up_distance = c > 0`` also closes, in one step, the part of a large gap beyond
+    ``c``: with ``d = |target - w|_1`` over the assets and cash, the fraction traded is
+    ``rate + (1 - rate) * max(0, 1 - c / d)``, so the step ends within about ``c`` of the
+    target. A slow rate alone would take ``~1 / rate`` bars to invest from all cash; this is the
+    shape of the optimal rule under proportional costs (stay while close, move to the edge of
+    the no-trade region when far), with ``c`` its width.
     """
 
     def __init__(
-        self, n_assets: int, d_model: int, hidden: int = 64, rebalance_rate: float = 1.0
-    ) -> None:
+        self, n_assets: int, d_model: int, hidden: int = 64, rebalance_rate: float = 1.0,
+        catch_up_distance: float = 0.0,
+    ) -> None:  # fmt: skip
         super().__init__()
         if not 0.0 < rebalance_rate <= 1.0:
             raise ValueError(f"rebalance_rate must be in (0, 1], got {rebalance_rate}")
+        if not (np.isfinite(catch_up_distance) and catch_up_distance >= 0.0):
+            raise ValueError(f"catch_up_distance must be >= 0, got {catch_up_distance}")
+        self.catch_up_distance = float(catch_up_distance)
         self.full_rebalance = rebalance_rate == 1.0
         rate = min(rebalance_rate, 1 - 1e-6)
         self.rate_logit = nn.Parameter(torch.tensor(float(np.log(rate / (1 - rate)))))
@@ -231,7 +282,13 @@ class AllocationHeads(nn.Module):
         n, d = self.n_assets, self.d_model
         mask = features[:, n * d : n * d + n] > 0.5
         current = features[:, n * d + n : n * d + 2 * n] * mask  # untradable: target 0 anyway
-        return current + self.rate * (target - current)  # (B, N), stays in the simplex
+        rate = self.rate
+        if self.catch_up_distance > 0.0:
+            cash_gap = (1.0 - target.sum(1, keepdim=True)) - features[:, -1:]  # (B, 1)
+            gap = (target - current).abs().sum(1, keepdim=True) + cash_gap.abs()  # (B, 1)
+            beyond = torch.relu(1.0 - self.catch_up_distance / gap.clamp_min(1e-8))
+            rate = rate + (1.0 - rate) * beyond
+        return current + rate * (target - current)  # (B, N), stays in the simplex
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.value(self._pool(*self._unpack(features)))
@@ -245,18 +302,21 @@ class AllocationPolicy(ActorCriticPolicy):
     (module docstring); pass :class:`AssetTokenExtractor` as ``features_extractor_class``."""
 
     def __init__(
-        self, *args: Any, head_hidden: int = 64, rebalance_rate: float = 1.0, **kwargs: Any
-    ) -> None:
+        self, *args: Any, head_hidden: int = 64, rebalance_rate: float = 1.0,
+        catch_up_distance: float = 0.0, **kwargs: Any,
+    ) -> None:  # fmt: skip
         self.head_hidden = head_hidden
         self.rebalance_rate = rebalance_rate
+        self.catch_up_distance = catch_up_distance
         kwargs.setdefault("ortho_init", False)
         super().__init__(*args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         extractor: Any = self.features_extractor
         self.mlp_extractor = AllocationHeads(
-            extractor.n_assets, extractor.d_model, self.head_hidden, self.rebalance_rate
-        )
+            extractor.n_assets, extractor.d_model, self.head_hidden, self.rebalance_rate,
+            self.catch_up_distance,
+        )  # fmt: skip
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
@@ -269,6 +329,7 @@ class AllocationPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data["head_hidden"] = self.head_hidden
         data["rebalance_rate"] = self.rebalance_rate
+        data["catch_up_distance"] = self.catch_up_distance
         return data
 
 

@@ -13,8 +13,9 @@ __all__ = ["PPOEIIEAgent"]
 
 
 class PPOEIIEAgent(PortfolioPPOAgent):
-    """``ppo_eiie``: each asset's newest window rows, cross-sectional features, current weight
-    and tradable flag go through one shared MLP to a score; a head on the mean of the asset
+    """``ppo_eiie``: each asset's whole window goes through one shared temporal convolution
+    (EIIE's), and with its newest row, cross-sectional features, current weight and tradable
+    flag through one shared MLP to a score; a head on the mean of the asset
     tokens (and the cash weight) scores cash; the weights are the softmax of the scores
     (:mod:`quantgym.agents.sb3.allocation`). Equivariant to the order of the assets."""
 
