@@ -54,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replot", action="store_true", help="only redraw --plot from the points in --out"
     )
+    parser.add_argument(
+        "--by-size", action="store_true", help="with --replot: score against dataset size"
+    )
     args = parser.parse_args(argv)
     if args.replot:
-        _plot(json.loads(Path(args.out).read_text()), args.plot)
+        points = json.loads(Path(args.out).read_text())
+        (_plot_sizes if args.by_size else _plot)(points, args.plot)
         print(f"wrote {args.plot}")
         return 0
     if args.quick:
@@ -164,6 +168,38 @@ def _plot(result: dict[str, Any], path: str) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _plot_sizes(result: dict[str, Any], path: str) -> None:
+    """Score against dataset size, one line per (agent, dataset, gradient steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["points"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for key in sorted({(r["agent"], r["dataset"], r["train_steps"]) for r in rows}):
+        pts = sorted((r for r in rows if (r["agent"], r["dataset"], r["train_steps"]) == key),
+                     key=lambda r: r["size"])  # fmt: skip
+        if len(pts) < 2:
+            continue
+        x = [p["size"] for p in pts]
+        line = ax.plot(
+            x, [p["score"] for p in pts], "o-", label=f"{key[0]} / {key[1]}, {key[2]:,} steps"
+        )[0]
+        ax.fill_between(x, [p["ci"][0] for p in pts], [p["ci"][1] for p in pts],
+                        color=line.get_color(), alpha=0.12)  # fmt: skip
+    ax.axhline(100, color="black", ls="--", lw=0.8, label="bayes_filter_expert")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("transitions in the dataset")
+    ax.set_ylabel("normalized score (95% CI)")
+    ax.set_title("regime: score against logged data")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
 
