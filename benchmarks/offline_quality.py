@@ -4,6 +4,7 @@ dataset, scored on held-out windows of an independent regime series.
     nice -n 10 .venv/bin/python benchmarks/offline_quality.py              # the full table
     .venv/bin/python benchmarks/offline_quality.py --quick                 # a smoke run (~1 min)
     .venv/bin/python benchmarks/offline_quality.py --agents bc cql --datasets random mixed
+    .venv/bin/python benchmarks/offline_quality.py --combine a.json b.json --out all.json  # join runs
 
 Protocol:
 
@@ -193,6 +194,56 @@ def score_with_ci(agent: np.ndarray, reference: np.ndarray) -> tuple[float, floa
     return _bootstrap_ratio(agent, reference)
 
 
+def print_table(table: dict[str, dict[str, Any]], datasets: list[str]) -> None:
+    """Print the rows x datasets table of scores with their CIs."""
+    header = f"{'agent':<13}" + "".join(f"{q:>22}" for q in datasets)
+    lines = [header, "-" * len(header)]
+    for row in [r for r in ROWS if r in table]:
+        cells = []
+        for q in datasets:
+            c = table[row].get(q)
+            cells.append(f"{c['score']:6.1f} [{c['ci'][0]:6.1f},{c['ci'][1]:6.1f}]" if c else "-")
+        lines.append(f"{row:<13}" + "".join(f"{c:>22}" for c in cells))
+    print("\nnormalized score (cash = 0, bayes_filter_expert = 100), 95% paired-bootstrap CI")
+    print("\n".join(lines))
+
+
+def combine(paths: list[str], out: str) -> dict[str, Any]:
+    """One results file from runs of this script on different datasets (same protocol
+    otherwise), e.g. ``--datasets random``, ``--datasets mixed`` and ``--datasets expert`` run
+    side by side on two cores; ``ValueError`` if their windows, seeds or budgets differ."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    first = runs[0]
+    same = ("starts", "seeds", "windows", "window_bars", "dataset_steps", "reference")
+    for path, run in zip(paths, runs, strict=True):
+        if any(run["protocol"][k] != first["protocol"][k] for k in same) or (
+            run["budgets"] != first["budgets"]
+        ):
+            raise ValueError(f"{path} used another protocol or other budgets than {paths[0]}")
+    table: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for row, cells in run["table"].items():
+            table.setdefault(row, {}).update(cells)
+    conditioning = next((r["conditioning"] for r in runs if len(r["conditioning"]) > 1), {})
+    cpu: dict[str, list[float]] = {}
+    for run in runs:
+        for name, seconds in run["train_cpu_seconds"].items():
+            cpu.setdefault(name, []).append(seconds)
+    result = {
+        **first,
+        "table": table,
+        "conditioning": conditioning,
+        "train_cpu_seconds": {k: float(np.mean(v)) for k, v in cpu.items()},
+        "elapsed_seconds": float(sum(r["elapsed_seconds"] for r in runs)),
+        "combined_from": [r["protocol"].get("datasets") for r in runs],
+    }
+    atomic_write_json(out, result)
+    datasets = [q for q in QUALITIES if any(q in cells for cells in table.values())]
+    print_table(table, datasets)
+    print(f"\nwrote {out}")
+    return result
+
+
 # -- one cell -------------------------------------------------------------------------------
 def _fixed(agent: Any) -> Callable[[Any], Any]:
     return lambda _env: agent
@@ -273,7 +324,16 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="results JSON of earlier runs of this script (same protocol) whose rows join the table",
     )
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        default=[],
+        help="only combine results JSON of runs on different datasets into --out (no training)",
+    )
     args = parser.parse_args(argv)
+    if args.combine:
+        combine(args.combine, args.out)
+        return 0
     torch.set_num_threads(1)
     budgets = QUICK_BUDGETS if args.quick else BUDGETS
     if args.quick:
@@ -351,17 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds.setdefault(key, [seconds])
         if not conditioning and earlier.get("conditioning"):
             merged_conditioning = earlier["conditioning"]
-    rows = [r for r in ROWS if r in table]
-    header = f"{'agent':<13}" + "".join(f"{q:>22}" for q in args.datasets)
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = []
-        for q in args.datasets:
-            c = table[row].get(q)
-            cells.append(f"{c['score']:6.1f} [{c['ci'][0]:6.1f},{c['ci'][1]:6.1f}]" if c else "-")
-        lines.append(f"{row:<13}" + "".join(f"{c:>22}" for c in cells))
-    print("\nnormalized score (cash = 0, bayes_filter_expert = 100), 95% paired-bootstrap CI")
-    print("\n".join(lines))
+    print_table(table, args.datasets)
 
     cond_out: dict[str, Any] = {}
     if not conditioning and merged_conditioning:
@@ -401,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             "window_bars": args.window_bars,
             "seeds": args.seeds,
             "dataset_steps": args.dataset_steps,
+            "datasets": list(args.datasets),
             "reference": reference_name,
             "reference_mean_log_growth": float(ref.mean()),
         },
