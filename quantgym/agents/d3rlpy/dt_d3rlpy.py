@@ -69,7 +69,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         ``deterministic=True``, from a generator seeded with ``seed`` at the first call, so a
         run reproduces. ``"greedy"`` takes the argmax; with the action tokens d3rlpy's model
         reads, the argmax copies the previous action and holds losing positions
-        (measured: docs/offline.md).
+        (measured: docs/results.md, offline agents).
         """
 
         train_steps: int = 3_000
