@@ -38,6 +38,7 @@ __all__ = [
     "forward_filter",
     "resolve_common_params",
     "sample_markov_chain",
+    "synthetic_volume",
     "stationary_distribution",
     "transition_from_durations",
 ]
@@ -265,6 +266,15 @@ def sample_markov_chain(
     return regimes
 
 
+def synthetic_volume(base_volume: float, noise: np.ndarray, shocks: np.ndarray) -> np.ndarray:
+    """Lognormal volume around ``base_volume`` that rises with the size of the bar's standard
+    normal return shock: ``log(volume / base_volume) = 0.3 z + 0.3 (|shock| - E|shock|)`` with
+    ``z = noise`` standard normal (same shapes; every synthetic market uses this model)."""
+    return base_volume * np.exp(
+        _VOLUME_NOISE * noise + _VOLUME_LOADING * (np.abs(shocks) - _MEAN_ABS_NORMAL)
+    )
+
+
 def build_frame(
     rng: np.random.Generator,
     params: dict[str, Any],
@@ -291,9 +301,7 @@ def build_frame(
         # Multiplying by exp(x) >= 1 (or <= 1) keeps the OHLC order exact in floating point.
         high = np.maximum(open_, close) * np.exp(up)
         low = np.minimum(open_, close) * np.exp(-down)
-    volume = params["base_volume"] * np.exp(
-        _VOLUME_NOISE * volume_noise + _VOLUME_LOADING * (np.abs(eps) - _MEAN_ABS_NORMAL)
-    )
+    volume = synthetic_volume(params["base_volume"], volume_noise, eps)
     for name, values in (("high", high), ("low", low), ("open", open_), ("close", close)):
         if not np.all(np.isfinite(values) & (values > 0)):
             raise ValueError(

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from quantgym.checks import check_non_negative, check_positive, check_positive_int
+from quantgym.envs.synthetic_base import COMMON_DEFAULTS, synthetic_volume
 
 __all__ = [
     "FACTOR_KINDS",
@@ -73,16 +74,9 @@ _DEFAULTS: dict[str, Any] = {
     "sector_drifts": None,  # 0, except +-0.0008 by sector in regime 2 and the opposite in regime 3
     "sector_vol": (0.004, 0.008, 0.005, 0.005),
     "idio_vol": (0.008, 0.012, 0.009, 0.009),
-    "start": "1990-01-01",
-    "freq": "B",
-    "initial_price": 100.0,
-    "gap_scale": 0.1,
-    "range_scale": 0.5,
-    "base_volume": 1_000_000.0,
+    **COMMON_DEFAULTS,  # start, freq, initial_price, gap_scale, range_scale, base_volume
 }
 _ROTATION_DRIFT = 0.0008
-_VOLUME_NOISE = 0.3
-_VOLUME_LOADING = 0.3
 
 
 @dataclass(frozen=True)
@@ -260,9 +254,7 @@ def generate_factor_market(
         low = np.minimum(open_, close) * np.exp(-down)
     if not all(np.all(np.isfinite(x) & (x > 0)) for x in (open_, high, low, close)):
         raise ValueError(f"parameters give non-finite prices over n_bars={n_bars}")
-    volume = p["base_volume"] * np.exp(
-        _VOLUME_NOISE * noise + _VOLUME_LOADING * (np.abs(shock) - math.sqrt(2.0 / math.pi))
-    )
+    volume = synthetic_volume(p["base_volume"], noise, shock)
     return FactorMarket(
         index=index,
         assets=tuple(p["assets"]),
