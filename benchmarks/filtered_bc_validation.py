@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 
-import gymnasium as gym
 import numpy as np
 import torch
-from offline_quality import WARMUP_BARS, run_windows, score_with_ci, window_starts
+from offline_quality import held_out_windows, run_windows, score_with_ci
 
-from quantgym import ENV_ID
 from quantgym.agents import make_agent
 from quantgym.datasets.presets import make_dataset
 from quantgym.files import atomic_write_json
@@ -37,19 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/filtered_bc_validation.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    env_kwargs = {
-        "market": "regime",
-        "market_kwargs": {
-            "seed": VALIDATION_SEED,
-            "n_bars": WARMUP_BARS + args.windows * 1_000 + 2,
-            "start": "1700-01-01",
-        },
-        "episode_length": 1_000,
-    }
-    probe = gym.make(ENV_ID, **env_kwargs)
-    starts = window_starts(max(int(probe.unwrapped.first_bar), WARMUP_BARS), args.windows, 1_000)
-    probe.close()
-    ref = run_windows(lambda env: make_agent("bayes_filter_expert", env=env), env_kwargs, starts)
+    held_out = held_out_windows(args.windows, 1_000, seed=VALIDATION_SEED)
+    env_kwargs, starts, ref = held_out.env_kwargs, held_out.starts, held_out.reference
     growth: dict[float, list[np.ndarray]] = {}
     for seed in range(args.seeds):
         dataset = make_dataset("regime", args.quality, n_steps=args.dataset_steps, seed=seed)

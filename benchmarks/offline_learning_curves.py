@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
                         key = (name, quality, size, budget)
                         points.setdefault(key, []).append(g)
                         seconds.setdefault(key, []).append(cpu)
-                        row = _scores(points, key, ref)
                         print(
                             f"{name:>12} {quality:>7} {size:>8,} seed {seed} steps {budget:>6,}: "
                             f"{100 * g.mean() / ref.mean():7.1f}  ({cpu / 60:.1f} CPU-min, "
@@ -122,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
                                 for k in points
                             ],
                         }
-                        del row
                         atomic_write_json(args.out, result)
     _plot(result, args.plot)
     print(f"wrote {args.out} and {args.plot} ({(time.perf_counter() - t_start) / 60:.1f} min)")

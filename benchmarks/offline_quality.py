@@ -84,13 +84,14 @@ ROWS = ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt (target)", "dt (critic)", "
 
 
 # -- test windows ---------------------------------------------------------------------------
-def test_env_kwargs(n_windows: int, window_bars: int) -> dict[str, Any]:
-    """Env kwargs of the independent test series, long enough for the windows."""
+def test_env_kwargs(n_windows: int, window_bars: int, seed: int = TEST_SEED) -> dict[str, Any]:
+    """Env kwargs of the independent test series (or of another series of the same
+    generating parameters, by ``seed``), long enough for the windows."""
     n_bars = WARMUP_BARS + n_windows * window_bars + 2
     # Business days from 1700: a 130,000-bar series stays inside pandas' datetime range.
     return {
         "market": MARKET,
-        "market_kwargs": {"seed": TEST_SEED, "n_bars": n_bars, "start": "1700-01-01"},
+        "market_kwargs": {"seed": seed, "n_bars": n_bars, "start": "1700-01-01"},
         "episode_length": window_bars,
     }
 
@@ -146,10 +147,11 @@ class HeldOut:
     reference: WindowResult
 
 
-def held_out_windows(n_windows: int, window_bars: int) -> HeldOut:
-    """``n_windows`` disjoint windows of the independent test series, after the features'
-    warm-up, traded once by the market's reference agent."""
-    env_kwargs = test_env_kwargs(n_windows, window_bars)
+def held_out_windows(n_windows: int, window_bars: int, seed: int = TEST_SEED) -> HeldOut:
+    """``n_windows`` disjoint windows of the independent test series (``seed``: another
+    series, e.g. for validation), after the features' warm-up, traded once by the market's
+    reference agent."""
+    env_kwargs = test_env_kwargs(n_windows, window_bars, seed)
     probe = gym.make(ENV_ID, **env_kwargs)
     first_bar = max(int(probe.unwrapped.first_bar), WARMUP_BARS)
     reference_name = reference_agent_name(probe.unwrapped.market)
