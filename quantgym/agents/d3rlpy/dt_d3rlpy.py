@@ -18,7 +18,7 @@ from d3rlpy.preprocessing import MultiplyRewardScaler
 
 from quantgym.agents.d3rlpy.base import D3rlpyAgent
 from quantgym.agents.observations import episode_start_mask, realised_log_return
-from quantgym.checks import check_optional_positive_int, check_positive_int
+from quantgym.checks import check_choice, check_optional_positive_int, check_positive_int
 from quantgym.datasets import to_d3rlpy
 
 __all__ = ["D3rlpyDecisionTransformerAgent", "D3rlpyDTState"]
@@ -97,10 +97,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             raise ValueError(f"target_quantile must be in [0, 1], got {c.target_quantile!r}")
         if not c.rtg_scale > 0:
             raise ValueError(f"rtg_scale must be positive, got {c.rtg_scale!r}")
-        if c.action_sampler not in ("softmax", "greedy"):
-            raise ValueError(
-                f"action_sampler must be 'softmax' or 'greedy', got {c.action_sampler!r}"
-            )
+        check_choice("action_sampler", c.action_sampler, ("softmax", "greedy"))
         if c.observation_dim is not None and c.max_timestep is None:
             raise ValueError("max_timestep must be set to build a dt_d3rlpy model")
 
