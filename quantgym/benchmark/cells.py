@@ -35,7 +35,7 @@ from quantgym.benchmark.scoring import evaluate_units, fixed_agent, scored_field
 from quantgym.benchmark.training import seed_everything, train_agent
 from quantgym.policies.references import reference_policy_name
 
-__all__ = ["RangeResult", "train_and_score", "run_cell"]
+__all__ = ["RangeResult", "train_and_score", "record_head", "run_cell"]
 
 
 @dataclasses.dataclass
@@ -92,7 +92,9 @@ def train_and_score(
     )
 
 
-def _record_head(cell: Cell) -> dict[str, Any]:
+def record_head(cell: Cell) -> dict[str, Any]:
+    """The fields of a record that name its cell: ids, market, agent, seed, kind, role and the
+    market's reference agent."""
     from quantgym.agents import agent_class
 
     try:
@@ -122,7 +124,7 @@ def run_cell(
     record)."""
     if not isinstance(cell, Cell):
         cell = Cell.from_dict(cell)
-    record = _record_head(cell)
+    record = record_head(cell)
     timing = {"train_s": 0.0, "eval_s": 0.0}
     try:
         from quantgym.agents import agent_class

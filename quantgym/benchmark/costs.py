@@ -6,7 +6,7 @@ suite run (its own ``results.jsonl``; the cells differ by their ``env_kwargs``, 
 differ); :func:`cost_table` stacks the levels' :func:`~quantgym.benchmark.statistics.summarize`
 tables into one long table, and :func:`format_cost_table` prints it per market, one row per
 agent and one column per level: the mean log growth per test unit with its paired-bootstrap CI,
-and the score against the market's reference at that level. ``benchmarks/portfolio_costs.py``
+and the score against the market's reference at that level. ``benchmarks/cost_sweep.py``
 runs it; :func:`quantgym.benchmark.plots.plot_cost_sweep` draws it.
 """
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from quantgym.benchmark.cells import run_cell
 from quantgym.benchmark.listing import Cell, cells_for
 from quantgym.benchmark.records import (
     RESULTS_FILE,
@@ -30,6 +29,7 @@ from quantgym.benchmark.records import (
     latest_by_cell,
     read_records,
 )
+from quantgym.benchmark.stress import run_suite_cell
 from quantgym.checks import check_choice, check_positive_int
 
 __all__ = ["BACKENDS", "RunSummary", "run_cells", "run_suite"]
@@ -59,7 +59,7 @@ def _init_worker() -> None:
 def _local(cells: Sequence[Cell], workers: int, cache: str | None) -> Iterator[dict[str, Any]]:
     if workers == 1:
         for cell in cells:
-            yield run_cell(cell, cache)
+            yield run_suite_cell(cell, cache)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -71,7 +71,7 @@ def _local(cells: Sequence[Cell], workers: int, cache: str | None) -> Iterator[d
         initializer=_init_worker,
     )
     try:
-        futures = [pool.submit(run_cell, cell.to_dict(), cache) for cell in cells]
+        futures = [pool.submit(run_suite_cell, cell.to_dict(), cache) for cell in cells]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -93,7 +93,7 @@ def _ray(
             ray.init(address=address, log_to_driver=False)
         started = True
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
+        task = ray.remote(num_cpus=1, max_retries=0)(run_suite_cell)
         pending = [task.remote(cell.to_dict(), cache) for cell in cells]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

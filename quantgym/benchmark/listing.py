@@ -69,12 +69,16 @@ class Cell:
     dataset_steps: int | None = None
     env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     curve_points: int = 200
+    stress: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict copy (what a record stores under ``cell``)."""
+        """Plain-dict copy (what a record stores under ``cell``); ``stress`` only when set, so
+        the ids of cells of ordinary suites do not depend on the field."""
         out = dataclasses.asdict(self)
         out["agent_kwargs"] = dict(self.agent_kwargs)
         out["env_kwargs"] = dict(self.env_kwargs)
+        if self.stress is None:
+            del out["stress"]
         return out
 
     @property
@@ -261,6 +265,7 @@ def cells_for(suite: Any) -> tuple[list[Cell], list[dict[str, str]]]:
                             else suite.env_kwargs
                         ),
                         curve_points=suite.curve_points,
+                        stress=suite.stress,
                     )
                 )
     return cells, skipped

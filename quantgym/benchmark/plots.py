@@ -1,5 +1,6 @@
 """Benchmark plots: per market, score bars with CI whiskers, test-unit equity bands, drawdowns;
-and the cost sweep (mean log growth against the cost level, :func:`plot_cost_sweep`).
+the cost sweep (mean log growth against the cost level, :func:`plot_cost_sweep`) and the stress
+suite's input perturbation (score against the perturbation's size, :func:`plot_perturbation`).
 
 matplotlib (the ``plot`` extra) is imported inside :func:`plot_all`, and figures are drawn on
 the Agg canvas directly (no pyplot state, no display needed).
@@ -19,7 +20,7 @@ import pandas as pd
 
 from quantgym.files import atomic_write
 
-__all__ = ["plot_all", "plot_cost_sweep", "safe_name"]
+__all__ = ["plot_all", "plot_cost_sweep", "plot_perturbation", "safe_name"]
 
 _COLORS = (
     "#1f77b4",
@@ -307,4 +308,63 @@ def plot_cost_sweep(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str
         ax.legend(fontsize=7, ncols=2, loc="best")
         safe = safe_name(str(market))
         written[f"costs_{safe}"] = _save(fig, Canvas, out / f"costs_{safe}.png")
+    return written
+
+
+def plot_perturbation(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``perturbation_<market>.png`` per market of a
+    :func:`~quantgym.benchmark.stress_report.perturbation_table`: score against the noise scale
+    and against epsilon (one panel per probe, 95% CI bands), one line per causal agent; agents
+    that read prices (flat by construction) dashed. ``{"perturbation_<market>": path}``."""
+    needed = {
+        "market",
+        "probe",
+        "agent",
+        "role",
+        "level",
+        "score",
+        "score_lo",
+        "score_hi",
+        "by_construction",
+    }
+    if not isinstance(table, pd.DataFrame) or not needed <= set(table.columns):
+        raise ValueError(f"table must have the columns {sorted(needed)}")
+    Figure, Canvas = _import_matplotlib()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for market, by_market in table.groupby("market", sort=False):
+        probes = list(dict.fromkeys(by_market["probe"]))
+        fig = Figure(figsize=(6 * len(probes), 5), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(probes)))
+        for ax, probe in zip(axes, probes, strict=True):
+            frame = by_market[(by_market["probe"] == probe) & (by_market["role"] == "causal")]
+            for i, (agent, sub) in enumerate(frame.groupby("agent", sort=False)):
+                sub = sub.sort_values("level")
+                flat = bool(sub["by_construction"].any())
+                color = _COLORS[i % len(_COLORS)]
+                x = sub["level"].to_numpy(dtype=float)
+                ax.plot(
+                    x,
+                    sub["score"].to_numpy(dtype=float),
+                    marker="o",
+                    ms=3,
+                    color=color,
+                    ls="--" if flat else "-",
+                    lw=1.0 if flat else 1.6,
+                    label=agent + (" (reads prices)" if flat else ""),
+                )
+                lo = sub["score_lo"].to_numpy(dtype=float)
+                hi = sub["score_hi"].to_numpy(dtype=float)
+                if not flat and np.isfinite(lo).all() and np.isfinite(hi).all():
+                    ax.fill_between(x, lo, hi, color=color, alpha=0.1, lw=0)
+            ax.axhline(0.0, color="0.3", lw=0.8)
+            what = "noise std" if probe == "noise" else "epsilon (L-inf radius)"
+            ax.set_xlabel(f"{what}, in feature standard deviations")
+            ax.set_ylabel("score (reference = 100, cash = 0)")
+            ax.set_title(f"{market}: {probe}", loc="left", fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+        safe = safe_name(str(market))
+        written[f"perturbation_{safe}"] = _save(fig, Canvas, out / f"perturbation_{safe}.png")
     return written

@@ -26,11 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from quantgym.benchmark.stress_spec import StressSpec
 from quantgym.checks import check_fraction, check_optional_positive_int, check_positive_int
 from quantgym.policies.references import (
     PORTFOLIO_SAMPLE_MARKETS,
     PORTFOLIO_SYNTHETIC_KINDS,
     SYNTHETIC_KINDS,
+    market_env,
 )
 
 __all__ = [
@@ -204,6 +206,8 @@ class Suite:
         dataset_quality, dataset_steps: offline learners' training data (collected on the
             cell's train range only).
         curve_points: points of the stored equity/drawdown quantile curves.
+        stress: the probes of a stress suite
+            (:class:`~quantgym.benchmark.stress_spec.StressSpec`; ``None``: an ordinary suite).
     """
 
     name: str = "custom"
@@ -224,6 +228,7 @@ class Suite:
     dataset_quality: str = "mixed"
     dataset_steps: int = 50_000
     curve_points: int = 200
+    stress: dict[str, Any] | None = None
 
     def validate(self) -> Suite:
         """Check and normalise every field (``ValueError`` naming it); returns ``self``."""
@@ -287,6 +292,14 @@ class Suite:
                         f"{field}[{key!r}] is set by the harness's protocol; remove it"
                     )
             setattr(self, field, dict(kwargs))
+        if self.stress is not None:
+            self.stress = StressSpec.from_mapping(self.stress).to_dict()
+            portfolio = [m for m in self.markets if market_env(m) == "portfolio"]
+            if portfolio:
+                raise ValueError(
+                    f"stress suites trade TradingEnv-v0 markets; remove {portfolio} (the "
+                    "portfolio env's cost sweep is benchmarks/cost_sweep.py)"
+                )
         from quantgym.datasets.presets import QUALITIES
 
         if self.dataset_quality not in QUALITIES:

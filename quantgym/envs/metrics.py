@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-__all__ = ["METRIC_NAMES", "ZERO_TOLERANCE", "performance_metrics"]
+__all__ = ["METRIC_NAMES", "ZERO_TOLERANCE", "performance_metrics", "drawdown_durations"]
 
 METRIC_NAMES: tuple[str, ...] = (
     "total_return",
@@ -224,4 +224,41 @@ def performance_metrics(
         "exposure": _NAN if pos is None or n_steps == 0 else float(np.abs(pos).mean()),
         "final_equity": final,
         "n_steps": n_steps,
+    }
+
+
+def drawdown_durations(equity: object) -> dict[str, float]:
+    """How long an equity path stays below its running peak (time-to-recover statistics).
+
+    Args:
+        equity: 1-D array, the initial equity then the equity at each step (as
+            :func:`performance_metrics`).
+
+    Returns:
+        ``max_underwater_bars``: the longest run of steps strictly below the running peak (a run
+        still open at the end counts up to the end, so it is a lower bound there);
+        ``recovery_bars``: steps from the peak before the deepest trough until the equity is
+        back at that peak, ``nan`` when it is not back by the end (or there was no drawdown:
+        then 0); ``recovered``: 1.0 when the deepest drawdown was recovered (or there was
+        none), else 0.0.
+    """
+    eq = _as_series(equity, "equity")
+    peak = np.maximum.accumulate(eq)
+    under = eq < peak * (1.0 - ZERO_TOLERANCE)
+    longest = run = 0
+    for flag in under:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    drawdown = np.where(peak > 0, 1.0 - eq / np.where(peak > 0, peak, 1.0), 0.0)
+    if not under.any():
+        return {"max_underwater_bars": 0.0, "recovery_bars": 0.0, "recovered": 1.0}
+    trough = int(np.argmax(drawdown))
+    peak_at = int(np.argmax(eq[: trough + 1]))
+    back = np.flatnonzero(eq[trough:] >= eq[peak_at])
+    if back.size == 0:
+        return {"max_underwater_bars": float(longest), "recovery_bars": _NAN, "recovered": 0.0}
+    return {
+        "max_underwater_bars": float(longest),
+        "recovery_bars": float(trough + int(back[0]) - peak_at),
+        "recovered": 1.0,
     }

@@ -1,14 +1,18 @@
-"""Run a suite at several cost levels: the headline report at one level, the cost-sensitivity
-table and plot over all of them (issue 21: every agent at 0, 5, 10 and 25 bp).
+"""Run a suite at several cost levels, learners *retrained* at each: the headline report at one
+level, the cost-sensitivity table and plot over all of them (any suite; the portfolio suite's
+levels are 0, 5, 10 and 25 bp; the stress suite's 0, 5, 15, 30 and 60 bp:
+``--suite stress --levels 0 5 15 30 60 --headline 15``). ``compare.py --suite stress`` is the
+cheaper sweep that evaluates each agent *as trained* at every level.
 
-    nice -n 10 .venv/bin/python benchmarks/portfolio_costs.py                 # suite `portfolio`
-    .venv/bin/python benchmarks/portfolio_costs.py --suite portfolio --levels 0 5 10 25 --headline 10
-    .venv/bin/python benchmarks/portfolio_costs.py --markets synthetic:factor_regime --seeds 0 --resume
+    nice -n 10 .venv/bin/python benchmarks/cost_sweep.py                 # suite `portfolio`
+    .venv/bin/python benchmarks/cost_sweep.py --suite portfolio --levels 0 5 10 25 --headline 10
+    .venv/bin/python benchmarks/cost_sweep.py --markets synthetic:factor_regime --seeds 0 --resume
 
 Each level ``bp`` is an ordinary suite run with ``commission = bp / 1e4`` per unit traded (each
 side) and no slippage in every env, into ``OUT/cost_<bp>bp/results.jsonl`` (``--resume``
 continues one). ``--sweep-seeds 0`` runs the levels other than the headline on seed 0 only (the
-headline keeps the suite's seeds) and builds the cost table from those seeds at every level. Into ``OUT`` (default ``benchmarks/results/<suite>/``) go the headline level's
+headline keeps the suite's seeds) and builds the cost table from those seeds at every level. Into ``OUT`` (default ``benchmarks/results/<suite>/``;
+``.../stress/retrained/`` for a stress suite, whose probes are dropped here) go the headline level's
 report (``report.md/csv/json``) and plots (scores, equity and drawdown per market), and the cost
 table (``costs.md``, ``costs.csv``) and plots (``costs_<market>.png``).
 """
@@ -16,6 +20,7 @@ table (``costs.md``, ``costs.csv``) and plots (``costs_<market>.png``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     from quantgym.benchmark.costs import COST_LEVELS_BP
 
     parser = argparse.ArgumentParser(
-        prog="portfolio_costs.py",
+        prog="cost_sweep.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             markets=args.markets, agents=args.agents, seeds=args.seeds, train_steps=args.train_steps
         )
         out = Path(args.out) if args.out else RESULTS_ROOT / base.name
+        if base.stress is not None:  # retrained sweep of a stress suite: ordinary cells
+            base = dataclasses.replace(base, stress=None).validate()
+            out = out if args.out else out / "retrained"
         summaries, headline_records = {}, []
         sweep = set(args.sweep_seeds or base.seeds)
         for bp in sorted(set(args.levels)):
