@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +180,13 @@ def test_plot_performance_profile_writes_a_png(tmp_path):
         plot_performance_profile(profile.drop(columns="lo"), tmp_path / "x.png")
     with pytest.raises(ValueError, match="no agent to draw"):
         plot_performance_profile(profile[profile["role"] != "causal"], tmp_path / "x.png")
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path):
+    from quantgym.benchmark.plots import plot_performance_profile
+
+    profile = performance_profile(_hand_records(), MARKET, [0.0, 100.0], n_boot=20)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"quantgym\[plot\]"):
+        plot_performance_profile(profile, tmp_path / "profile.png")
+    assert not (tmp_path / "profile.png").exists()
