@@ -1,6 +1,7 @@
-"""Benchmark plots: per market, score bars with CI whiskers, test-unit equity bands, drawdowns;
-the cost sweep (mean log growth against the cost level, :func:`plot_cost_sweep`) and the stress
-suite's input perturbation (score against the perturbation's size, :func:`plot_perturbation`).
+"""Benchmark plots: per market, score bars with CI whiskers, test-unit equity bands, drawdowns,
+the performance profile (:func:`plot_performance_profile`); the cost sweep (mean log growth
+against the cost level, :func:`plot_cost_sweep`) and the stress suite's input perturbation
+(score against the perturbation's size, :func:`plot_perturbation`).
 
 matplotlib (the ``plot`` extra) is imported inside :func:`plot_all`, and figures are drawn on
 the Agg canvas directly (no pyplot state, no display needed).
@@ -18,9 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantgym.benchmark.profiles import PROFILE_COLUMNS, performance_profile
 from quantgym.files import atomic_write
 
-__all__ = ["plot_all", "plot_cost_sweep", "plot_perturbation", "safe_name"]
+__all__ = [
+    "plot_all",
+    "plot_cost_sweep",
+    "plot_performance_profile",
+    "plot_perturbation",
+    "safe_name",
+]
 
 _COLORS = (
     "#1f77b4",
@@ -222,11 +230,81 @@ def _band_axes(
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
+def plot_performance_profile(
+    profile: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    include_bounds: bool = False,
+    title: str | None = None,
+) -> Path:
+    """Draw a :func:`~quantgym.benchmark.profiles.performance_profile` to the PNG ``path``: per
+    agent a step curve of the fraction of units with normalized score > tau and its bootstrap
+    band, with the cash (0) and reference (100) levels marked. Causal agents only unless
+    ``include_bounds`` (bounds then dashed). Returns ``path``."""
+    if not isinstance(profile, pd.DataFrame) or list(profile.columns) != list(PROFILE_COLUMNS):
+        raise ValueError("profile must come from quantgym.benchmark.profiles.performance_profile")
+    shown = profile if include_bounds else profile[profile["role"] == "causal"]
+    if shown.empty:
+        raise ValueError("profile has no agent to draw (no causal agent; try include_bounds)")
+    Figure, Canvas = _import_matplotlib()
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.subplots()
+    for i, (agent, part) in enumerate(shown.groupby("agent", sort=False)):
+        bound = str(part["role"].iloc[0]) != "causal"
+        color = _COLORS[i % len(_COLORS)]
+        tau = part["tau"].to_numpy(dtype=float)
+        label = f"{agent} ({part['role'].iloc[0]})" if bound else str(agent)
+        ax.step(
+            tau,
+            part["fraction"].to_numpy(dtype=float),
+            where="post",
+            color=color,
+            lw=1.0 if bound else 1.6,
+            ls="--" if bound else "-",
+            label=label,
+        )
+        lo, hi = part["lo"].to_numpy(dtype=float), part["hi"].to_numpy(dtype=float)
+        if np.isfinite(lo).all() and np.isfinite(hi).all():
+            ax.fill_between(tau, lo, hi, step="post", color=color, alpha=0.15, lw=0)
+    lo_tau, hi_tau = float(shown["tau"].min()), float(shown["tau"].max())
+    for level, name in ((0.0, "cash"), (100.0, "reference")):
+        if lo_tau <= level <= hi_tau:
+            ax.axvline(level, color="0.4", lw=0.8, ls=":")
+            ax.text(level, 1.02, name, ha="center", va="bottom", fontsize=8, color="0.3")
+    ax.set_xlim(lo_tau, hi_tau)
+    ax.set_ylim(-0.02, 1.08)
+    ax.set_xlabel("normalized score τ per unit (reference's mean = 100, cash = 0)")
+    ax.set_ylabel("fraction of (seed, unit) keys with score > τ")
+    n_units = int(shown["n_units"].max())
+    ax.set_title(
+        title or f"performance profile over {n_units} (seed, unit) keys, 95% bootstrap bands",
+        loc="left",
+        fontsize=10,
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _save(fig, Canvas, Path(path))
+
+
+def _profile_png(
+    records: Sequence[Mapping[str, Any]], part: pd.DataFrame, market: str, path: Path
+) -> Path | None:
+    """The market's profile, or None where it cannot be drawn: the score is undefined (the
+    reference has no results or a mean log growth ≤ 0; the report says so) or no causal agent."""
+    if not (part["score"].notna() & (part["role"] == "causal")).any():
+        return None
+    profile = performance_profile(records, market)
+    n_units = int(profile["n_units"].max())
+    title = f"{market}: performance profile, {n_units} (seed, unit) keys, 95% bootstrap bands"
+    return plot_performance_profile(profile, path, title=title)
+
+
 def plot_all(
     records: Iterable[Mapping[str, Any]], summary: pd.DataFrame, out_dir: str | os.PathLike
 ) -> dict[str, Path]:
-    """Write ``scores_<market>.png``, ``equity_<market>.png`` and ``drawdown_<market>.png``
-    per market into ``out_dir``; ``{"scores_<market>": path, ...}``."""
+    """Write ``scores_<market>.png``, ``equity_<market>.png``, ``drawdown_<market>.png`` and
+    ``profile_<market>.png`` (where the normalized score is defined) per market into ``out_dir``;
+    ``{"scores_<market>": path, ...}``."""
     Figure, Canvas = _import_matplotlib()
     if not isinstance(summary, pd.DataFrame):
         raise ValueError(f"summary must be a pandas DataFrame, got {type(summary).__name__}")
@@ -243,6 +321,9 @@ def plot_all(
             fig = Figure(figsize=(9, 0.4 * len(part) + 1.6), layout="constrained")
             _score_axes(fig.subplots(), part, market)
             written[f"scores_{safe}"] = _save(fig, Canvas, out / f"scores_{safe}.png")
+            profile = _profile_png(records, part, market, out / f"profile_{safe}.png")
+            if profile is not None:
+                written[f"profile_{safe}"] = profile
         mine = [r for r in records if str(r["market"]) == market]
         for what, stem, title in (
             ("log_equity", "equity", "test-unit equity, median and 25–75% band"),

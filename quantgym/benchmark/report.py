@@ -3,7 +3,9 @@
 Causal agents are ranked (the best in bold in markdown); bounds (privileged / future agents)
 are listed under a rule with their log growth only, never ranked. Each market gets a line
 naming the reference, the number of seeds x units and the confidence level; failed cells are
-listed from the records.
+listed from the records. With the records, the markdown report adds per market the matrix of
+P(row beats column) between causal agents (:func:`format_beat_matrix`), and :func:`write_report`
+its long form with CIs as ``beat_<market>.csv``; the terminal text stays one table per market.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from typing import Any
 
 import pandas as pd
 
-from quantgym.benchmark.statistics import NOTE_REFERENCE_NOT_POSITIVE, SUMMARY_COLUMNS
+from quantgym.benchmark.plots import safe_name
+from quantgym.benchmark.profiles import BEAT_COLUMNS, beat_table
+from quantgym.benchmark.statistics import (
+    NOTE_REFERENCE_NOT_POSITIVE,
+    SUMMARY_COLUMNS,
+    records_by_market,
+)
 from quantgym.checks import check_choice
 from quantgym.files import atomic_write
 
-__all__ = ["FORMATS", "format_report", "write_report"]
+__all__ = ["FORMATS", "format_beat_matrix", "format_report", "write_report"]
 
 FORMATS = ("text", "md", "csv", "json")
 _EXT = {"text": "txt", "md": "md", "csv": "csv", "json": "json"}
@@ -109,8 +117,62 @@ def _check(summary: pd.DataFrame) -> None:
         raise ValueError(f"summary lacks the columns {missing} (build it with summarize)")
 
 
+def format_beat_matrix(table: pd.DataFrame, fmt: str = "md") -> str:
+    """One market's :func:`~quantgym.benchmark.profiles.beat_table` as a matrix (``fmt`` ``"md"``
+    or ``"text"``): the cell in row ``x``, column ``y`` is P(x beats y) on a shared unit; ``-`` on
+    the diagonal; in markdown a cell is bold where its CI excludes 0.5."""
+    check_choice("fmt", fmt, ("md", "text"))
+    if not isinstance(table, pd.DataFrame) or list(table.columns) != list(BEAT_COLUMNS):
+        raise ValueError("table must come from quantgym.benchmark.profiles.beat_table")
+    if table["market"].nunique() > 1:
+        raise ValueError(f"table must hold one market, got {sorted(table['market'].unique())}")
+    names = list(dict.fromkeys([*table["agent"], *table["opponent"]]))
+    cells = {(r["agent"], r["opponent"]): r for r in table.to_dict("records")}
+    rows = []
+    for x in names:
+        row = [x]
+        for y in names:
+            cell = cells.get((x, y))
+            text = "-" if cell is None else _fmt(cell["p_beat"], "{:.2f}")
+            if fmt == "md" and cell is not None and (cell["lo"] > 0.5 or cell["hi"] < 0.5):
+                text = f"**{text}**"
+            row.append(text)
+        rows.append(row)
+    return "\n".join(_table(("P(row beats column)", *names), rows, fmt == "md")) + "\n"
+
+
+def _beat_tables(
+    records: Sequence[Mapping[str, Any]] | None, confidence: float
+) -> dict[str, pd.DataFrame]:
+    """``market -> beat_table`` for the markets with at least two causal agents."""
+    out = {}
+    for market in records_by_market(records or ()):
+        table = beat_table(records or (), market, confidence=confidence)
+        if len(table):
+            out[market] = table
+    return out
+
+
+def _beat_section(market: str, table: pd.DataFrame, confidence: float) -> list[str]:
+    return [
+        "",
+        f"### P(beat) on {market}",
+        "",
+        "P(row beats column): the fraction of shared (seed, unit) keys on which the row agent's "
+        "log growth exceeds the column agent's (ties ½); causal agents only, best first; bold: "
+        f"its {confidence:.0%} paired-bootstrap CI excludes 0.5 (CIs in "
+        f"`beat_{safe_name(market)}.csv`).",
+        "",
+        format_beat_matrix(table, "md").rstrip("\n"),
+    ]
+
+
 def _markdown_or_text(
-    summary: pd.DataFrame, records: Iterable[Mapping[str, Any]] | None, md: bool, confidence: float
+    summary: pd.DataFrame,
+    records: Iterable[Mapping[str, Any]] | None,
+    md: bool,
+    confidence: float,
+    beat: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
     level = f"{confidence:.0%}"
     lines = [
@@ -162,6 +224,8 @@ def _markdown_or_text(
             {str(n) for n in part["score_note"] if n and n != NOTE_REFERENCE_NOT_POSITIVE}
         )
         lines += [f"Note: {n}" for n in notes]
+        if md and beat and market in beat:
+            lines += _beat_section(str(market), beat[market], confidence)
         lines.append("")
     failed = _failures(records)
     if failed:
@@ -182,12 +246,24 @@ def format_report(
 ) -> str:
     """The report as a string: ``fmt`` is ``"text"``, ``"md"``, ``"csv"`` or ``"json"``.
 
-    ``records`` (optional) adds the failed cells (text/md, and a ``failed`` list in json).
-    ``confidence`` is only quoted: it must match the one ``summarize`` used.
+    ``records`` (optional) adds the failed cells (text/md, and a ``failed`` list in json) and,
+    in markdown only, a P(beat) matrix per market (:func:`format_beat_matrix`).
+    ``confidence`` is quoted and used for the P(beat) CIs: it must match the one ``summarize``
+    used.
     """
     check_choice("fmt", fmt, FORMATS)
     _check(summary)
     records = list(records) if records is not None else None
+    return _format(summary, fmt, records, confidence, None)
+
+
+def _format(
+    summary: pd.DataFrame,
+    fmt: str,
+    records: Sequence[Mapping[str, Any]] | None,
+    confidence: float,
+    beat: Mapping[str, pd.DataFrame] | None,
+) -> str:
     if fmt == "csv":
         return summary.to_csv(index=False)
     if fmt == "json":
@@ -196,11 +272,17 @@ def format_report(
             {"market": m, "agent": a, "seed": s, "error": e} for m, a, s, e in _failures(records)
         ]
         return json.dumps({"rows": rows, "failed": failed, "confidence": confidence}, indent=1)
-    return _markdown_or_text(summary, records, fmt == "md", confidence)
+    md = fmt == "md"
+    if md and beat is None:
+        beat = _beat_tables(records, confidence)
+    return _markdown_or_text(summary, records, md, confidence, beat)
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
 
 
 def write_report(
@@ -211,7 +293,10 @@ def write_report(
     *,
     confidence: float = 0.95,
 ) -> dict[str, Path]:
-    """Write ``report.<ext>`` per format into ``out_dir`` atomically; ``{fmt: path}``."""
+    """Write ``report.<ext>`` per format into ``out_dir`` atomically; ``{fmt: path}``. With
+    ``records`` and ``"csv"`` among the formats, also ``beat_<market>.csv`` per market with two
+    or more causal agents (:func:`~quantgym.benchmark.profiles.beat_table`: P(beat) with CIs),
+    keyed ``"beat_<market>"``."""
     if isinstance(formats, str):
         formats = (formats,)
     bad = [f for f in formats if f not in FORMATS]
@@ -219,10 +304,17 @@ def write_report(
         raise ValueError(f"formats must be among {FORMATS}, got {bad}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _check(summary)
     records = list(records) if records is not None else None
+    beat = _beat_tables(records, confidence) if {"md", "csv"} & set(formats) else {}
     written = {}
     for fmt in formats:
         path = out / f"report.{_EXT[fmt]}"
-        _atomic_write(path, format_report(summary, fmt, records, confidence=confidence))
+        _atomic_write(path, _format(summary, fmt, records, confidence, beat))
         written[fmt] = path
+    if "csv" in formats:
+        for market, table in beat.items():
+            key = f"beat_{safe_name(market)}"
+            _atomic_write(out / f"{key}.csv", table.to_csv(index=False))
+            written[key] = out / f"{key}.csv"
     return written

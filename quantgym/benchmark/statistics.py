@@ -30,7 +30,9 @@ __all__ = [
     "bootstrap_ci",
     "iqm",
     "probability_of_improvement",
+    "records_by_market",
     "summarize",
+    "unit_table",
 ]
 
 #: Per-unit metrics averaged over keys, each with a bootstrap CI.
@@ -156,8 +158,9 @@ def bootstrap_ci(
 # --------------------------------------------------------------------------------------------
 
 
-def _unit_table(records: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], dict[str, float]]:
-    """``(seed, unit) -> unit metrics`` for one agent of one market (later records win)."""
+def unit_table(records: Sequence[Mapping[str, Any]]) -> dict[tuple[int, int], dict[str, float]]:
+    """``(seed, unit) -> unit metrics`` for one agent of one market (later records win): the
+    pairing keys every comparison between agents of a market is made on."""
     table: dict[tuple[int, int], dict[str, float]] = {}
     for rec in records:
         for unit in rec.get("units") or ():
@@ -197,7 +200,7 @@ def _best_rule(agents: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     for name, recs in agents.items():
         if _first(recs, "kind") != "rule" or _first(recs, "role") != "causal":
             continue
-        g = _column(list(_unit_table(recs).values()), "log_growth")
+        g = _column(list(unit_table(recs).values()), "log_growth")
         mean = float(np.nanmean(g)) if g.size and np.isfinite(g).any() else _NAN
         if math.isfinite(mean) and mean > best_g:
             best, best_g = name, mean
@@ -214,7 +217,7 @@ def _agent_row(
     n_resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    table = _unit_table(recs)
+    table = unit_table(recs)
     keys = sorted(table)
     if ref_table is not None:
         keys = [k for k in keys if k in ref_table]
@@ -311,6 +314,25 @@ def _agent_row(
     return row
 
 
+def records_by_market(
+    records: Iterable[Mapping[str, Any]],
+) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
+    """``{market: {agent: [records]}}`` of the ``status == "ok"`` records, markets and agents in
+    first-seen order; a record that is not a mapping or lacks ``market``, ``agent`` or ``seed``
+    raises ``ValueError`` naming its index."""
+    by_market: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"records[{i}] is not a mapping: {type(rec).__name__}")
+        if rec.get("status") != "ok":
+            continue
+        for key in ("market", "agent", "seed"):
+            if key not in rec:
+                raise ValueError(f"records[{i}] lacks the field {key!r}")
+        by_market.setdefault(str(rec["market"]), {}).setdefault(str(rec["agent"]), []).append(rec)
+    return by_market
+
+
 def summarize(
     records: Iterable[Mapping[str, Any]],
     *,
@@ -324,22 +346,12 @@ def summarize(
     first-seen order; within a market ranked causal agents come first (by ``rank``), then the
     bounds (privileged / future agents, ``rank`` NaN) by log growth.
     """
-    by_market: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
-    for i, rec in enumerate(records):
-        if not isinstance(rec, Mapping):
-            raise ValueError(f"records[{i}] is not a mapping: {type(rec).__name__}")
-        if rec.get("status") != "ok":
-            continue
-        for key in ("market", "agent", "seed"):
-            if key not in rec:
-                raise ValueError(f"records[{i}] lacks the field {key!r}")
-        by_market.setdefault(str(rec["market"]), {}).setdefault(str(rec["agent"]), []).append(rec)
     rows: list[dict[str, Any]] = []
-    for agents in by_market.values():
+    for agents in records_by_market(records).values():
         reference = str(_first([r for recs in agents.values() for r in recs], "reference"))
-        ref_table = _unit_table(agents[reference]) if reference in agents else None
+        ref_table = unit_table(agents[reference]) if reference in agents else None
         best_rule = _best_rule(agents)
-        rule_table = _unit_table(agents[best_rule]) if best_rule else None
+        rule_table = unit_table(agents[best_rule]) if best_rule else None
         part = []
         for name, recs in agents.items():
             row = _agent_row(

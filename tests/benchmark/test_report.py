@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+from quantgym.benchmark.profiles import BEAT_COLUMNS
 from quantgym.benchmark.report import format_report, write_report
 from quantgym.benchmark.statistics import SUMMARY_COLUMNS, summarize
 from tests.benchmark.records_factory import make_error_record, make_market_records
@@ -68,14 +69,34 @@ def test_csv_and_json_parse(summary, records):
 
 def test_write_report_is_atomic_and_complete(summary, records, tmp_path):
     written = write_report(summary, tmp_path / "out", records=records)
-    assert set(written) == {"md", "csv", "json"}
-    for fmt, path in written.items():
-        assert path.read_text(encoding="utf-8") == format_report(summary, fmt, records)
+    beat = {"beat_synthetic_regime", "beat_gbm"}
+    assert set(written) == {"md", "csv", "json", *beat}
+    for fmt in ("md", "csv", "json"):
+        assert written[fmt].read_text(encoding="utf-8") == format_report(summary, fmt, records)
+    for key in beat:
+        frame = pd.read_csv(written[key])
+        assert list(frame.columns) == list(BEAT_COLUMNS)
+        assert len(frame) == 4 * 3  # ordered pairs of the 4 causal agents; bounds left out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "beat_gbm.csv",
+        "beat_synthetic_regime.csv",
         "report.csv",
         "report.json",
         "report.md",
     ]
+    only_md = write_report(summary, tmp_path / "md", formats=("md",), records=records)
+    assert set(only_md) == {"md"}
+
+
+def test_beat_matrix_only_in_markdown(summary, records):
+    md = format_report(summary, "md", records)
+    regime = _section(md, "synthetic:regime")
+    assert "### P(beat) on synthetic:regime" in regime
+    matrix = regime[regime.index("| P(row beats column)") :].splitlines()
+    assert matrix[0].split(" | ")[1:3] == ["ppo_lstm", "bayes_filter_expert"]
+    assert len(matrix) == 2 + 4 and "hindsight_oracle" not in "".join(matrix)
+    assert "P(beat)" not in format_report(summary, "text", records)
+    assert "P(beat) on" not in format_report(summary, "md")  # no records, no matrix
 
 
 def test_bad_input_names_the_argument(summary):
