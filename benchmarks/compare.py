@@ -7,6 +7,7 @@
     .venv/bin/python benchmarks/compare.py --markets gbm sample:googl \\
         --agents buy_and_hold sma_crossover ppo_mlp --seeds 0 1 2 --train-steps 50000
     .venv/bin/python benchmarks/compare.py --suite standard --resume    # continue after a crash
+    .venv/bin/python benchmarks/compare.py --suite stress --workers 2   # where agents break
 
 Protocol: synthetic markets give one long seeded series per (market, seed); learners train on
 its first part, and after an embargo every agent trades the same disjoint test windows. Real data
@@ -15,7 +16,9 @@ window, embargo, learners retrained per fold). Each window's score is its log gr
 table shows 100 x mean log growth / the reference's (cash = 0) with paired-bootstrap 95% CIs,
 the IQM and the probability of improvement; privileged and future-peeking agents are listed
 apart as bounds. Each cell (market, agent, seed) is one line of ``results.jsonl`` in ``--out``
-(default ``benchmarks/results/<suite>/``), next to the report and its PNG plots.
+(default ``benchmarks/results/<suite>/``), next to the report and its PNG plots. A suite with a
+``stress:`` section (``stress``) also re-scores each trained agent under cost, shift, noise and
+adversarial probes and writes ``stress.md`` beside the report.
 """
 
 from __future__ import annotations
@@ -135,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from quantgym.benchmark.plots import plot_all
 
         paths += list(plot_all(run.records, summary, out).values())
+    if suite.stress is not None:
+        from quantgym.benchmark.stress_report import write_stress_report
+
+        paths += list(write_stress_report(run.records, out, plots=not args.no_plots).values())
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -272,14 +272,21 @@ def format_stress_report(records: Iterable[Mapping[str, Any]]) -> str:
 
 
 def _base_level(recs: list[Mapping[str, Any]]) -> float | None:
-    """The cost level closest to the suite's own commission (the table's headline column)."""
+    """The cost level closest to the suite's own commission + slippage (the table's headline
+    column)."""
     levels = sorted(
         {float(c["level"]) for r in recs for c in r["stress"]["conditions"] if c["probe"] == "cost"}
     )
     if not levels:
         return None
-    commission = float((recs[0]["cell"].get("env_kwargs") or {}).get("commission", 0.0)) * 1e4
-    return min(levels, key=lambda lv: abs(lv - commission))
+    from quantgym.envs.config import EnvConfig
+
+    env_kwargs = recs[0]["cell"].get("env_kwargs") or {}
+    default = EnvConfig()
+    commission = env_kwargs.get("commission", default.commission)
+    slippage = env_kwargs.get("slippage", default.slippage)
+    cost = float(commission) + (float(slippage) if isinstance(slippage, int | float) else 0.0)
+    return min(levels, key=lambda lv: abs(lv - 1e4 * cost))
 
 
 def write_stress_report(

@@ -355,3 +355,29 @@ def test_ten_thousand_steps_count_every_trade_and_fee() -> None:
     assert m["n_trades"] == np.count_nonzero(trades)
     assert m["fees_paid"] == pytest.approx(fees.sum())
     assert all(np.isfinite(v) for v in m.values() if isinstance(v, float))
+
+
+# --------------------------------------------------------------------------------------------
+# drawdown_durations
+# --------------------------------------------------------------------------------------------
+
+
+def test_drawdown_durations_hand_examples() -> None:
+    from quantgym.envs.metrics import drawdown_durations
+
+    # No drawdown at all.
+    assert drawdown_durations([1.0, 1.1, 1.2]) == {
+        "max_underwater_bars": 0.0,
+        "recovery_bars": 0.0,
+        "recovered": 1.0,
+    }
+    # Peak 1.0 at bar 0, trough 0.5 at bar 1, back to 1.0 at bar 3: 3 bars to recover; the
+    # longest spell under water is bars 1-2 (the dip at bar 4 is one bar).
+    out = drawdown_durations([1.0, 0.5, 0.8, 1.0, 0.9])
+    assert out == {"max_underwater_bars": 2.0, "recovery_bars": 3.0, "recovered": 1.0}
+    # The deepest drawdown (2.1 -> 1.0) is never recovered: recovery undefined.
+    out = drawdown_durations([1.0, 2.0, 1.5, 1.8, 2.1, 1.0])
+    assert out["recovered"] == 0.0 and math.isnan(out["recovery_bars"])
+    assert out["max_underwater_bars"] == 2.0
+    # A spell still open at the end counts up to the end.
+    assert drawdown_durations([1.0, 0.9, 0.8, 0.7])["max_underwater_bars"] == 3.0
