@@ -8,6 +8,7 @@
         --agents buy_and_hold sma_crossover ppo_mlp --seeds 0 1 2 --train-steps 50000
     .venv/bin/python benchmarks/compare.py --suite standard --resume    # continue after a crash
     .venv/bin/python benchmarks/compare.py --suite stress --workers 2   # where agents break
+    .venv/bin/python benchmarks/compare.py --tearsheet sma_crossover regime  # quantstats HTML
 
 Protocol: synthetic markets give one long seeded series per (market, seed); learners train on
 its first part, and after an embargo every agent trades the same disjoint test windows. Real data
@@ -19,6 +20,10 @@ apart as bounds. Each cell (market, agent, seed) is one line of ``results.jsonl`
 (default ``benchmarks/results/<suite>/``), next to the report and its PNG plots. A suite with a
 ``stress:`` section (``stress``) also re-scores each trained agent under cost, shift, noise and
 adversarial probes and writes ``stress.md`` beside the report.
+``--tearsheet AGENT MARKET`` runs only that agent's cell and its reference's (first seed) and
+writes quantstats' HTML tearsheet of the agent's returns on the concatenated held-out windows or
+folds, the reference as benchmark, to ``OUT/tearsheet_<agent>_<market>.html``
+(``pip install 'quantgym[tearsheet]'``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["build_parser", "main", "DEFAULT_SUITE", "RESULTS_ROOT"]
+__all__ = ["build_parser", "main", "run_tearsheet", "DEFAULT_SUITE", "RESULTS_ROOT"]
 
 DEFAULT_SUITE = "smoke"
 RESULTS_ROOT = Path(__file__).resolve().parent / "results"
@@ -89,7 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--tearsheet",
+        nargs=2,
+        metavar=("AGENT", "MARKET"),
+        help="instead of the suite: write OUT/tearsheet_<agent>_<market>.html (quantstats) of "
+        "AGENT on MARKET's held-out data against its reference (the suite's first seed)",
+    )
     return parser
+
+
+def run_tearsheet(suite: Any, agent: str, market: str, out: Path) -> Path:
+    """``--tearsheet AGENT MARKET``: the tearsheet of one agent of ``suite`` on ``market``
+    (``ValueError`` for an unknown agent or market, or a pair that does not apply)."""
+    from quantgym.benchmark.plots import safe_name
+    from quantgym.benchmark.suite import normalize_market
+    from quantgym.benchmark.tearsheet import suite_tearsheet
+
+    market = normalize_market(market)
+    path = out / f"tearsheet_{safe_name(agent)}_{safe_name(market)}.html"
+    return suite_tearsheet(suite, agent, market, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             train_steps=args.train_steps,
         )
         out = Path(args.out) if args.out else RESULTS_ROOT / suite.name
+        if args.tearsheet:
+            print(f"wrote {run_tearsheet(suite, *args.tearsheet, out)}")
+            return 0
         run = run_suite(
             suite,
             out,

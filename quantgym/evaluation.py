@@ -45,6 +45,7 @@ class EvaluationResult:
         histories: ``env.unwrapped.history()`` of each episode (equity, position, costs per step).
         rewards: sum of the env's rewards per episode.
         deterministic, seed: how it was run.
+        initial_equity: the account's equity at each episode's start (``None``: unknown).
     """
 
     agent: str
@@ -54,6 +55,7 @@ class EvaluationResult:
     rewards: list[float]
     deterministic: bool = True
     seed: int = 0
+    initial_equity: float | None = None
 
     @property
     def n_episodes(self) -> int:
@@ -90,6 +92,18 @@ class EvaluationResult:
     def equity_curves(self) -> list[pd.Series]:
         """Equity after each step of each episode (index = timestamp of the marked bar)."""
         return [h["equity"] for h in self.histories]
+
+    @property
+    def step_returns(self) -> list[pd.Series]:
+        """Simple return of each step of each episode (index = timestamp of the marked bar):
+        the step's equity over the previous one's, the first over :attr:`initial_equity`."""
+        if self.initial_equity is None:
+            raise ValueError("step_returns needs initial_equity (evaluate() records it)")
+        out = []
+        for curve in self.equity_curves:
+            previous = curve.shift(1, fill_value=self.initial_equity)
+            out.append((curve / previous - 1.0).rename("returns"))
+        return out
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary: mean and std of every metric, starts, settings."""
@@ -205,6 +219,7 @@ def evaluate(
     else:
         plan = episode_starts(env, DEFAULT_N_EPISODES if n_episodes is None else n_episodes, seed)
 
+    initial = getattr(getattr(base, "config", None), "initial_equity", None)
     actual_starts, episodes, histories, rewards = [], [], [], []
     for i, start in enumerate(plan):
         options = None if start is None else {"start": start}
@@ -233,4 +248,5 @@ def evaluate(
         rewards=rewards,
         deterministic=deterministic,
         seed=seed,
+        initial_equity=None if initial is None else float(initial),
     )

@@ -20,7 +20,10 @@ evaluation range).
 ``evaluate`` loads a saved agent (never unpickling: ``--trust`` is needed for folders
 written by plain SB3 or an older quantgym), rebuilds the env it trained on (its saved env kwargs) with
 the data/range options replaced, runs :func:`quantgym.evaluation.evaluate` and prints a
-metrics table next to cash and the reference policy, with the normalised score.
+metrics table next to cash and the reference policy, with the normalised score;
+``--tearsheet out.html`` also writes quantstats' tearsheet of the episodes (joined in time order,
+so they must not overlap: the default single pass qualifies) against the reference policy on the
+same episodes (:func:`quantgym.benchmark.tearsheet.evaluation_tearsheet`).
 """
 
 from __future__ import annotations
@@ -190,6 +193,14 @@ def add_agent_parsers(subparsers: Any) -> None:
         "--no-reference", action="store_true", help="skip the cash/reference rows and the score"
     )
     ev.add_argument("--json", default=None, help="also write the summaries as JSON to this file")
+    ev.add_argument(
+        "--tearsheet",
+        default=None,
+        metavar="HTML",
+        help="also write quantstats' tearsheet of the evaluated episodes (disjoint, joined in "
+        "time order) against the reference policy on the same episodes "
+        "(pip install 'quantgym[tearsheet]')",
+    )
     ev.add_argument(
         "--trust",
         action="store_true",
@@ -380,12 +391,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     rows = {result.agent: result.mean}
     summaries = {result.agent: result.summary()}
     score_line = None
+    ref_name = reference_agent_name(base.market)
+    others: dict[str, Any] = {}
+    for name in () if args.no_reference else ("flat", ref_name):
+        others[name] = evaluate(
+            make_agent(name, env=env), env, starts=result.starts, seed=args.seed
+        )
+        rows[name] = others[name].mean
+        summaries[name] = others[name].summary()
     if not args.no_reference:
-        ref_name = reference_agent_name(base.market)
-        for name in ("flat", ref_name):
-            other = evaluate(make_agent(name, env=env), env, starts=result.starts, seed=args.seed)
-            rows[name] = other.mean
-            summaries[name] = other.summary()
         try:
             score = normalized_score(result.total_return, summaries[ref_name]["total_return"], 0.0)
             score_line = f"normalized score: {score:.1f} (cash = 0, {ref_name} = 100)"
@@ -401,7 +415,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(score_line)
     if args.json:
         atomic_write_json(args.json, {"env_kwargs": env_kwargs, "results": summaries})
+    if args.tearsheet:
+        _write_tearsheet(args, result, others.get(ref_name), env, ref_name)
     return 0
+
+
+def _write_tearsheet(
+    args: argparse.Namespace, result: Any, reference: Any, env: Any, ref_name: str
+) -> None:
+    """``evaluate --tearsheet``: the agent's episodes against the reference's on the same ones."""
+    from quantgym.agents.registry import make_agent
+    from quantgym.benchmark.tearsheet import evaluation_tearsheet
+    from quantgym.evaluation import evaluate
+
+    if reference is None:  # --no-reference skipped it in the table
+        reference = evaluate(
+            make_agent(ref_name, env=env), env, starts=result.starts, seed=args.seed
+        )
+    market = env.unwrapped.market
+    title = f"{result.agent} vs {ref_name} on {market.name} ({result.n_episodes} episode(s))"
+    path = evaluation_tearsheet(
+        result, reference, args.tearsheet, title, bars_per_year=market.bars_per_year
+    )
+    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
