@@ -217,3 +217,21 @@ def test_reference_scores_exactly_100(ret):
     from quantgym.evaluation import normalized_score
 
     assert normalized_score(ret, ret) == 100.0
+
+
+def test_step_returns_start_from_the_initial_equity_and_compound_to_the_total_return():
+    env = make_env(initial_equity=5_000.0)
+    result = evaluate(ConstantAgent(2), env, n_episodes=2, seed=3)
+    assert result.initial_equity == 5_000.0
+    for returns, curve, episode in zip(
+        result.step_returns, result.equity_curves, result.episodes, strict=True
+    ):
+        assert returns.index.equals(curve.index) and len(returns) == 64
+        assert returns.iloc[0] == pytest.approx(curve.iloc[0] / 5_000.0 - 1.0, rel=1e-12)
+        assert returns.iloc[1] == pytest.approx(curve.iloc[1] / curve.iloc[0] - 1.0, rel=1e-12)
+        assert np.prod(1.0 + returns.to_numpy()) - 1.0 == pytest.approx(
+            episode["total_return"], rel=1e-9
+        )
+    unknown = EvaluationResult("x", [0], [{}], [pd.DataFrame({"equity": [1.0]})], [0.0])
+    with pytest.raises(ValueError, match="initial_equity"):
+        _ = unknown.step_returns

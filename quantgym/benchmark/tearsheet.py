@@ -150,8 +150,8 @@ def _tearsheet_cells(suite: Any, agent: str, market: str, seed: int | None) -> t
     for an unknown name or a pair that does not apply)."""
     from quantgym.benchmark.suite import normalize_market
 
-    if not isinstance(agent, str) or not agent:
-        raise ValueError(f"agent must be a registered name, got {agent!r}")
+    if not isinstance(agent, str) or not agent or agent == "all":
+        raise ValueError(f"a tearsheet is of one agent (a registered name), got {agent!r}")
     market = normalize_market(market)
     reference = reference_policy_name(market)
     seeds = [suite.seeds[0] if seed is None else seed]

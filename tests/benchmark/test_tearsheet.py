@@ -301,6 +301,7 @@ def test_compare_tearsheet_writes_only_the_tearsheet(quantstats, tmp_path, capsy
         (["no_such_agent", "regime"], "unknown agent 'no_such_agent'"),
         ([AGENT, "nowhere"], "unknown market 'nowhere'"),
         (["ucrp", "regime"], "ucrp does not run on synthetic:regime"),
+        (["all", "regime"], "a tearsheet is of one agent"),
     ],
 )
 def test_compare_tearsheet_bad_arguments_exit_2(pair, message, tmp_path, capsys) -> None:
