@@ -16,7 +16,8 @@ A suite (:mod:`~quantgym.benchmark.suite`, YAML in ``benchmarks/suites/``) expan
 (:mod:`~quantgym.benchmark.records`) with per-unit log growth and metrics, written atomically by
 :mod:`~quantgym.benchmark.execution` (local pool or Ray, resumable).
 Scores (100 x mean log growth / the reference's over the same units, with paired bootstrap CIs),
-tables and plots come from ``statistics``, ``report`` and ``plots``. CLI: ``benchmarks/compare.py``.
+tables and plots come from ``statistics``, ``report`` and ``plots``; quantstats tearsheets of one
+agent's held-out returns from ``tearsheet``. CLI: ``benchmarks/compare.py``.
 """
 
 from quantgym.benchmark.cells import RangeResult, run_cell, train_and_score
