@@ -23,7 +23,7 @@ the data/range options replaced, runs :func:`quantgym.evaluation.evaluate` and p
 metrics table next to cash and the reference policy, with the normalised score;
 ``--tearsheet out.html`` also writes quantstats' tearsheet of the episodes (joined in time order,
 so they must not overlap: the default single pass qualifies) against the reference policy on the
-same episodes (:func:`quantgym.benchmark.tearsheet.evaluation_tearsheet`).
+same episodes (:func:`quantgym.tearsheet.evaluation_tearsheet`).
 """
 
 from __future__ import annotations
@@ -425,8 +425,8 @@ def _write_tearsheet(
 ) -> None:
     """``evaluate --tearsheet``: the agent's episodes against the reference's on the same ones."""
     from quantgym.agents.registry import make_agent
-    from quantgym.benchmark.tearsheet import evaluation_tearsheet
     from quantgym.evaluation import evaluate
+    from quantgym.tearsheet import evaluation_tearsheet
 
     if reference is None:  # --no-reference skipped it in the table
         reference = evaluate(

@@ -19,15 +19,17 @@ from quantgym.benchmark.listing import cells_for
 from quantgym.benchmark.protocol import BarRange
 from quantgym.benchmark.protocol import TestUnit as Unit
 from quantgym.benchmark.tearsheet import (
-    INSTALL_HINT,
-    align_returns,
     concatenated_returns,
-    daily_returns,
-    days_per_year,
-    join_returns,
     suite_tearsheet,
     tearsheet_returns,
     unit_returns,
+)
+from quantgym.tearsheet import (
+    INSTALL_HINT,
+    align_returns,
+    daily_returns,
+    days_per_year,
+    join_returns,
     write_tearsheet,
 )
 from tests.benchmark.conftest import tiny_suite
@@ -246,7 +248,7 @@ def test_missing_quantstats_names_the_extra(monkeypatch, tmp_path) -> None:
 def test_quantgym_imports_without_quantstats() -> None:
     code = (
         "import sys; sys.modules['quantstats'] = None\n"
-        "import quantgym, quantgym.cli, quantgym.benchmark.tearsheet\n"
+        "import quantgym, quantgym.cli, quantgym.tearsheet, quantgym.benchmark.tearsheet\n"
         "print('ok')"
     )
     done = subprocess.run(
