@@ -61,6 +61,13 @@ The hook
     prices from the env, not the observation: perturbing the observation leaves them unchanged
     (their curve is the flat reference), and they have no hook.
 
+Env-bound agents
+    Rules, experts and the oracle (:class:`~quantgym.policies.binding.EnvBoundAgent`) and the
+    portfolio baselines (:class:`~quantgym.policies.portfolio.binding.PortfolioAgent`) read
+    prices and the account from their env and use the observation only to check that it is the
+    env's current one (:func:`reads_observation` is False). The noise wrapper hands them the
+    clean observation: a perturbed one could not change their action, only trip that check.
+
 torch is imported only when an adversarial perturbation is computed.
 """
 
@@ -73,6 +80,8 @@ import numpy as np
 
 from quantgym.checks import check_non_negative, check_positive_int
 from quantgym.envs.unwrap import iter_env_layers
+from quantgym.policies.binding import EnvBoundAgent
+from quantgym.policies.portfolio.binding import PortfolioAgent
 
 if TYPE_CHECKING:
     import torch
@@ -81,6 +90,7 @@ __all__ = [
     "ACTION_SCORE_KINDS",
     "DifferentiableAgent",
     "is_differentiable",
+    "reads_observation",
     "market_feature_mask",
     "sample_observations",
     "observation_scale",
@@ -111,6 +121,12 @@ def is_differentiable(agent: Any) -> bool:
         callable(getattr(agent, "action_scores", None))
         and getattr(agent, "action_scores_kind", None) in ACTION_SCORE_KINDS
     )
+
+
+def reads_observation(agent: Any) -> bool:
+    """False for env-bound agents (module docstring, "Env-bound agents"), which act on their
+    env's current bar whatever the observation says; True for every other agent."""
+    return not isinstance(agent, EnvBoundAgent | PortfolioAgent)
 
 
 # -- where the market features are, and their scale --------------------------------------
@@ -248,7 +264,8 @@ class _ObservationWrapper:
 
 
 class NoisyObservationAgent(_ObservationWrapper):
-    """``agent`` fed ``observation + scale * obs_scale * N(0, 1)`` (module docstring).
+    """``agent`` fed ``observation + scale * obs_scale * N(0, 1)`` (module docstring); an
+    env-bound agent (:func:`reads_observation` False) is fed the clean observation.
 
     Args:
         agent: any agent (``predict(obs, state, episode_start, deterministic)``).
@@ -263,6 +280,8 @@ class NoisyObservationAgent(_ObservationWrapper):
         super().__init__(agent, obs_scale, seed)
         self.scale = check_non_negative("scale", scale)
         self._rng = np.random.default_rng(self.seed)
+        #: False for an env-bound agent: it is fed the clean observation (module docstring).
+        self.perturbs = reads_observation(agent)
 
     def noise(self, n: int) -> np.ndarray:
         """``(n, obs_dim)`` float32 noise for the next ``n`` observations (advances the
@@ -279,6 +298,8 @@ class NoisyObservationAgent(_ObservationWrapper):
     ) -> tuple[np.ndarray, Any]:
         """The wrapped agent's ``predict`` on the noisy observation(s) ``(D,)`` or ``(N, D)``."""
         obs, batched = self._batch(observation)
+        if not self.perturbs:
+            return self._delegate(obs, batched, state, episode_start, deterministic)
         noisy = obs + self.noise(obs.shape[0])
         return self._delegate(noisy, batched, state, episode_start, deterministic)
 

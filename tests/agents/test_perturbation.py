@@ -5,6 +5,9 @@ of each real agent family."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +22,7 @@ from quantgym.agents.perturbation import (
     is_differentiable,
     market_feature_mask,
     observation_scale,
+    reads_observation,
     sample_observations,
 )
 
@@ -102,7 +106,7 @@ def test_scale_is_the_std_of_market_features_and_zero_on_account_features(env, c
 
 def test_constant_dimensions_get_scale_zero_not_nan(env, clean_obs):
     obs = clean_obs.copy()
-    obs[:, 0] = 0.1  # constant, not exactly representable: its float std is not exactly 0
+    obs[:, 0] = 0.1  # constant over the sample
     scale = observation_scale(env, obs)
     assert scale[0] == 0.0 and np.isfinite(scale).all()
 
@@ -178,6 +182,45 @@ def test_noise_is_seeded_and_forwards_single_observations_state_and_attributes()
     assert action.shape == () and state == "s"
     assert int(action) == int(margins(x[:1])[0] > 0)  # scale 0: the clean action
     assert agent.action_scores_kind == "logits"  # attributes of the wrapped agent
+
+
+def test_noise_on_a_rule_agent_does_not_import_torch():
+    code = textwrap.dedent(
+        """
+        import sys, gymnasium as gym
+        from quantgym import ENV_ID
+        from quantgym.agents import make_agent
+        from quantgym.agents.perturbation import (
+            NoisyObservationAgent, is_differentiable, observation_scale, sample_observations,
+        )
+        env = gym.make(ENV_ID, market_kwargs={"n_bars": 700})
+        obs = sample_observations(env, 50, seed=0)
+        agent = make_agent("sma_crossover", env=env)
+        current, _ = env.reset(seed=0)
+        NoisyObservationAgent(agent, 1.0, observation_scale(env, obs)).predict(current)
+        print(is_differentiable(agent), "torch" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_env_bound_rule_agents_get_the_clean_observation(env, clean_obs):
+    """A rule reads its env's bar and rejects an observation that is not the env's current
+    one: the noise wrapper passes it the clean observation, so its actions are the clean ones
+    (the flat reference curve)."""
+    rule_env = gym.make(ENV_ID, **ENV_KWARGS)
+    rule = make_agent("sma_crossover", env=rule_env)
+    noisy = NoisyObservationAgent(rule, 2.0, observation_scale(env, clean_obs), seed=0)
+    assert not reads_observation(rule) and not noisy.perturbs
+    assert reads_observation(LinearThresholdAgent())
+    obs, _ = rule_env.reset(seed=0)
+    for _ in range(20):
+        action, _ = noisy.predict(obs)
+        assert action == rule.predict(obs)[0]
+        obs, *_ = rule_env.step(action)
+    with pytest.raises(ValueError, match="current observation"):  # what the pass-through avoids
+        rule.predict(obs + noisy.noise(1)[0])
 
 
 # -- FGSM / PGD ----------------------------------------------------------------------------
