@@ -313,7 +313,8 @@ class AdversarialObservationAgent(_ObservationWrapper):
         obs_scale: ``(obs_dim,)`` per-dimension scale (:func:`observation_scale`); dimensions
             at 0 never move.
         steps: 1 is FGSM; more is PGD with steps of ``2.5 * epsilon / steps``.
-        random_start: PGD starts from a uniform point of the ball instead of the observation.
+        random_start: PGD (``steps > 1``) starts from a uniform point of the ball instead of
+            the observation; FGSM ignores it.
         seed: seeds the random start and the continuous first-step direction.
     """
 
@@ -409,7 +410,11 @@ class AdversarialObservationAgent(_ObservationWrapper):
             with torch.enable_grad():
                 out = scores(d)
                 weights = direction if k == 0 and direction is not None else ascent_weights(out)
-                (grad,) = torch.autograd.grad(out, d, grad_outputs=weights.to(out.dtype))
+                (grad,) = torch.autograd.grad(
+                    out, d, grad_outputs=weights.to(out), allow_unused=True
+                )
+            if grad is None:  # the scores do not read the observation at all
+                grad = torch.zeros_like(d)
             if k > 0:  # the iterate this gradient was taken at (after a step)
                 value = objective(out.detach())
                 better = value > best_value
