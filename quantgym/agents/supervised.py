@@ -352,6 +352,21 @@ class SupervisedAgent(TrainableAgent):
             p = torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(batch))), -1)[:, 1]
         return p.numpy() if obs.ndim == 2 else p.numpy()[0]
 
+    # -- the differentiable hook of quantgym.agents.perturbation ---------------------------
+    action_scores_kind: ClassVar[str] = "logits"
+
+    def action_scores(
+        self, observation: torch.Tensor, state: Any = None, episode_start: Any = None
+    ) -> torch.Tensor:
+        """The classifier's logits ``(N, 2)`` (down, up) for raw observations ``(N, D)``,
+        differentiable with respect to them. They are class scores, not action scores: the
+        traded action is long / flat / short by ``P(up)`` against ``threshold``, so lowering
+        the likelier class's probability moves the action away from it."""
+        if self.model is None:
+            raise ValueError("supervised has no model yet: call fit(dataset) or load(path)")
+        self.model.eval()
+        return self.model(observation.float()[:, :-N_ACCOUNT_FEATURES])
+
     def predict(
         self,
         observation: np.ndarray,

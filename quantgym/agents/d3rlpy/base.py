@@ -336,6 +336,43 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         actions = algo.predict(obs) if deterministic else algo.sample_action(obs)
         return self._finish(np.asarray(actions), batched), state
 
+    # -- the differentiable hook of quantgym.agents.perturbation ---------------------------
+    @property
+    def action_scores_kind(self) -> str | None:
+        """What :meth:`action_scores` returns (``"logits"``, ``"q_values"`` or ``"mean"``);
+        ``None``: this agent has no differentiable scores."""
+        self._require_algo()
+        return self._scores_kind(bool(self.config.discrete))
+
+    def _scores_kind(self, discrete: bool) -> str | None:
+        return None
+
+    def action_scores(
+        self, observation: torch.Tensor, state: Any = None, episode_start: Any = None
+    ) -> torch.Tensor:
+        """Scores ``(N, A)`` of raw observations ``(N, D)`` (float32) whose argmax (discrete)
+        or value (``"mean"``, before clipping to the action bounds) is the greedy action,
+        differentiable with respect to ``observation``; the networks read the selected
+        columns only (the others get zero gradient)."""
+        algo = self._require_algo()
+        if self.action_scores_kind is None:
+            raise ValueError(f"{self.name} has no differentiable action scores")
+        x = observation.to(device=self.config.device, dtype=torch.float32)
+        columns = self.columns
+        if columns is not None:
+            x = x[:, torch.from_numpy(columns).to(x.device)]
+        if algo.config.observation_scaler is not None:
+            x = algo.config.observation_scaler.transform(x)
+        modules = algo.impl.modules
+        modules.set_eval()
+        return self._network_scores(modules, x, state, episode_start, observation)
+
+    def _network_scores(
+        self, modules: Any, x: torch.Tensor, state: Any, episode_start: Any, raw: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores of the selected (and scaled) columns ``x``; ``raw`` is the whole observation."""
+        raise ValueError(f"{self.name} has no differentiable action scores")
+
     # -- persistence ---------------------------------------------------------------------
     def _modules(self) -> dict[str, Any]:
         return dict(self._require_algo().impl.modules.create_checkpointer("cpu:0").modules)

@@ -9,6 +9,7 @@ from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before d3rlpy, which imports legacy gym and its stderr notice
 import d3rlpy
+import torch
 
 from quantgym.agents.d3rlpy.base import D3rlpyAgent
 
@@ -41,3 +42,12 @@ class BCAgent(D3rlpyAgent):
         if discrete:
             return d3rlpy.algos.DiscreteBCConfig(beta=c.beta, **common)
         return d3rlpy.algos.BCConfig(**common)
+
+    def _scores_kind(self, discrete: bool) -> str | None:
+        return "logits" if discrete else "mean"
+
+    def _network_scores(
+        self, modules: Any, x: torch.Tensor, state: Any, episode_start: Any, raw: torch.Tensor
+    ) -> torch.Tensor:
+        out = modules.imitator(x)
+        return out.logits if self.config.discrete else out.squashed_mu

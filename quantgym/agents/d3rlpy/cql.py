@@ -12,6 +12,7 @@ from quantgym.compat import quiet_legacy_gym
 
 quiet_legacy_gym()  # before d3rlpy, which imports legacy gym and its stderr notice
 import d3rlpy
+import torch
 
 from quantgym.agents.d3rlpy.base import D3rlpyAgent
 from quantgym.checks import check_positive_int
@@ -112,3 +113,14 @@ class CQLAgent(D3rlpyAgent):
             n_critics=c.n_critics,
             tau=c.tau,
         )
+
+    def _scores_kind(self, discrete: bool) -> str | None:
+        return "q_values" if discrete else "mean"
+
+    def _network_scores(
+        self, modules: Any, x: torch.Tensor, state: Any, episode_start: Any, raw: torch.Tensor
+    ) -> torch.Tensor:
+        if not self.config.discrete:
+            return modules.policy(x).squashed_mu
+        # d3rlpy's greedy action: the argmax of the critics' mean Q-values
+        return torch.stack([q(x).q_value for q in modules.q_funcs]).mean(dim=0)

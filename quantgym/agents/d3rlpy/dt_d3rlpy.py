@@ -190,6 +190,48 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             last_observation=obs.copy(),
         )
 
+    def _next_context(
+        self, obs: np.ndarray, state: Any, episode_start: np.ndarray | None
+    ) -> D3rlpyDTState:
+        """The context after appending the ``(N, D)`` raw observations ``obs``."""
+        n = obs.shape[0]
+        if state is None:
+            state, starts = self.initial_state(n), np.ones(n, np.bool_)
+        else:
+            if not isinstance(state, D3rlpyDTState) or state.observations.shape[0] != n:
+                raise ValueError(f"state must be a D3rlpyDTState for {n} envs (or None)")
+            starts = episode_start_mask(episode_start, n)
+        return self._advance(state, obs, starts)
+
+    def _newest_logits(self, context: D3rlpyDTState, observations: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, A)`` of the action at the newest state of ``context`` whose (selected)
+        observations are ``observations`` ``(N, K, D)``."""
+        transformer = self._require_algo().impl.modules.transformer
+        transformer.eval()  # inference drops the newest (pad) action token; no dropout
+        scale = float(self.config.rtg_scale)
+        _, logits = transformer(
+            observations,  # (N, K, D)
+            torch.from_numpy(context.actions),  # (N, K)
+            torch.from_numpy(context.returns_to_go * scale)[..., None],  # (N, K, 1)
+            torch.from_numpy(context.timesteps),  # (N, K)
+            torch.from_numpy((~context.valid).astype(np.float32)),  # d3rlpy: 1 - masks
+        )
+        return logits[:, -1]  # (N, A) action at the newest state
+
+    def _scores_kind(self, discrete: bool) -> str | None:
+        return "logits"
+
+    def _network_scores(
+        self, modules: Any, x: torch.Tensor, state: Any, episode_start: Any, raw: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits at the newest state, the context advanced as :meth:`predict` advances it,
+        differentiable with respect to the newest observation ``x`` (the older ones are
+        fixed). With ``action_sampler="softmax"`` ``predict`` samples from their softmax."""
+        obs = np.asarray(raw.detach().cpu().numpy(), dtype=np.float32)
+        context = self._next_context(obs, state, episode_start)
+        older = torch.from_numpy(context.observations[:, :-1])  # (N, K - 1, D)
+        return self._newest_logits(context, torch.cat([older, x[:, None].to(older)], dim=1))
+
     def predict(
         self,
         observation: np.ndarray,
@@ -201,28 +243,11 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         context (:class:`D3rlpyDTState`; ``None`` starts new episodes). ``episode_start[i]`` resets
         env ``i``. ``deterministic=True`` follows ``config.action_sampler`` (d3rlpy's softmax
         sampling by default, seeded; ``"greedy"``: argmax); ``deterministic=False`` samples."""
-        algo = self._require_algo()
+        self._require_algo()
         obs, batched = self._check_observation(observation)
-        n = obs.shape[0]
-        if state is None:
-            state, starts = self.initial_state(n), np.ones(n, np.bool_)
-        else:
-            if not isinstance(state, D3rlpyDTState) or state.observations.shape[0] != n:
-                raise ValueError(f"state must be a D3rlpyDTState for {n} envs (or None)")
-            starts = episode_start_mask(episode_start, n)
-        state = self._advance(state, obs, starts)
-        transformer = algo.impl.modules.transformer
-        transformer.eval()  # inference drops the newest (pad) action token; no dropout
-        scale = float(self.config.rtg_scale)
+        state = self._next_context(obs, state, episode_start)
         with torch.inference_mode():
-            _, logits = transformer(
-                torch.from_numpy(state.observations),  # (N, K, D)
-                torch.from_numpy(state.actions),  # (N, K)
-                torch.from_numpy(state.returns_to_go * scale)[..., None],  # (N, K, 1)
-                torch.from_numpy(state.timesteps),  # (N, K)
-                torch.from_numpy((~state.valid).astype(np.float32)),  # d3rlpy: 1 - masks
-            )
-            logits = logits[:, -1]  # (N, A) action at the newest state
+            logits = self._newest_logits(state, torch.from_numpy(state.observations))
             if deterministic and self.config.action_sampler == "greedy":
                 actions = logits.argmax(dim=-1).numpy()
             else:

@@ -215,6 +215,58 @@ class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
             torch.from_numpy(state.timesteps),  # (N, K)
         )
 
+    def _begin_step(
+        self, obs: np.ndarray, state: Any, episode_start: np.ndarray | None
+    ) -> dt_policy.DTState:
+        """``state`` (``None``: new episodes) with the envs flagged in ``episode_start`` reset
+        and the realised reward leading to the ``(N, D)`` observations ``obs`` taken off."""
+        n = obs.shape[0]
+        if state is None:
+            state, starts = self.initial_state(n), np.ones(n, np.bool_)
+        else:
+            if not isinstance(state, dt_policy.DTState) or state.states.shape[0] != n:
+                raise ValueError(f"state must be a DTState for {n} envs (or None)")
+            starts = episode_start_mask(episode_start, n)
+        reward = dt_policy.realised_rewards(state, obs, starts)
+        state = dt_policy.reset_envs(state, starts, self._target())
+        return state._replace(return_rest=state.return_rest - reward)
+
+    # -- the differentiable hook of quantgym.agents.perturbation ---------------------------
+    action_scores_kind: ClassVar[str] = "logits"
+
+    def action_scores(
+        self, observation: torch.Tensor, state: Any = None, episode_start: Any = None
+    ) -> torch.Tensor:
+        """Action logits ``(N, A)`` at the newest state for raw observations ``(N, D)``
+        (float32), the context advanced as :meth:`predict` advances it, differentiable with
+        respect to the newest observation (the older context is fixed; with
+        ``return_conditioning="critic"`` the conditioning return the value head reads from
+        it too)."""
+        model = self._require_model()
+        c = self.config
+        obs = np.asarray(observation.detach().cpu().numpy(), dtype=np.float32)
+        n = obs.shape[0]
+        context = self._begin_step(obs, state, episode_start)
+        columns = self.columns
+        selected = observation.float()
+        if columns is not None:
+            selected = selected[:, torch.from_numpy(columns)]  # (N, D')
+        if c.return_conditioning == "critic":
+            t = torch.from_numpy(np.minimum(context.timestep, int(c.max_timestep)))
+            rtg = model.value(selected, t)  # (N,) scaled
+        else:
+            rtg = torch.from_numpy((context.return_rest / c.rtg_scale).astype(np.float32))
+        context = dt_policy.append_step(
+            context, selected.detach().numpy(), rtg.detach().numpy(), int(c.max_timestep), obs
+        )
+        rows, slot = torch.arange(n), torch.from_numpy(context.length - 1)
+        states, actions, returns_to_go, timesteps = self._tensors(context)
+        states = states.index_put((rows, slot), selected)
+        returns_to_go = returns_to_go.index_put((rows, slot), rtg[:, None])
+        return model.action_logits_at(
+            states, actions, returns_to_go, timesteps, torch.from_numpy(context.length)
+        )
+
     def predict(
         self,
         observation: np.ndarray,
@@ -229,15 +281,7 @@ class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
         c = self.config
         obs, batched = self._check_observation(observation)
         n = obs.shape[0]
-        if state is None:
-            state, starts = self.initial_state(n), np.ones(n, np.bool_)
-        else:
-            if not isinstance(state, dt_policy.DTState) or state.states.shape[0] != n:
-                raise ValueError(f"state must be a DTState for {n} envs (or None)")
-            starts = episode_start_mask(episode_start, n)
-        reward = dt_policy.realised_rewards(state, obs, starts)
-        state = dt_policy.reset_envs(state, starts, self._target())
-        state = state._replace(return_rest=state.return_rest - reward)
+        state = self._begin_step(obs, state, episode_start)
         selected = np.ascontiguousarray(self._select(obs), dtype=np.float32)  # (N, D)
         with torch.inference_mode():
             if c.return_conditioning == "critic":

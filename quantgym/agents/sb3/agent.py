@@ -484,6 +484,33 @@ class SB3Agent(TrainableAgent):
             actions = actions.squeeze(axis=0)
         return actions, state
 
+    # -- the differentiable hook of quantgym.agents.perturbation ---------------------------
+    @property
+    def action_scores_kind(self) -> str | None:
+        """What :meth:`action_scores` returns: ``"logits"`` (``Discrete`` actions),
+        ``"mean"`` (``Box``: the Gaussian mean before clipping), ``None`` for other spaces."""
+        space = self._require_model().action_space
+        if isinstance(space, spaces.Discrete):
+            return "logits"
+        return "mean" if isinstance(space, spaces.Box) else None
+
+    def action_scores(
+        self, observation: torch.Tensor, state: Any = None, episode_start: Any = None
+    ) -> torch.Tensor:
+        """The actor's output ``(N, A)`` for raw observations ``(N, D)`` (float32), the one
+        deterministic :meth:`predict` takes its action from, differentiable with respect to
+        ``observation``: the training normalisation is applied as in :meth:`predict` (a
+        clipped entry has zero gradient); a recurrent agent reads ``state`` and
+        ``episode_start`` as :meth:`predict` does, and its new state is discarded."""
+        policy: Any = self._require_model().policy
+        obs = observation.to(dtype=torch.float32)
+        if self._obs_norm is not None:  # in float64, as normalize_observation (same floats)
+            mean, std, clip = self._obs_norm
+            scaled = (obs.double() - torch.from_numpy(mean)) / torch.from_numpy(std)
+            obs = scaled.clamp(-clip, clip).float()
+        scores, _ = self._actor_output(obs.to(policy.device), state, episode_start)
+        return scores
+
     def _actor_output(
         self, obs: torch.Tensor, state: Any, episode_start: Any
     ) -> tuple[torch.Tensor, Any]:

@@ -117,4 +117,4 @@ class PPOLstmAgent(SB3Agent):
         features = policy.pi_features_extractor(obs)  # (N, F)
         lstm_out, (h, c) = policy.lstm_actor(features.unsqueeze(0), (h, c))  # (1, N, H)
         latent = policy.mlp_extractor.forward_actor(lstm_out[0])
-        return policy.action_net(latent), (h.numpy(), c.numpy())
+        return policy.action_net(latent), (h.detach().numpy(), c.detach().numpy())
