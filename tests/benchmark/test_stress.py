@@ -194,3 +194,104 @@ def test_condition_table_scores_each_condition_against_the_reference_under_it() 
     assert at.loc["10 bp", "score"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="no ok stress records"):
         condition_table([make_record("x", [0.1, 0.2])])
+
+
+# --------------------------------------------------------------------------------------------
+# one tiny stress run, end to end
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_stress_records(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    from quantgym.benchmark import run_suite
+    from tests.benchmark.conftest import tiny_suite
+
+    suite = tiny_suite(
+        name="tiny_stress",
+        agents=[
+            "flat",
+            "random",
+            "buy_and_hold",
+            "bayes_filter_expert",
+            {
+                "name": "ppo_mlp",
+                "train_steps": 256,
+                "kwargs": {"n_envs": 1, "n_steps": 128, "batch_size": 64},
+            },
+        ],
+        n_windows=4,
+        stress={
+            "cost_levels_bp": [0, 30],
+            "shifts": {"regime": {"vol_x2": {"vols": 0.02}}},
+            "noise_scales": [1.0],
+            "adversarial_eps": [0.5],
+            "adversarial_steps": 2,
+        },
+    )
+    out = tmp_path_factory.mktemp("stress")
+    return run_suite(suite, out, progress=False).records
+
+
+def _condition(record: dict[str, Any], probe: str, label: str) -> dict[str, Any]:
+    (hit,) = [
+        c for c in record["stress"]["conditions"] if (c["probe"], c["label"]) == (probe, label)
+    ]
+    return hit
+
+
+def test_stress_run_scores_every_probe(tiny_stress_records: list[dict[str, Any]]) -> None:
+    records = {r["agent"]: r for r in tiny_stress_records}
+    assert all(r["status"] == "ok" for r in records.values()), [
+        r["error"] for r in records.values()
+    ]
+    learner, rule = records["ppo_mlp"], records["buy_and_hold"]
+    assert learner["stress"]["reads_observation"] and learner["stress"]["differentiable"]
+    assert not rule["stress"]["reads_observation"]
+    labels = {(c["probe"], c["label"]) for c in learner["stress"]["conditions"]}
+    assert labels == {
+        ("cost", "0 bp"),
+        ("cost", "30 bp"),
+        ("shift", "vol_x2"),
+        ("noise", "1"),
+        ("adversarial", "0.5"),
+    }
+    # Agents that read prices: both perturbation probes are their base units, by construction.
+    for probe, label in (("noise", "1"), ("adversarial", "0.5")):
+        cond = _condition(rule, probe, label)
+        assert cond["by_construction"]
+        assert [u["log_growth"] for u in cond["units"]] == [u["log_growth"] for u in rule["units"]]
+    # Costs: flat pays nothing; random pays 30 bp on every unit it trades.
+    flat = records["flat"]
+    assert all(u["log_growth"] == 0.0 for c in flat["stress"]["conditions"] for u in c["units"])
+    free, costly = (
+        _condition(records["random"], "cost", "0 bp"),
+        _condition(records["random"], "cost", "30 bp"),
+    )
+    for a, b in zip(free["units"], costly["units"], strict=True):
+        assert b["log_growth"] < a["log_growth"]
+        assert b["costs"] > 0.0 == a["costs"]
+    # Base unit rows carry what the worst-window table reads.
+    unit = rule["units"][0]
+    for key in ("market_log_return", "max_underwater_bars", "recovered", "ended_early"):
+        assert key in unit
+    # buy_and_hold is long the whole window: its growth tracks the asset's return less costs.
+    for u in rule["units"]:
+        assert abs(u["log_growth"] - u["market_log_return"]) < 0.05
+
+
+def test_stress_report_is_written(tiny_stress_records, tmp_path) -> None:
+    from quantgym.benchmark.stress_report import write_stress_report
+
+    written = write_stress_report(tiny_stress_records, tmp_path, plots=True)
+    text = (tmp_path / "stress.md").read_text()
+    for section in (
+        "## Cost sweep",
+        "### Break-even costs",
+        "## Worst windows",
+        "## Regime shift",
+        "## Input perturbation",
+    ):
+        assert section in text
+    assert "vol_x2" in text and "ppo_mlp" in text
+    assert {"costs_synthetic_regime", "perturbation_synthetic_regime"} <= set(written)
+    assert written["perturbation_synthetic_regime"].read_bytes()[:4] == b"\x89PNG"
