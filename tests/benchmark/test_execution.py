@@ -77,13 +77,18 @@ def test_process_pool_gives_the_serial_records(tmp_path) -> None:
     assert _by_id(pooled.records) == _by_id(serial.records)
 
 
-def test_ray_backend_gives_the_local_records(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "stress", [None, {"cost_levels_bp": [0, 30], "noise_scales": [], "adversarial_eps": []}]
+)
+def test_ray_backend_gives_the_local_records(tmp_path, stress) -> None:
     pytest.importorskip("ray")
-    suite = tiny_suite(agents=["sma_crossover", "bayes_filter_expert"])
+    suite = tiny_suite(agents=["sma_crossover", "bayes_filter_expert"], stress=stress)
     local = run_suite(suite, tmp_path / "local", progress=False)
     remote = run_suite(suite, tmp_path / "ray", backend="ray", workers=2, progress=False)
     assert len(remote.records) == 2
     assert _by_id(remote.records) == _by_id(local.records)
+    if stress is not None:  # the stress cells ran on Ray too: 2 cost levels, 3 regime shifts
+        assert all(len(r["stress"]["conditions"]) == 5 for r in remote.records)
 
 
 def test_bad_backend_and_workers(tmp_path) -> None:

@@ -295,3 +295,23 @@ def test_stress_report_is_written(tiny_stress_records, tmp_path) -> None:
     assert "vol_x2" in text and "ppo_mlp" in text
     assert {"costs_synthetic_regime", "perturbation_synthetic_regime"} <= set(written)
     assert written["perturbation_synthetic_regime"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stress_suite_resumes(tmp_path) -> None:
+    from quantgym.benchmark import run_suite
+    from quantgym.benchmark.records import RESULTS_FILE
+    from tests.benchmark.conftest import tiny_suite
+
+    suite = tiny_suite(
+        agents=["flat", "buy_and_hold"],
+        n_windows=2,
+        stress={"cost_levels_bp": [0, 30], "noise_scales": [], "adversarial_eps": []},
+    )
+    first = run_suite(suite, tmp_path, progress=False)
+    assert first.n_run == 2
+    path = tmp_path / RESULTS_FILE
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n")  # lose the second record
+    again = run_suite(suite, tmp_path, resume=True, progress=False)
+    assert (again.n_run, again.n_resumed) == (1, 1)
+    assert {r["agent"] for r in again.records} == {"flat", "buy_and_hold"}
