@@ -46,7 +46,7 @@ def check_optional_positive_int(name: str, value: Any, *, minimum: int = 1) -> i
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool | str | bytes):  # float("1.5") would accept a string
         raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         number = float(value)

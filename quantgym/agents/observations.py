@@ -111,6 +111,12 @@ class ObservationLayout:
                     raise ValueError(f"{name} is not set and {source} does not expose it")
                 setattr(self, name, int(value))
 
+    def reads_whole_observation(self, account: bool | Sequence[str]) -> bool:
+        """Whether an agent with these fields and ``account`` (its ``account_features``) reads
+        every column (the whole window and every account feature): then it needs no window
+        layout, and :meth:`observation_columns` is ``None``."""
+        return self.recent_bars is None and account is True
+
     def observation_columns(
         self, observation_dim: int, account: bool | Sequence[str]
     ) -> np.ndarray | None:
@@ -118,7 +124,7 @@ class ObservationLayout:
         ``recent_bars`` rows (+ the account features: all of them when ``account`` is
         ``True``, the named ones when it is a list of names of ``ACCOUNT_FEATURES``); ``None``
         for all of them (whole window and every account feature)."""
-        if self.recent_bars is None and account is True:
+        if self.reads_whole_observation(account):
             return None
         if self.window_size is None:
             raise ValueError("window_size must be set to select observation columns")

@@ -61,6 +61,17 @@ def test_observation_columns(env) -> None:
         ObservationLayout(recent_bars=1).observation_columns(dim, account=False)
 
 
+@pytest.mark.parametrize(
+    ("recent_bars", "account", "whole"),
+    [(None, True, True), (None, False, False), (None, ["position"], False), (2, True, False)],
+)
+def test_reads_whole_observation_only_without_any_selection(recent_bars, account, whole) -> None:
+    layout = ObservationLayout(recent_bars=recent_bars)
+    assert layout.reads_whole_observation(account) is whole
+    if whole:  # then no window layout is needed to select columns
+        assert layout.observation_columns(10, account) is None
+
+
 def test_dataset_layout_matches_the_env_it_was_collected_on(env) -> None:
     dataset = make_dataset(
         "regime", "random", n_steps=60, seed=0, env_kwargs={"window_size": WINDOW}

@@ -248,8 +248,8 @@ class D3rlpyAgent(ColumnSelection, TrainableAgent):
         check_dataset(dataset)
         train_steps = self._train_steps(train_steps)
         layout = dataset_layout(dataset)
-        if layout["window_size"] is None and (
-            self.config.recent_bars is not None or self.config.account_features is not True
+        if layout["window_size"] is None and not self.config.reads_whole_observation(
+            self.config.account_features
         ):
             raise ValueError(
                 "the dataset's observations have no TradingEnv window layout (its metadata has no "

@@ -15,7 +15,7 @@ import d3rlpy
 import torch
 
 from quantgym.agents.d3rlpy.base import D3rlpyAgent
-from quantgym.checks import check_positive_int
+from quantgym.checks import check_positive, check_positive_int
 
 __all__ = ["CQLAgent"]
 
@@ -68,14 +68,8 @@ class CQLAgent(D3rlpyAgent):
         check_positive_int("n_critics", c.n_critics)
         check_positive_int("target_update_interval", c.target_update_interval)
         for name in ("reward_scale", "fitted_reward_scale"):
-            value = getattr(c, name)
-            if value is not None and not (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and value > 0
-            ):
-                raise ValueError(f"{name} must be None or a positive finite number, got {value!r}")
+            if getattr(c, name) is not None:
+                check_positive(name, getattr(c, name))
 
     def _prepare(self, dataset: Any) -> None:
         super()._prepare(dataset)

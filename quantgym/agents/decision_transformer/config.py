@@ -163,7 +163,7 @@ class DecisionTransformerConfig(ObservationLayout):
     def built(self) -> bool:
         """Whether the shapes a model needs are known."""
         return None not in (self.observation_dim, self.n_actions, self.max_timestep) and (
-            self.window_size is not None or (self.recent_bars is None and self.account_features)
+            self.window_size is not None or self.reads_whole_observation(self.account_features)
         )
 
     def to_dict(self) -> dict[str, Any]:

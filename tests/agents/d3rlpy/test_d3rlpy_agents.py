@@ -259,6 +259,8 @@ def test_cql_rewards_are_scaled_to_unit_std(tiny_dataset) -> None:
     assert fixed.config.fitted_reward_scale == 1.0
     with pytest.raises(ValueError, match="reward_scale"):
         make_agent("cql", reward_scale=-1.0)
+    with pytest.raises(ValueError, match="reward_scale must be a number"):
+        make_agent("cql", reward_scale="2")  # a string is not a number, even one float() reads
 
 
 def test_dt_softmax_sampler_is_seeded_and_samples(tiny_dataset) -> None:
