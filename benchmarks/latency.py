@@ -6,7 +6,11 @@ Each agent decides on one raw ``TradingEnv-v0`` observation at a time (default e
 32, so a 32 x n_features window + 5 account features), exactly as in live trading or in
 :func:`quantgym.evaluation.evaluate`. Observations cycle through a recorded episode so the
 inputs vary; recurrent agents carry their state. Learned agents are timed with freshly built
-(untrained) networks: latency does not depend on the weights.
+(untrained) networks: latency does not depend on the weights. Env-bound agents (rules, experts,
+the oracle) decide from the env they are bound to and check that the observation is its current
+one, so they are timed on the live env instead (the env's step between decisions is not timed).
+Agents that do not trade ``TradingEnv-v0`` (the portfolio baselines) or need a dataset to build
+(offline agents) are listed as skipped with the reason.
 
 ``torch.set_num_threads(1)`` (``--threads``): one decision is a handful of tiny matrix
 products, which intra-op parallelism only slows down (thread hand-off costs more than the
@@ -27,7 +31,7 @@ import numpy as np
 from quantgym import ENV_ID
 from quantgym.agents.registry import list_agents, make_agent
 
-__all__ = ["TARGETS_MS", "time_decisions", "build_agent", "main"]
+__all__ = ["TARGETS_MS", "time_decisions", "time_env_decisions", "build_agent", "main"]
 
 TARGETS_MS = {"ppo_mlp": 0.5, "ppo_lstm": 1.0, "ppo_transformer": 2.0}
 
@@ -79,6 +83,24 @@ def time_decisions(predict, observations: np.ndarray, calls: int, warmup: int = 
     return times
 
 
+def time_env_decisions(agent: Any, env: gym.Env, calls: int, warmup: int = 100) -> np.ndarray:
+    """Per-call wall times (seconds) of ``agent.predict`` on ``env``'s live observations, the
+    env stepped with the chosen action between calls (not timed); resets at episode ends."""
+    obs, _ = env.reset(seed=0)
+    state = None
+    times = np.empty(calls)
+    for i in range(warmup + calls):
+        t0 = time.perf_counter()
+        action, state = agent.predict(obs, state=state, deterministic=True)
+        if i >= warmup:
+            times[i - warmup] = time.perf_counter() - t0
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+            state = None
+    return times
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import torch
+
+    from quantgym.benchmark.listing import is_env_bound
 
     torch.set_num_threads(args.threads)
     env = gym.make(ENV_ID, window_size=args.window_size)
@@ -108,7 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         def predict(obs, state, start, agent=agent):
             return agent.predict(obs, state=state, episode_start=start, deterministic=True)
 
-        times = time_decisions(predict, observations, args.calls) * 1e3
+        if is_env_bound(type(agent)):
+            times = time_env_decisions(agent, env, args.calls) * 1e3
+        else:
+            times = time_decisions(predict, observations, args.calls) * 1e3
         sb3 = ""
         model = getattr(agent, "model", None)
         if model is not None:
