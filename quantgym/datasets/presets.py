@@ -11,7 +11,8 @@ quality           behaviour policy
 
 The expert depends on the market. Synthetic ``"regime"``: ``RegimeExpert`` (it sees the
 hidden regime). Synthetic ``"mean_reversion"``: ``BayesFilterExpert`` (the OU expectation is
-exact). Real data (``"sample:googl"``, ``"sample:eurusd"``, a CSV path) and ``"gbm"``, where no
+exact). ``"lagged"`` and ``"crash"``: their exact experts ``LagExpert`` and ``CrashExpert``
+(:func:`quantgym.policies.references.expert_policy_name`). Real data (``"sample:googl"``, ``"sample:eurusd"``, a CSV path) and ``"gbm"``, where no
 regime exists: ``HindsightOracle(on_deviation="follow")``, the best path in hindsight, which
 steers back to its plan after each random step.
 
@@ -39,12 +40,14 @@ from quantgym.datasets.splits import chronological_split
 from quantgym.datasets.trajectory import TrajectoryDataset, concatenate
 from quantgym.policies import (
     BayesFilterExpert,
+    CrashExpert,
     EpsilonMix,
     HindsightOracle,
+    LagExpert,
     RandomAgent,
     RegimeExpert,
 )
-from quantgym.policies.references import expert_policy_name
+from quantgym.policies.references import SYNTHETIC_KINDS, expert_policy_name
 
 __all__ = [
     "QUALITIES",
@@ -60,7 +63,7 @@ __all__ = [
 
 QUALITIES = ("random", "medium", "expert", "mixed")
 SPLITS = ("train", "val", "test", "all")
-SYNTHETIC_MARKETS = ("regime", "gbm", "mean_reversion")
+SYNTHETIC_MARKETS = SYNTHETIC_KINDS
 EXPERT_EPSILON = 0.05
 MEDIUM_EPSILON = 0.5
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -126,12 +129,14 @@ def preset_env_kwargs(
     return kwargs
 
 
+#: The dataset experts by registered name (``expert_policy_name`` picks one per market).
+_EXPERTS = {cls.name: cls for cls in (RegimeExpert, BayesFilterExpert, LagExpert, CrashExpert)}
+
+
 def _expert(env: Any) -> Any:
     name = expert_policy_name(env.unwrapped.market)
-    if name == "regime_expert":
-        return RegimeExpert(env=env)
-    if name == "bayes_filter_expert":
-        return BayesFilterExpert(env=env)
+    if name in _EXPERTS:
+        return _EXPERTS[name](env=env)
     return HindsightOracle(env=env, on_deviation="follow")
 
 
@@ -194,7 +199,8 @@ def make_dataset(
     """Collect a preset dataset (see the module docstring for the definitions).
 
     Args:
-        market: ``"regime"``, ``"gbm"``, ``"mean_reversion"`` (synthetic, seeded), or real data
+        market: a synthetic kind (``"regime"``, ``"gbm"``, ``"mean_reversion"``, ``"lagged"``,
+            ``"crash"``; seeded), or real data
             ``"sample:googl"``, ``"sample:eurusd"`` or a CSV path.
         quality: ``"random"``, ``"medium"``, ``"expert"`` or ``"mixed"``.
         n_steps: transitions in the dataset (``"mixed"``: split into thirds).

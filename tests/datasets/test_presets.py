@@ -97,6 +97,12 @@ def test_behavior_policies_and_env_kwargs():
     assert make_behavior_policy("expert", env).policy.name == "bayes_filter_expert"
     gbm = gym.make(ENV_ID, market="gbm", market_kwargs={"n_bars": 1500})
     assert make_behavior_policy("medium", gbm).policy.name == "hindsight_oracle"
+    # The lagged and crash markets have exact causal experts: their logs come from them.
+    for kind, expert in (("lagged", "lag_expert"), ("crash", "crash_expert")):
+        env = gym.make(ENV_ID, market=kind, market_kwargs={"n_bars": 1500})
+        assert make_behavior_policy("expert", env).policy.name == expert
+    crash = make_dataset("crash", "expert", n_steps=300, seed=0, num_envs=1)
+    assert crash.metadata["policy_params"]["policy"] == "crash_expert"
 
 
 @pytest.mark.parametrize(
