@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from quantgym.checks import check_non_negative, check_positive_int
+from quantgym.checks import check_choice, check_non_negative, check_positive_int
 from quantgym.envs.unwrap import iter_env_layers
 from quantgym.policies.binding import EnvBoundAgent
 from quantgym.policies.portfolio.binding import PortfolioAgent
@@ -88,6 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_SCORE_KINDS",
+    "ADVERSARIAL_TARGETS",
     "DifferentiableAgent",
     "is_differentiable",
     "reads_observation",
@@ -102,6 +103,8 @@ __all__ = [
 ACTION_SCORE_KINDS = ("logits", "q_values", "mean")
 #: PGD's step, in radii of the ball, over all its steps (Madry et al.'s 2.5 * epsilon / steps).
 PGD_STEP_FACTOR = 2.5
+#: What the worst-case perturbation aims at (:class:`AdversarialObservationAgent`'s ``target``).
+ADVERSARIAL_TARGETS = ("untargeted", "worst_action")
 
 
 @runtime_checkable
@@ -316,6 +319,14 @@ class AdversarialObservationAgent(_ObservationWrapper):
         random_start: PGD (``steps > 1``) starts from a uniform point of the ball instead of
             the observation; FGSM ignores it.
         seed: seeds the random start and the continuous first-step direction.
+        target: ``"untargeted"`` (default) moves the scores away from the clean greedy action;
+            ``"worst_action"`` (discrete actions) steers them toward the action the agent
+            itself scores lowest on the clean input (its least preferred: for a trading agent
+            that is long, usually short), the targeted attack of Pattanaik et al. (2018).
+            The first only asks the agent to change its mind, and changing to a neighbouring
+            action (long to flat) can even help an agent that overtrades; the second asks
+            for the action the agent believes worst, which is what a worst case of the
+            *returns* needs. Continuous actions ignore it (distance from the clean mean).
     """
 
     def __init__(
@@ -326,8 +337,10 @@ class AdversarialObservationAgent(_ObservationWrapper):
         steps: int = 1,
         random_start: bool = False,
         seed: int = 0,
+        target: str = "untargeted",
     ) -> None:
         super().__init__(agent, obs_scale, seed)
+        self.target = check_choice("target", target, ADVERSARIAL_TARGETS)
         if not is_differentiable(agent):
             name = getattr(agent, "name", None) or type(agent).__name__
             raise ValueError(
@@ -375,14 +388,21 @@ class AdversarialObservationAgent(_ObservationWrapper):
             clean = scores(torch.zeros_like(x))
         if discrete and clean.shape[1] < 2:
             return np.zeros_like(obs)  # one action: nothing to change
-        target = clean.argmax(dim=1) if discrete else clean  # (N,) or (N, A)
+        toward = discrete and self.target == "worst_action"
+        # Discrete: the action pushed away from (the clean greedy one) or pulled toward (the
+        # clean least preferred one); continuous: the clean mean.
+        if discrete:
+            target = clean.argmin(dim=1) if toward else clean.argmax(dim=1)  # (N,)
+        else:
+            target = clean  # (N, A)
+        sign = -1.0 if toward else 1.0
         rows = torch.arange(x.shape[0])
 
         def objective(out: torch.Tensor) -> torch.Tensor:  # (N,), larger = more adversarial
-            if discrete:
-                others = out.clone()
+            if discrete:  # the margin of the best other action over the target (negated
+                others = out.clone()  # toward: the target's margin over the best other)
                 others[rows, target] = -math.inf
-                return (others.max(dim=1).values - out[rows, target]).double()
+                return (sign * (others.max(dim=1).values - out[rows, target])).double()
             return ((out - target) ** 2).sum(dim=1).double()
 
         def ascent_weights(out: torch.Tensor) -> torch.Tensor:  # d(surrogate)/d(scores)
@@ -391,7 +411,7 @@ class AdversarialObservationAgent(_ObservationWrapper):
                 masked[rows, target] = -math.inf
                 weights = torch.softmax(masked, dim=1)
                 weights[rows, target] = -1.0
-                return weights
+                return sign * weights
             return 2.0 * (out.detach() - target)
 
         if self.random_start and self.steps > 1:

@@ -205,7 +205,12 @@ def _probe_range(
 
             def wrapped(env: Any, e: float = level) -> Any:
                 return AdversarialObservationAgent(
-                    make(env), e, scale, steps=spec.adversarial_steps, seed=cell.seed
+                    make(env),
+                    e,
+                    scale,
+                    steps=spec.adversarial_steps,
+                    seed=cell.seed,
+                    target=spec.adversarial_target,
                 )
 
         _score_into(get(probe, level, f"{level:g}"), wrapped, cell, market, units)

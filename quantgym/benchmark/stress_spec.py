@@ -17,10 +17,13 @@ trained agent on the same units under each probe (:mod:`quantgym.benchmark.stres
 ``noise_scales``
     Gaussian noise on the observation's market features, in units of each feature's standard
     deviation (:mod:`quantgym.agents.perturbation`).
-``adversarial_eps`` / ``adversarial_steps``
+``adversarial_eps`` / ``adversarial_steps`` / ``adversarial_target``
     A worst-case perturbation of the same features within an L-infinity ball of radius
     ``eps`` feature standard deviations (FGSM for one step, PGD for more), for agents that
-    expose differentiable action scores.
+    expose differentiable action scores; ``adversarial_target="worst_action"`` (default)
+    steers each decision toward the action the agent scores lowest on the clean input,
+    ``"untargeted"`` only away from its greedy one (which can *help* an agent that overtrades:
+    measured in docs/stress.md).
 ``worst_fraction``
     The share of windows reported apart as the worst (lowest log return of the market itself).
 
@@ -36,7 +39,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from quantgym.checks import check_fraction, check_non_negative, check_positive_int
+from quantgym.checks import (
+    check_choice,
+    check_fraction,
+    check_non_negative,
+    check_positive_int,
+)
 
 __all__ = ["StressSpec", "PROBES", "DEFAULT_SHIFTS"]
 
@@ -83,6 +91,7 @@ class StressSpec:
     noise_scales: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     adversarial_eps: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
     adversarial_steps: int = 5
+    adversarial_target: str = "worst_action"
     worst_fraction: float = 0.1
 
     @classmethod
@@ -106,6 +115,12 @@ class StressSpec:
             values["adversarial_steps"] = check_positive_int(
                 "stress.adversarial_steps", data["adversarial_steps"]
             )
+        if "adversarial_target" in data:
+            from quantgym.agents.perturbation import ADVERSARIAL_TARGETS
+
+            values["adversarial_target"] = check_choice(
+                "stress.adversarial_target", data["adversarial_target"], ADVERSARIAL_TARGETS
+            )
         if "worst_fraction" in data:
             fraction = check_fraction("stress.worst_fraction", data["worst_fraction"])
             if fraction == 0:
@@ -123,6 +138,7 @@ class StressSpec:
             "noise_scales": list(self.noise_scales),
             "adversarial_eps": list(self.adversarial_eps),
             "adversarial_steps": self.adversarial_steps,
+            "adversarial_target": self.adversarial_target,
             "worst_fraction": self.worst_fraction,
         }
 

@@ -413,3 +413,35 @@ def test_stateful_agents_keep_their_context_under_attack(tiny_dataset):
     assert np.array_equal(actions, expected)
     assert np.array_equal(new_state.states, expected_state.states)
     assert np.array_equal(new_state.length, np.full(16, 2))
+
+
+class ThreeActionAgent:
+    """Scores ``z = M x`` for (short, flat, long); greedy = argmax."""
+
+    action_scores_kind = "logits"
+    M = np.array([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.2]])  # short, flat, long over 2 dims
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        x = np.asarray(observation, dtype=np.float64)
+        return np.argmax(x @ self.M.T, axis=-1), state
+
+    def action_scores(self, observation, state=None, episode_start=None):
+        return observation.double() @ torch.from_numpy(self.M.T)
+
+
+def test_worst_action_target_steers_to_the_least_preferred_action() -> None:
+    # x = (0.3, 0): scores short -0.3, flat 0, long 0.3: greedy long, least preferred short.
+    x = np.array([[0.3, 0.0]], dtype=np.float32)
+    scale = np.array([1.0, 0.0])
+    agent = ThreeActionAgent()
+    assert agent.predict(x)[0][0] == 2
+    # Within radius 0.2 only long is reachable (x0 >= 0.1); at 0.35 x0 can reach -0.05, where
+    # short (the action the agent scored lowest on the clean input) is greedy: the targeted
+    # attack must get there.
+    worst = AdversarialObservationAgent(agent, 0.35, scale, steps=4, target="worst_action")
+    assert worst.predict(x)[0][0] == 0
+    assert abs(worst.perturbation(x)[0, 0]) <= 0.35 + 1e-6
+    small = AdversarialObservationAgent(agent, 0.2, scale, steps=4, target="worst_action")
+    assert small.predict(x)[0][0] == 2  # out of reach: the greedy action stays
+    with pytest.raises(ValueError, match="target must be one of"):
+        AdversarialObservationAgent(agent, 0.1, scale, target="best")

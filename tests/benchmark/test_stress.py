@@ -44,6 +44,7 @@ def test_spec_defaults_round_trip() -> None:
         ({"cost_levels_bp": [0, 600]}, r"\[0, 500\]"),
         ({"noise_scales": [float("nan")]}, "finite"),
         ({"adversarial_steps": 0}, "positive integer"),
+        ({"adversarial_target": "best"}, "adversarial_target must be one of"),
         ({"worst_fraction": 0}, r"\(0, 1\]"),
         ({"shifts": {"moon": {"a": {"vol": 1}}}}, "not a synthetic market kind"),
         ({"shifts": {"regime": {"a": {"volz": 0.02}}}}, "unknown parameter 'volz'"),
