@@ -13,8 +13,9 @@ attention only has to add what the older bars tell)::
 
 Pooling (``pooling``, see :data:`POOLING_MODES`): ``"last"`` takes the newest position (whose
 self-attention row is then what reads the older bars); ``"learned"`` is attention pooling with
-one learned query vector ``q`` over all positions, ``softmax(LN(x) q / sqrt(d_model))``
-(initialised at ``q = 0``: the mean); ``"mean"`` averages the positions. The pooling weights
+one learned query vector ``q`` over all positions, weights ``softmax_j(LN(x)_j . q)`` (no
+``1/sqrt(d_model)``: ``q`` is a free parameter, the scale would only slow its Adam steps;
+initialised at ``q = 0``: the mean); ``"mean"`` averages the positions. The pooling weights
 over positions are read back with :meth:`TemporalAttentionExtractor.pooling_weights`.
 
 The encoder blocks use :class:`torch.nn.MultiheadAttention` with ``need_weights`` so the
@@ -154,10 +155,10 @@ class TemporalAttentionEncoder(nn.Module):
     def pool_weights(self, h: torch.Tensor) -> torch.Tensor:
         """Pooling weights ``(B, T)`` over the positions of ``h = norm(encode(window))``
         (``(B, T, C)``); each row sums to 1 (one-hot on the newest position for ``"last"``)."""
-        batch, length, width = h.shape
+        batch, length, _ = h.shape
         if self.pooling == "learned":
             assert self.pool_query is not None
-            return torch.softmax(h @ self.pool_query / math.sqrt(width), dim=-1)  # (B, T)
+            return torch.softmax(h @ self.pool_query, dim=-1)  # (B, T)
         if self.pooling == "mean":
             return h.new_full((batch, length), 1.0 / length)
         out = h.new_zeros((batch, length))
