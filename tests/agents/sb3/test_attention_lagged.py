@@ -65,9 +65,10 @@ def held_out_attention(agent: PPOTransformerAgent, seed: int) -> tuple[np.ndarra
 
 @pytest.mark.slow
 def test_attention_of_the_newest_bar_finds_the_shock_at_the_lag():
-    """Trained ``BUDGET`` env steps on a 20,000-bar ``lagged`` series with raw returns in an
-    8-bar window (``ppo_transformer`` defaults but ``learning_rate=1e-3``: the smallest budget
-    at which every seed tried learned the reversal), on an unseen series:
+    """Trained ``BUDGET`` env steps (about 35 s on one core) on a 20,000-bar ``lagged`` series
+    with raw returns in an 8-bar window (``ppo_transformer`` defaults but
+    ``learning_rate=1e-3``; at the default 3e-4 some seeds still trade nothing after 300k
+    steps), on an unseen series:
 
     - on the observations whose bar at lag ``k`` (row ``T - k``) is a shock, the newest
       position's attention (averaged over heads and those observations) is largest on that
@@ -78,6 +79,10 @@ def test_attention_of_the_newest_bar_finds_the_shock_at_the_lag():
     - a shock at the lag draws more attention than a shock at any row older than ``k + 1``
       bars does: attention that sought large moves anywhere (regardless of their position)
       would weigh them alike.
+
+    Measured on training seeds 0-6: both hold on every seed at 100k steps (share of the lag
+    row on lag-shock observations 0.38-0.54; a shock at lag ``k`` draws 0.38-0.54 of the
+    attention, one at lags 7-8 at most 0.39); at 60k one seed passes the second check by 0.01.
     """
     torch.set_num_threads(1)
     agent = PPOTransformerAgent(seed=0, learning_rate=1e-3)
