@@ -1,20 +1,51 @@
 """Learning curves of the online agents: held-out score with its 95% CI against the training
-budget (env steps) and against training wall-clock, one line per agent.
+budget (env steps) and against training wall-clock, one line per agent (or named variant).
 
     .venv/bin/python benchmarks/online_quality.py                     # regime, seed 0, 3 agents
     .venv/bin/python benchmarks/online_quality.py --agents ppo_mlp --budgets 25000 50000 100000
     .venv/bin/python benchmarks/online_quality.py --seeds 0 1 --market gbm --no-plot
     .venv/bin/python benchmarks/online_quality.py --seeds 0 1 2 --workers 2   # the README's
+    .venv/bin/python benchmarks/online_quality.py --market lagged --seeds 0 1 2 \
+        --env-kwargs '{"features": "returns"}' --budgets 100000 200000 400000 \
+        --variant 'mlp_newest=ppo_mlp:{"recent_bars": 1}' \
+        --variant 'mlp_window=ppo_mlp:{"recent_bars": null}' --variant lstm=ppo_lstm \
+        --variant attn_last=ppo_transformer \
+        --variant 'attn_learned=ppo_transformer:{"pooling": "learned"}' \
+        --out benchmarks/results/online_quality_lagged --plot docs/learning_curves_lagged.png
 
 Protocol: the harness's (:mod:`quantgym.benchmark.protocol`) window protocol. For each seed one
-long synthetic series; every learner trains from scratch with its *default* hyperparameters on
-the first ``--train-bars`` bars, once per budget (a budget is a separate run, so linear
-learning-rate schedules anneal over that budget, as a user's ``fit(env, budget)`` would), and
-trades the ``--n-windows`` disjoint held-out 1,000-bar windows after the embargo. Scores come
-from :func:`quantgym.benchmark.statistics.summarize`: 100 x mean log growth / the
-reference's (``bayes_filter_expert`` on ``regime``; cash = 0) with paired-bootstrap 95% CIs
-over the (seed, window) keys. ``sma_crossover`` and ``buy_and_hold`` are drawn as horizontal
-references. Wall-clock is the harness's ``timing.train_s`` (one torch thread per cell).
+long synthetic series; every learner trains from scratch with its *default* hyperparameters
+(plus a variant's kwargs) on the first ``--train-bars`` bars, once per budget (a budget is a
+separate run, so linear learning-rate schedules anneal over that budget, as a user's
+``fit(env, budget)`` would), and trades the ``--n-windows`` disjoint held-out 1,000-bar windows
+after the embargo. ``--env-kwargs`` (a JSON object of ``TradingEnv-v0`` kwargs, e.g.
+``{"features": "returns", "window_size": 32}``) applies to every cell, training and held-out
+envs alike. Scores come from :func:`quantgym.benchmark.statistics.summarize`: 100 x mean log
+growth / the market's reference's (:func:`quantgym.policies.references.reference_policy_name`:
+``bayes_filter_expert`` on ``regime``, ``lag_expert`` on ``lagged`` ...; cash = 0) with
+paired-bootstrap 95% CIs over the (seed, window) keys. The reference, ``sma_crossover`` and
+``buy_and_hold`` (those that apply to the market, :func:`reference_agents`) run once per seed
+and are drawn as horizontal lines. Wall-clock is the harness's ``timing.train_s`` (one torch
+thread per cell), so the second panel compares the encoders at equal CPU time.
+
+Learners: ``--agents NAME ...`` (each line labelled by the agent's name, default kwargs) and/or
+``--variant LABEL=AGENT[:JSON]`` (repeatable; the JSON object is the agent's config kwargs, the
+line is labelled ``LABEL``; cells of one agent with other kwargs have other cell ids). What the
+encoders read of the flat observation (``window_size`` x features market window, oldest row
+first, then the account features), at their defaults:
+
+- ``ppo_mlp`` (``recent_bars=1``): the newest window row plus the account features
+  (:class:`~quantgym.agents.sb3.extractors.RecentBarsExtractor`);
+  ``ppo_mlp:{"recent_bars": null}``: the whole flat observation, every window row and the
+  account features (SB3's flatten extractor; ``{"recent_bars": n}`` the newest ``n`` rows);
+- ``ppo_lstm`` (``recent_bars=1``): the newest row each step; its memory carries the past;
+- ``ppo_transformer`` (``recent_bars=8``): self-attention over the newest 8 rows, pooled at the
+  newest position (``{"pooling": "learned"}``: a learned-query attention pooling over all
+  8 positions), plus the newest row's raw features and the account features;
+  ``{"recent_bars": null}`` attends over the whole window.
+
+Budgets: ``--budgets`` applies to every learner; without it each agent's
+:data:`DEFAULT_BUDGETS` plus its default ``train_steps``.
 
 Every cell is one record in ``--out/results.jsonl`` (resumable with ``--resume``); the curve
 table goes to ``--out/curves.csv`` and the plot to ``--plot`` (default
@@ -24,8 +55,11 @@ table goes to ``--out/curves.csv`` and the plot to ``--plot`` (default
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +74,11 @@ __all__ = [
     "DEFAULT_BUDGETS",
     "default_budgets",
     "REFERENCE_AGENTS",
+    "Variant",
+    "parse_variant",
+    "parse_env_kwargs",
+    "reference_agents",
+    "describe_run",
     "curve_cells",
     "curve_table",
     "plot_curves",
@@ -55,10 +94,19 @@ DEFAULT_BUDGETS: Mapping[str, tuple[int, ...]] = {
     "ppo_transformer": (50_000, 100_000, 200_000),
     "ppo_lstm": (100_000, 200_000, 400_000),
 }
-#: Non-learning agents run next to the learners: the score's reference and the horizontal lines.
+#: Non-learning agents run next to the learners on ``regime`` (the score's reference and the
+#: horizontal lines); other markets: :func:`reference_agents`.
 REFERENCE_AGENTS = ("bayes_filter_expert", "sma_crossover", "buy_and_hold")
+#: Rules drawn next to every market's reference where they apply.
+BASELINE_RULES = ("sma_crossover", "buy_and_hold")
+#: Env kwargs the harness's protocol sets itself (as :class:`quantgym.benchmark.suite.Suite`).
+PROTOCOL_ENV_KEYS = ("data", "market", "start", "end", "episode_length", "market_kwargs")
+#: Config keys a variant may not set: the budget and the seed come from the cell.
+CELL_KEYS = ("train_steps", "seed")
 CURVE_COLUMNS = (
+    "label",
     "agent",
+    "agent_kwargs",
     "budget",
     "steps",
     "train_s",
@@ -70,9 +118,117 @@ CURVE_COLUMNS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A learner on the curves: ``label`` (its line), the registered ``agent`` and the config
+    kwargs it is built with (``{}``: the defaults)."""
+
+    label: str
+    agent: str
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: str | Variant) -> Variant:
+        """``spec`` itself, or a plain agent name as the variant labelled by that name."""
+        if isinstance(spec, Variant):
+            return spec
+        if not isinstance(spec, str) or not spec:
+            raise ValueError(f"agents: expected an agent name or a Variant, got {spec!r}")
+        return cls(label=spec, agent=spec)
+
+    def key(self) -> tuple[str, str]:
+        """``(agent, canonical JSON of kwargs)``: equal for cells built from this variant."""
+        return self.agent, json.dumps(dict(self.kwargs), sort_keys=True)
+
+
+def parse_variant(text: str) -> Variant:
+    """``"LABEL=AGENT[:JSON]"`` -> :class:`Variant`, e.g. ``'mlp_window=ppo_mlp:{"recent_bars":
+    null}'``. The agent must be registered and learn online; the JSON must be an object whose
+    keys are fields of the agent's config (not ``train_steps`` or ``seed``: the cell's)."""
+    from quantgym.agents.registry import agent_class
+    from quantgym.benchmark.listing import agent_learns
+
+    label, sep, rest = text.partition("=")
+    label, rest = label.strip(), rest.strip()
+    if not sep or not label or not rest:
+        raise ValueError(f"--variant {text!r}: expected LABEL=AGENT[:JSON_KWARGS]")
+    # the kwargs start at the first ":{" (an agent may be a "package.module:Class" path)
+    start = re.search(r":\s*\{", rest)
+    agent = (rest if start is None else rest[: start.start()]).strip()
+    kwargs: Any = {}
+    if start is not None:
+        raw = rest[start.start() + 1 :]
+        try:
+            kwargs = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--variant {text!r}: kwargs are not JSON ({exc})") from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--variant {text!r}: kwargs must be a JSON object, got {raw!r}")
+    try:
+        cls = agent_class(agent)
+    except ValueError as exc:
+        raise ValueError(f"--variant {text!r}: {exc}") from None
+    if agent_learns(cls) != "online":
+        raise ValueError(f"--variant {text!r}: {agent} is not an online learner")
+    fixed = sorted(set(kwargs) & set(CELL_KEYS))
+    if fixed:
+        raise ValueError(f"--variant {text!r}: {fixed} come from --budgets/--seeds")
+    config = getattr(cls, "Config", None)
+    if isinstance(config, type) and dataclasses.is_dataclass(config):
+        unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(config)})
+        if unknown:
+            raise ValueError(f"--variant {text!r}: {agent} has no config fields {unknown}")
+    cls(**kwargs)  # the agent's own checks (ValueError), before any cell runs
+    return Variant(label=label, agent=agent, kwargs=kwargs)
+
+
+def parse_env_kwargs(text: str | None) -> dict[str, Any]:
+    """A JSON object of ``TradingEnv-v0`` kwargs for every cell (``None``/empty: ``{}``);
+    keys the protocol sets (:data:`PROTOCOL_ENV_KEYS`) are a ``ValueError``."""
+    if not text:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--env-kwargs is not JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    reserved = sorted(set(kwargs) & set(PROTOCOL_ENV_KEYS))
+    if reserved:
+        raise ValueError(f"--env-kwargs: {reserved} are set by the harness's protocol")
+    return kwargs
+
+
+def reference_agents(market: str) -> tuple[str, ...]:
+    """The non-learning agents of ``market``'s curves: its reference
+    (:func:`~quantgym.policies.references.reference_policy_name`) first, then
+    :data:`BASELINE_RULES` that apply to it (:func:`~quantgym.benchmark.listing.not_applicable`)."""
+    from quantgym.benchmark.listing import not_applicable
+    from quantgym.benchmark.suite import normalize_market
+    from quantgym.policies.references import reference_policy_name
+
+    market = normalize_market(market)
+    out = [reference_policy_name(market)]
+    out += [a for a in BASELINE_RULES if a not in out and not_applicable(a, market) is None]
+    return tuple(out)
+
+
+def _variants(agents: Sequence[str | Variant]) -> list[Variant]:
+    variants = [Variant.of(a) for a in agents]
+    labels = [v.label for v in variants]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ValueError(f"agents: labels used twice: {dupes}")
+    keys = [v.key() for v in variants]
+    same = sorted({v.label for v in variants if keys.count(v.key()) > 1})
+    if same:
+        raise ValueError(f"agents: variants {same} are the same agent with the same kwargs")
+    return variants
+
+
 def curve_cells(
     market: str,
-    agents: Sequence[str],
+    agents: Sequence[str | Variant],
     budgets: Mapping[str, Sequence[int]],
     seeds: Sequence[int],
     *,
@@ -80,14 +236,20 @@ def curve_cells(
     window_bars: int = 1000,
     train_bars: int = 20_000,
     embargo_bars: int = 200,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    """The harness cells of a learning curve: the reference agents once per seed, each learner
-    once per (budget, seed)."""
+    """The harness cells of a learning curve: the reference agents
+    (:func:`reference_agents`) once per seed, each learner once per (budget, seed).
+
+    ``agents`` are agent names or :class:`Variant` s; ``budgets`` is keyed by label (an agent
+    name for a plain name); ``env_kwargs`` go to every cell."""
     from quantgym.benchmark import Cell
     from quantgym.benchmark.suite import normalize_market
 
     market = normalize_market(market)
-    common = {
+    variants = _variants(agents)
+    env_kwargs = parse_env_kwargs(json.dumps(dict(env_kwargs or {})))
+    common: dict[str, Any] = {
         "suite": "online_quality",
         "market": market,
         "protocol": "windows",
@@ -95,46 +257,82 @@ def curve_cells(
         "n_windows": n_windows,
         "train_bars": train_bars,
         "embargo_bars": embargo_bars,
+        "env_kwargs": env_kwargs,
     }
-    cells = [Cell(agent=a, seed=s, **common) for s in seeds for a in REFERENCE_AGENTS]
-    for agent in agents:
-        if agent not in budgets:
-            raise ValueError(f"budgets: no budget list for agent {agent!r}")
-        for budget in budgets[agent]:
+    refs = reference_agents(market)
+    clash = sorted({v.label for v in variants} & set(refs))
+    if clash:
+        raise ValueError(f"agents: labels {clash} are reference agents of {market}")
+    cells = [Cell(agent=a, seed=s, **common) for s in seeds for a in refs]
+    for v in variants:
+        if v.label not in budgets:
+            raise ValueError(f"budgets: no budget list for agent {v.label!r}")
+        for budget in budgets[v.label]:
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-                raise ValueError(f"budgets: {agent} budget must be a positive int, got {budget!r}")
-            cells += [Cell(agent=agent, seed=s, train_steps=budget, **common) for s in seeds]
+                raise ValueError(
+                    f"budgets: {v.label} budget must be a positive int, got {budget!r}"
+                )
+            cells += [
+                Cell(
+                    agent=v.agent, seed=s, train_steps=budget, agent_kwargs=dict(v.kwargs), **common
+                )
+                for s in seeds
+            ]
     return cells
 
 
-def curve_table(records: Sequence[Mapping[str, Any]], n_resamples: int = 1000) -> pd.DataFrame:
+def curve_table(
+    records: Sequence[Mapping[str, Any]],
+    n_resamples: int = 1000,
+    variants: Sequence[str | Variant] = (),
+) -> pd.DataFrame:
     """One row per (learner, budget) plus one per reference agent (``budget`` NaN): score and CI
-    from :func:`~quantgym.benchmark.statistics.summarize`, mean train steps and seconds."""
+    from :func:`~quantgym.benchmark.statistics.summarize`, mean train steps and seconds.
+
+    A learner's record (one with ``train_steps``) is labelled by the :class:`Variant` of
+    ``variants`` with its agent and ``agent_kwargs``; without one, by its agent name (with its
+    kwargs as JSON when it has any)."""
     from quantgym.benchmark.statistics import summarize
 
-    refs = [r for r in records if r["agent"] in REFERENCE_AGENTS]
+    labels = {v.key(): v.label for v in _variants(variants)}
+
+    def label_of(rec: Mapping[str, Any]) -> str:
+        kwargs = dict(rec["cell"].get("agent_kwargs") or {})
+        found = labels.get(Variant(rec["agent"], rec["agent"], kwargs).key())
+        if found is not None:
+            return found
+        return (
+            rec["agent"] if not kwargs else f"{rec['agent']}:{json.dumps(kwargs, sort_keys=True)}"
+        )
+
+    refs = [r for r in records if r["cell"].get("train_steps") is None]
     groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for rec in records:
         budget = rec["cell"].get("train_steps")
-        if rec["agent"] not in REFERENCE_AGENTS and budget is not None:
-            groups.setdefault((rec["agent"], int(budget)), []).append(rec)
+        if budget is not None:
+            groups.setdefault((label_of(rec), int(budget)), []).append(rec)
     rows = []
     summary = summarize(refs, n_resamples=n_resamples)
     for _, row in summary.iterrows():
         rows.append({**{k: row[k] for k in ("agent", "score", "score_lo", "score_hi")}})
+        rows[-1].update(label=row["agent"], agent_kwargs="{}")
         rows[-1].update(budget=math.nan, steps=math.nan, train_s=math.nan)
         rows[-1].update(turnover=row["turnover"], n_units=row["n_units"])
-    for (agent, budget), recs in sorted(groups.items()):
+    for (label, budget), recs in sorted(groups.items()):
         ok = [r for r in recs if r.get("status") == "ok"]
         if not ok:
             continue
-        label = f"{agent}@{budget}"
-        part = summarize([*refs, *({**r, "agent": label} for r in ok)], n_resamples=n_resamples)
-        row = part[part["agent"] == label].iloc[0]
+        tag = f"{label}@{budget}"
+        part = summarize([*refs, *({**r, "agent": tag} for r in ok)], n_resamples=n_resamples)
+        row = part[part["agent"] == tag].iloc[0]
         steps = [r["train"].get("steps") for r in ok if isinstance(r["train"].get("steps"), int)]
         rows.append(
             {
-                "agent": agent,
+                "label": label,
+                "agent": ok[0]["agent"],
+                "agent_kwargs": json.dumps(
+                    dict(ok[0]["cell"].get("agent_kwargs") or {}), sort_keys=True
+                ),
                 "budget": budget,
                 "steps": sum(steps) / len(steps) if steps else math.nan,
                 "train_s": sum(r["timing"]["train_s"] for r in ok) / len(ok),
@@ -148,9 +346,12 @@ def curve_table(records: Sequence[Mapping[str, Any]], n_resamples: int = 1000) -
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
 
 
-def plot_curves(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -> Path:
-    """Two panels (score vs env steps, score vs training seconds), one line per learner with
-    its 95% CI band; the reference agents as horizontal lines. Written atomically."""
+def plot_curves(
+    table: pd.DataFrame, path: str | os.PathLike, title: str = "", reference: str | None = None
+) -> Path:
+    """Two panels (score vs env steps, score vs training seconds), one line per learner label
+    with its 95% CI band; the reference agents as horizontal lines; the y axis names
+    ``reference`` (default: the first reference row). Written atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -165,9 +366,9 @@ def plot_curves(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -
         (axes[0], "steps", "training env steps"),
         (axes[1], "train_s", "training wall-clock (s, one torch thread)"),
     ):
-        for agent, part in learners.groupby("agent", sort=False):
+        for label, part in learners.groupby("label", sort=False):
             part = part.sort_values(x)
-            (line,) = ax.plot(part[x], part["score"], marker="o", label=str(agent))
+            (line,) = ax.plot(part[x], part["score"], marker="o", label=str(label))
             ax.fill_between(
                 part[x], part["score_lo"], part["score_hi"], color=line.get_color(), alpha=0.2
             )
@@ -177,7 +378,9 @@ def plot_curves(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("held-out score (bayes_filter_expert = 100, cash = 0)")
+    if reference is None:
+        reference = str(refs["agent"].iloc[0]) if len(refs) else "reference"
+    axes[0].set_ylabel(f"held-out score ({reference} = 100, cash = 0)")
     axes[1].legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title)
@@ -185,13 +388,16 @@ def plot_curves(table: pd.DataFrame, path: str | os.PathLike, title: str = "") -
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
-def _budgets(agents: Sequence[str], given: Sequence[int] | None) -> dict[str, tuple[int, ...]]:
+def _budgets(
+    variants: Sequence[Variant], given: Sequence[int] | None
+) -> dict[str, tuple[int, ...]]:
     if given:
-        return {a: tuple(given) for a in agents}
-    missing = [a for a in agents if a not in DEFAULT_BUDGETS]
+        return {v.label: tuple(given) for v in variants}
+    missing = sorted({v.agent for v in variants if v.agent not in DEFAULT_BUDGETS})
     if missing:
         raise ValueError(f"--budgets is required for agents without default budgets: {missing}")
-    return default_budgets(agents)
+    defaults = default_budgets(sorted({v.agent for v in variants}))
+    return {v.label: defaults[v.agent] for v in variants}
 
 
 def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -200,9 +406,17 @@ def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
     out = {}
     for agent in agents:
-        default = int(agent_class(agent).Config().train_steps)
+        cls: Any = agent_class(agent)
+        default = int(cls.Config().train_steps)
         out[agent] = tuple(sorted({*DEFAULT_BUDGETS[agent], default}))
     return out
+
+
+def describe_run(market: str, env_kwargs: Mapping[str, Any]) -> str:
+    """``"synthetic:lagged, env {"features": "returns"}"``: the market and its env kwargs, as
+    the plot's title states them."""
+    env = json.dumps(dict(env_kwargs), sort_keys=True) if env_kwargs else "default env"
+    return f"{market}, {env}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,7 +424,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--market", default="regime", help="synthetic market (default regime)")
-    parser.add_argument("--agents", nargs="+", default=list(DEFAULT_AGENTS))
+    parser.add_argument(
+        "--agents",
+        nargs="+",
+        help=f"learners by name, default kwargs (default {' '.join(DEFAULT_AGENTS)} unless "
+        "--variant is given)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=AGENT[:JSON]",
+        help="a learner with config kwargs, its line labelled LABEL (repeatable)",
+    )
+    parser.add_argument(
+        "--env-kwargs", default="", metavar="JSON", help="TradingEnv-v0 kwargs of every cell"
+    )
     parser.add_argument("--budgets", nargs="+", type=int, help="env steps, for every agent")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--n-windows", type=int, default=64)
@@ -225,8 +454,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantgym.benchmark.records import completed_ids, latest_by_cell
 
     try:
-        budgets = _budgets(args.agents, args.budgets)
-        cells = curve_cells(args.market, args.agents, budgets, args.seeds, n_windows=args.n_windows)
+        env_kwargs = parse_env_kwargs(args.env_kwargs)
+        names = args.agents if args.agents or args.variant else list(DEFAULT_AGENTS)
+        variants = _variants([*(names or []), *(parse_variant(v) for v in args.variant)])
+        budgets = _budgets(variants, args.budgets)
+        cells = curve_cells(
+            args.market,
+            variants,
+            budgets,
+            args.seeds,
+            n_windows=args.n_windows,
+            env_kwargs=env_kwargs,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -240,18 +479,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = [r for r in records if r.get("status") != "ok"]
     for rec in failed:
         print(f"FAILED {rec['agent']} seed {rec['seed']}:\n{rec.get('error')}", file=sys.stderr)
-    table = curve_table(records)
+    table = curve_table(records, variants=variants)
 
     def write_csv(tmp: str) -> None:
         table.to_csv(tmp, index=False, float_format="%.4g")
 
     atomic_write(args.out / "curves.csv", write_csv)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        shown = table.drop(columns=["agent_kwargs"])
+        print(table_header(cells[0].market, env_kwargs))
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     if not args.no_plot:
-        title = f"{cells[0].market}, seeds {args.seeds}, {args.n_windows} held-out windows each"
-        print(f"plot: {plot_curves(table, args.plot, title)}")
+        title = (
+            f"{describe_run(cells[0].market, env_kwargs)}; seeds {args.seeds}, "
+            f"{args.n_windows} held-out windows each"
+        )
+        reference = reference_agents(cells[0].market)[0]
+        print(f"plot: {plot_curves(table, args.plot, title, reference=reference)}")
     return 1 if failed else 0
+
+
+def table_header(market: str, env_kwargs: Mapping[str, Any]) -> str:
+    """The line printed above the curve table: market, env kwargs and the reference."""
+    reference = reference_agents(market)[0]
+    return f"{describe_run(market, env_kwargs)}; score: {reference} = 100, cash = 0"
 
 
 if __name__ == "__main__":

@@ -2,14 +2,21 @@
 
 The observation is ``window_size x n_market_features`` market features (oldest bar first,
 row-major) followed by ``n_account_features`` account features. The extractor reshapes the
-window into a sequence, encodes it with a small pre-norm Transformer encoder and pools the
-newest position, then concatenates the account features (and, with ``newest_bar_skip``, the
-newest bar's raw features: a skip path that gives the policy what an MLP reading the newest bar
-sees, so attention only has to add what the older bars tell)::
+window into a sequence, encodes it with a small pre-norm Transformer encoder and pools it to one
+vector, then concatenates the account features (and, with ``newest_bar_skip``, the newest bar's
+raw features: a skip path that gives the policy what an MLP reading the newest bar sees, so
+attention only has to add what the older bars tell)::
 
     obs (B, W*F + A) -> window (B, W, F) -> Linear -> (B, W, d_model) + sinusoidal PE
-    -> n_layers x [x + MHA(LN(x)); x + FFN(LN(x))] -> LN -> last position (B, d_model)
+    -> n_layers x [x + MHA(LN(x)); x + FFN(LN(x))] -> LN -> pool (B, d_model)
     -> Linear + ReLU (B, out_dim) -> concat [newest bar (B, F)], account -> (B, out_dim [+ F] + A)
+
+Pooling (``pooling``, see :data:`POOLING_MODES`): ``"last"`` takes the newest position (whose
+self-attention row is then what reads the older bars); ``"learned"`` is attention pooling with
+one learned query vector ``q`` over all positions, weights ``softmax_j(LN(x)_j . q)`` (no
+``1/sqrt(d_model)``: ``q`` is a free parameter, the scale would only slow its Adam steps;
+initialised at ``q = 0``: the mean); ``"mean"`` averages the positions. The pooling weights
+over positions are read back with :meth:`TemporalAttentionExtractor.pooling_weights`.
 
 The encoder blocks use :class:`torch.nn.MultiheadAttention` with ``need_weights`` so the
 attention of every layer can be read back with :meth:`TemporalAttentionExtractor.attention_weights`.
@@ -30,11 +37,25 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 __all__ = [
+    "POOLING_MODES",
+    "check_pooling",
     "SinusoidalPositionalEncoding",
     "AttentionBlock",
     "TemporalAttentionEncoder",
     "TemporalAttentionExtractor",
 ]
+
+
+#: How the encoder pools its ``(B, T, d_model)`` sequence: the newest position, a learned-query
+#: attention pooling over all positions, or the mean of the positions.
+POOLING_MODES = ("last", "learned", "mean")
+
+
+def check_pooling(pooling: str) -> str:
+    """``pooling`` if it is one of :data:`POOLING_MODES`, else a ``ValueError`` naming them."""
+    if not isinstance(pooling, str) or pooling not in POOLING_MODES:
+        raise ValueError(f"pooling must be one of {list(POOLING_MODES)}, got {pooling!r}")
+    return pooling
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -85,7 +106,8 @@ class AttentionBlock(nn.Module):
 
 
 class TemporalAttentionEncoder(nn.Module):
-    """Self-attention over a ``(B, T, F)`` window, pooled at the newest position -> ``(B, out_dim)``."""
+    """Self-attention over a ``(B, T, F)`` window, pooled (``pooling``, :data:`POOLING_MODES`;
+    default the newest position) -> ``(B, out_dim)``."""
 
     def __init__(
         self,
@@ -98,10 +120,12 @@ class TemporalAttentionEncoder(nn.Module):
         dim_feedforward: int = 128,
         dropout: float = 0.0,
         out_dim: int = 32,
+        pooling: str = "last",
     ) -> None:
         super().__init__()
         if d_model % n_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.pooling = check_pooling(pooling)
         self.input_proj = nn.Linear(n_features, d_model)
         self.pos_encoding = SinusoidalPositionalEncoding(d_model, window_size)
         self.blocks = nn.ModuleList(
@@ -109,17 +133,47 @@ class TemporalAttentionEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Sequential(nn.Linear(d_model, out_dim), nn.ReLU())
+        # created last, and only for "learned", so "last" draws the same initial weights as
+        # before the option existed; q = 0 starts as the mean over positions
+        self.pool_query: nn.Parameter | None = None
+        if self.pooling == "learned":
+            self.pool_query = nn.Parameter(torch.zeros(d_model))
 
-    def forward(
+    def encode(
         self, window: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The sequence ``(B, T, d_model)`` after the blocks (before the final LayerNorm), and
+        each block's attention maps ``(B, heads, T, T)`` when ``need_weights``."""
         x = self.pos_encoding(self.input_proj(window))  # (B, T, d_model)
         weights = []
         for block in self.blocks:
             x, w = block(x, need_weights=need_weights)
             if w is not None:
                 weights.append(w)  # (B, heads, T, T)
-        pooled = self.norm(x[:, -1])  # newest bar: (B, d_model)
+        return x, weights
+
+    def pool_weights(self, h: torch.Tensor) -> torch.Tensor:
+        """Pooling weights ``(B, T)`` over the positions of ``h = norm(encode(window))``
+        (``(B, T, C)``); each row sums to 1 (one-hot on the newest position for ``"last"``)."""
+        batch, length, _ = h.shape
+        if self.pooling == "learned":
+            assert self.pool_query is not None
+            return torch.softmax(h @ self.pool_query, dim=-1)  # (B, T)
+        if self.pooling == "mean":
+            return h.new_full((batch, length), 1.0 / length)
+        out = h.new_zeros((batch, length))
+        out[:, -1] = 1.0
+        return out
+
+    def forward(
+        self, window: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x, weights = self.encode(window, need_weights=need_weights)  # (B, T, d_model)
+        if self.pooling == "last":
+            pooled = self.norm(x[:, -1])  # newest bar: (B, d_model)
+        else:
+            h = self.norm(x)  # (B, T, d_model)
+            pooled = (self.pool_weights(h).unsqueeze(-1) * h).sum(dim=1)  # (B, d_model)
         return self.head(pooled), weights
 
 
@@ -135,6 +189,9 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
     :param n_bars: attend over the newest ``n_bars`` rows of the window only (``None``: all
         ``window_size``); the sequence length ``T`` of the encoder.
     :param newest_bar_skip: also concatenate the newest bar's raw features (``F`` more dims).
+    :param pooling: how the encoded sequence becomes one vector (:data:`POOLING_MODES`):
+        ``"last"`` (the newest position, the default), ``"learned"`` (softmax attention of a
+        learned query over all positions) or ``"mean"``; a ``ValueError`` otherwise.
     """
 
     def __init__(
@@ -151,7 +208,9 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         out_dim: int = 32,
         n_bars: int | None = None,
         newest_bar_skip: bool = False,
+        pooling: str = "last",
     ) -> None:
+        check_pooling(pooling)
         if n_bars is None:
             n_bars = window_size
         if not 1 <= n_bars <= window_size:
@@ -181,6 +240,7 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
             dim_feedforward=dim_feedforward,
             dropout=dropout,
             out_dim=out_dim,
+            pooling=pooling,
         )
 
     def split(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,5 +261,13 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         """Attention maps ``(B, n_layers, n_heads, T, T)`` (``T = n_bars``); row i = how bar i
         attends to each bar j."""
         window, _ = self.split(observations)
-        _, weights = self.encoder(window, need_weights=True)
+        _, weights = self.encoder.encode(window, need_weights=True)
         return torch.stack(weights, dim=1)
+
+    def pooling_weights(self, observations: torch.Tensor) -> torch.Tensor:
+        """Pooling weights ``(B, T)`` over the ``T = n_bars`` positions (oldest first), each
+        row summing to 1: the learned query's softmax for ``pooling="learned"``, one-hot on the
+        newest bar for ``"last"``, uniform for ``"mean"``."""
+        window, _ = self.split(observations)
+        x, _ = self.encoder.encode(window)
+        return self.encoder.pool_weights(self.encoder.norm(x))

@@ -10,7 +10,7 @@ import torch
 
 from quantgym.agents.observations import ObservationLayout
 from quantgym.agents.sb3.agent import SB3Agent
-from quantgym.agents.sb3.attention import TemporalAttentionExtractor
+from quantgym.agents.sb3.attention import TemporalAttentionExtractor, check_pooling
 
 __all__ = ["PPOTransformerAgent"]
 
@@ -20,7 +20,8 @@ class PPOTransformerAgent(SB3Agent):
     (:class:`~quantgym.agents.sb3.attention.TemporalAttentionExtractor`) over the observation window.
 
     The layout (``window_size``, ``n_market_features``, ``n_account_features``) is read from
-    the env at build time and stored in the config. :meth:`attention_weights` returns the maps.
+    the env at build time and stored in the config. :meth:`attention_weights` returns the
+    self-attention maps, :meth:`pooling_weights` the pooling weights over the window's bars.
     """
 
     name: ClassVar[str] = "ppo_transformer"
@@ -37,6 +38,12 @@ class PPOTransformerAgent(SB3Agent):
         64]`` heads follow (``ppo_mlp``'s), actor and critic share the encoder
         (``share_features_extractor=True``). ``recent_bars=None`` attends over the whole window
         (an env window shorter than ``recent_bars`` is a ``ValueError``).
+
+        ``pooling`` (:data:`~quantgym.agents.sb3.attention.POOLING_MODES`): ``"last"`` (the
+        default) pools the newest position, so the newest bar's self-attention row is what
+        reads the older bars; ``"learned"`` pools all positions with the softmax weights of a
+        learned query (read them with :meth:`PPOTransformerAgent.pooling_weights`); ``"mean"``
+        averages them.
 
         ``gamma=0.9``, ``gae_lambda=0.9`` and ``lr_schedule="linear"`` are the ``ppo_mlp``
         recipe; ``train_steps=400_000`` env steps is the best budget measured. Each default
@@ -59,6 +66,11 @@ class PPOTransformerAgent(SB3Agent):
         recent_bars: int | None = 8
         newest_bar_skip: bool = True
         share_features_extractor: bool = True
+        pooling: str = "last"
+
+    def _validate_config(self) -> None:
+        super()._validate_config()
+        check_pooling(self.config.pooling)
 
     def _policy_kwargs(self, env: Any) -> dict[str, Any]:
         self._resolve_layout(env)
@@ -77,6 +89,7 @@ class PPOTransformerAgent(SB3Agent):
                 "out_dim": c.attn_out_dim,
                 "n_bars": c.recent_bars,
                 "newest_bar_skip": c.newest_bar_skip,
+                "pooling": c.pooling,
             },
             "share_features_extractor": c.share_features_extractor,
         }
@@ -86,9 +99,19 @@ class PPOTransformerAgent(SB3Agent):
         ``(N, n_layers, n_heads, T, T)`` with ``T = recent_bars or window_size``, rows sum to 1;
         index ``[..., -1, :]`` is how the newest bar (the pooled position) attends to every bar,
         oldest first."""
+        return self._extractor_output("attention_weights", observation)
+
+    def pooling_weights(self, observation: np.ndarray) -> np.ndarray:
+        """Pooling weights of the actor's encoder for raw observations ``(D,)`` or ``(N, D)``:
+        ``(N, T)`` over the attended bars (oldest first, ``T = recent_bars or window_size``),
+        rows sum to 1: the learned query's softmax for ``pooling="learned"``, one-hot on the
+        newest bar for ``"last"``, uniform for ``"mean"``."""
+        return self._extractor_output("pooling_weights", observation)
+
+    def _extractor_output(self, method: str, observation: np.ndarray) -> np.ndarray:
         obs, _ = self._check_observation(observation)
         obs = self.normalize_observation(obs)
         extractor: Any = self._require_model().policy.pi_features_extractor
         with torch.inference_mode():
-            weights = extractor.attention_weights(torch.from_numpy(np.atleast_2d(obs)))
-        return weights.numpy()
+            out = getattr(extractor, method)(torch.from_numpy(np.atleast_2d(obs)))
+        return out.numpy()

@@ -136,3 +136,116 @@ def test_transformer_agent_reads_layout_from_env_and_returns_attention(tmp_path)
     agent.save(tmp_path / "agent")
     loaded = BaseAgent.load(tmp_path / "agent")
     np.testing.assert_array_equal(loaded.attention_weights(obs), maps)
+
+
+# -- pooling -------------------------------------------------------------------------------
+
+
+def test_default_pooling_is_the_newest_position_with_no_new_parameters():
+    """``pooling="last"`` (the default) is the encoder as it was before the option: the same
+    parameters (no pooling query) and the output ``head(LN(x[:, -1]))`` of the blocks' output."""
+    default, last = make_extractor(), make_extractor(pooling="last")
+    assert default.encoder.pooling == "last" and default.encoder.pool_query is None
+    keys = set(default.state_dict())
+    assert not any("pool" in k for k in keys)
+    for key, value in default.state_dict().items():
+        torch.testing.assert_close(last.state_dict()[key], value, rtol=0, atol=0)
+    obs = torch.randn(6, W * F + A)
+    window, _ = default.split(obs)
+    enc = default.encoder
+    x = enc.pos_encoding(enc.input_proj(window))
+    for block in enc.blocks:
+        x, _ = block(x)
+    expected = enc.head(enc.norm(x[:, -1]))
+    assert torch.equal(default(obs)[:, :32], expected)
+    assert torch.equal(last(obs), default(obs))
+
+
+@pytest.mark.parametrize("pooling", ["learned", "mean"])
+def test_pooling_modes_share_the_initial_encoder_weights_of_the_same_seed(pooling):
+    default, other = make_extractor(), make_extractor(pooling=pooling)
+    for key, value in default.state_dict().items():
+        torch.testing.assert_close(other.state_dict()[key], value, rtol=0, atol=0)
+    extra = set(other.state_dict()) - set(default.state_dict())
+    assert extra == ({"encoder.pool_query"} if pooling == "learned" else set())
+
+
+@pytest.mark.parametrize("pooling", ["last", "learned", "mean"])
+def test_pooling_weights_shape_and_rows_are_distributions(pooling):
+    extractor = make_extractor(pooling=pooling, n_bars=6)
+    if extractor.encoder.pool_query is not None:
+        with torch.no_grad():
+            extractor.encoder.pool_query.normal_()  # away from its uniform start
+    obs = torch.randn(5, W * F + A)
+    weights = extractor.pooling_weights(obs)
+    assert weights.shape == (5, 6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(5))
+    assert (weights >= 0).all()
+    assert extractor(obs).shape == (5, 32 + A)
+    if pooling == "last":
+        assert torch.equal(weights, torch.eye(6)[[-1] * 5])
+    elif pooling == "mean":
+        torch.testing.assert_close(weights, torch.full((5, 6), 1 / 6))
+    else:  # a trained query weighs the positions unequally, differently per observation
+        assert weights.std(dim=1).min() > 0
+        assert not torch.allclose(weights[0], weights[1])
+
+
+def test_learned_pooling_is_the_weighted_sum_of_the_normalised_positions():
+    extractor = make_extractor(pooling="learned")
+    with torch.no_grad():
+        extractor.encoder.pool_query.normal_()
+    obs = torch.randn(4, W * F + A)
+    window, _ = extractor.split(obs)
+    enc = extractor.encoder
+    x, _ = enc.encode(window)
+    h = enc.norm(x)  # (B, T, d_model)
+    w = torch.softmax(h @ enc.pool_query, dim=-1)  # (B, T)
+    torch.testing.assert_close(extractor.pooling_weights(obs), w)
+    expected = enc.head((w.unsqueeze(-1) * h).sum(1))
+    torch.testing.assert_close(extractor(obs)[:, :32], expected)
+    # the query is trained: the loss reaches it
+    assert extractor.encoder.pool_query.grad is None
+    extractor(obs)[:, :32].sum().backward()
+    assert extractor.encoder.pool_query.grad is not None
+    assert extractor.encoder.pool_query.grad.abs().sum() > 0
+
+
+def test_learned_pooling_starts_as_the_mean():
+    learned, mean = make_extractor(pooling="learned"), make_extractor(pooling="mean")
+    obs = torch.randn(3, W * F + A)
+    torch.testing.assert_close(learned(obs), mean(obs))
+    torch.testing.assert_close(learned.pooling_weights(obs), torch.full((3, W), 1 / W))
+
+
+@pytest.mark.parametrize("pooling", ["max", "", None, "LAST"])
+def test_bad_pooling_raises_value_error(pooling):
+    with pytest.raises(ValueError, match="pooling"):
+        make_extractor(pooling=pooling)
+    with pytest.raises(ValueError, match="pooling"):
+        PPOTransformerAgent(pooling=pooling)
+
+
+def test_transformer_agent_with_learned_pooling_saves_and_returns_its_pooling_weights(tmp_path):
+    env = gym.make(
+        ENV_ID,
+        data="synthetic:lagged",
+        features="returns",
+        market_kwargs={"n_bars": 700},
+        window_size=8,
+        episode_length=64,
+    )
+    agent = PPOTransformerAgent(
+        n_envs=2, n_steps=32, batch_size=64, n_epochs=1, recent_bars=6, pooling="learned"
+    )
+    agent.fit(env, train_steps=64, progress_bar=False)
+    obs = np.stack([env.reset(seed=s)[0] for s in range(3)])
+    pool = agent.pooling_weights(obs)
+    assert pool.shape == (3, 6)
+    np.testing.assert_allclose(pool.sum(-1), 1.0, rtol=1e-5)
+    assert agent.attention_weights(obs).shape == (3, 1, 2, 6, 6)
+    agent.save(tmp_path / "agent")
+    loaded = BaseAgent.load(tmp_path / "agent")
+    assert loaded.config.pooling == "learned"
+    np.testing.assert_array_equal(loaded.pooling_weights(obs), pool)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])

@@ -51,6 +51,22 @@ def test_recent_bars_policy_reads_only_the_newest_bars(cls):
     assert not torch.allclose(logits(agent, newest), logits(agent, obs))
 
 
+def test_mlp_without_recent_bars_reads_the_whole_window():
+    """``ppo_mlp`` with ``recent_bars=None`` (online_quality's ``mlp_window``): the policy's
+    input is the whole flat observation, and the oldest bar alone moves its logits."""
+    env = make_env()
+    agent = PPOMlpAgent(**TINY, recent_bars=None).fit(env, train_steps=64, progress_bar=False)
+    extractor = agent.model.policy.features_extractor
+    assert not isinstance(extractor, RecentBarsExtractor)
+    assert extractor.features_dim == env.observation_space.shape[0]
+    n_features = env.unwrapped.n_market_features
+    obs, _ = env.reset(seed=1)
+    obs = np.stack([obs, obs])
+    oldest = obs.copy()
+    oldest[:, :n_features] += 3.0
+    assert not torch.allclose(logits(agent, oldest), logits(agent, obs))
+
+
 def test_mlp_recent_bars_uses_the_recent_bars_extractor():
     env = make_env()
     agent = PPOMlpAgent(**TINY, recent_bars=3).build(env)
