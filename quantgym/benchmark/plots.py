@@ -440,7 +440,7 @@ def plot_perturbation(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[s
                 if not flat and np.isfinite(lo).all() and np.isfinite(hi).all():
                     ax.fill_between(x, lo, hi, color=color, alpha=0.1, lw=0)
             ax.axhline(0.0, color="0.3", lw=0.8)
-            what = "noise std" if probe == "noise" else "epsilon (L-inf radius)"
+            what = "noise std" if probe == "noise" else f"epsilon (L-inf radius; {probe})"
             ax.set_xlabel(f"{what}, in feature standard deviations")
             ax.set_ylabel("score (reference = 100, cash = 0)")
             ax.set_title(f"{market}: {probe}", loc="left", fontsize=10)

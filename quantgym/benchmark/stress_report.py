@@ -190,7 +190,7 @@ def perturbation_table(table: pd.DataFrame) -> pd.DataFrame:
     """The noise and adversarial rows of a :func:`condition_table`, each agent's clean score
     added as level 0 of each probe (what :func:`quantgym.benchmark.plots.plot_perturbation`
     draws)."""
-    frames = [_perturbation_frame(table, p) for p in ("noise", "adversarial")]
+    frames = [_perturbation_frame(table, p) for p in ("noise", "adversarial", "adversarial_worst")]
     return pd.concat([f for f in frames if not f.empty] or [table.iloc[:0]], ignore_index=True)
 
 
@@ -203,14 +203,20 @@ def _perturbation_lines(table: pd.DataFrame) -> list[str]:
     lines = [
         "Score against the perturbation's size (0: clean inputs). *noise*: Gaussian noise on "
         "the observation's market features, in units of each feature's standard deviation on "
-        "the train range; *adversarial*: the worst case within an L-infinity ball of that "
-        "radius (PGD on the agent's differentiable action scores, agents that have them). "
-        "Agents that decide from prices (rules, experts) do not read the observation: their "
-        "row is their clean score by construction, the flat reference. *monotone*: the point "
-        "scores never rise with the size.",
+        "the train range; *adversarial*: a perturbation within an L-infinity ball of that "
+        "radius found by PGD on the agent's differentiable action scores (agents that have "
+        "them), steering each decision toward the action the agent scores lowest; it aims at "
+        "the agent's actions, not at its returns, so an agent whose clean policy is off can "
+        "even gain from it; *adversarial_worst*: per window the worst of the clean run and "
+        "the attacks of radius up to this one (each lies in the ball: picking the worst per "
+        "window is itself an attack of this radius), non-increasing by construction, so read "
+        "it for how much is lost, not for whether. Agents that decide from prices (rules, "
+        "experts) do not read the observation: their row is their clean score by "
+        "construction, the flat reference. *monotone*: the point scores never rise with the "
+        "size.",
         "",
     ]
-    for probe in ("noise", "adversarial"):
+    for probe in ("noise", "adversarial", "adversarial_worst"):
         frame = _perturbation_frame(table, probe)
         if frame.empty:
             continue

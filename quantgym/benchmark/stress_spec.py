@@ -48,8 +48,9 @@ from quantgym.checks import (
 
 __all__ = ["StressSpec", "PROBES", "DEFAULT_SHIFTS"]
 
-#: The probes, in report order.
-PROBES = ("cost", "shift", "noise", "adversarial")
+#: The probes, in report order; ``adversarial_worst`` is derived from ``adversarial`` when the
+#: tables are built (:func:`quantgym.benchmark.stress_tables.stress_records`), never run.
+PROBES = ("cost", "shift", "noise", "adversarial", "adversarial_worst")
 
 #: Shifted parameter sets of the regime and crash markets (defaults: drifts +-0.002, vols 0.01,
 #: mean_duration 200; crash_rates (0.002, 0.04), jump_mean -0.04).

@@ -36,6 +36,7 @@ __all__ = [
     "BASE_LABEL",
     "RULE_BASELINE",
     "stress_records",
+    "worst_case_conditions",
     "condition_records",
     "conditions_of",
     "condition_table",
@@ -52,11 +53,50 @@ _N_BOOT = 1000
 
 
 def stress_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The ``ok`` records that carry stress conditions (``ValueError`` if there are none)."""
+    """The ``ok`` records that carry stress conditions (``ValueError`` if there are none), each
+    with the derived ``adversarial_worst`` conditions added (:func:`worst_case_conditions`)."""
     out = [r for r in records if r.get("status") == "ok" and r.get("stress")]
     if not out:
         raise ValueError("no ok stress records: run a suite with a `stress:` section first")
+    return [_with_worst_case(r) for r in out]
+
+
+def worst_case_conditions(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The worst case within each adversarial radius: for radius ``eps``, each unit's row is
+    the one with the lowest log growth among the clean run and the attacks of radius
+    ``<= eps`` (each of them lies inside the ball of radius ``eps``, so picking the worst per
+    window is itself an attack of that radius, as AutoAttack picks per example). Its score is
+    non-increasing in ``eps`` by construction; the ``adversarial`` rows are the single attack
+    at each radius, which need not be (it aims at the agent's actions, not at the returns)."""
+    attacks = sorted(
+        (c for c in record["stress"]["conditions"] if c["probe"] == "adversarial"),
+        key=lambda c: float(c["level"]),
+    )
+    worst = {int(u["unit"]): u for u in record.get("units") or ()}
+    out = []
+    for attack in attacks:
+        for unit in attack["units"]:
+            key = int(unit["unit"])
+            if key not in worst or unit["log_growth"] < worst[key]["log_growth"]:
+                worst[key] = unit
+        out.append(
+            {
+                "probe": "adversarial_worst",
+                "level": attack["level"],
+                "label": attack["label"],
+                "by_construction": bool(attack.get("by_construction")),
+                "units": [worst[int(u["unit"])] for u in record.get("units") or ()],
+            }
+        )
     return out
+
+
+def _with_worst_case(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    conditions = [c for c in record["stress"]["conditions"] if c["probe"] != "adversarial_worst"]
+    derived = worst_case_conditions(record)
+    if not derived:
+        return record
+    return {**record, "stress": {**record["stress"], "conditions": conditions + derived}}
 
 
 def conditions_of(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, str]]:

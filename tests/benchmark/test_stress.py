@@ -316,3 +316,19 @@ def test_stress_suite_resumes(tmp_path) -> None:
     again = run_suite(suite, tmp_path, resume=True, progress=False)
     assert (again.n_run, again.n_resumed) == (1, 1)
     assert {r["agent"] for r in again.records} == {"flat", "buy_and_hold"}
+
+
+def test_worst_case_within_the_ball_takes_each_windows_worst_smaller_or_equal_attack() -> None:
+    from quantgym.benchmark.stress_tables import stress_records, worst_case_conditions
+
+    base = np.array([0.5, 0.5, 0.5])
+    attacks = {
+        ("adversarial", 0.1, "0.1"): np.array([0.6, 0.4, 0.5]),  # helps window 0
+        ("adversarial", 0.2, "0.2"): np.array([0.7, 0.45, 0.3]),  # helps 0 more, hurts 2
+    }
+    rec = _stress_record("agent", base, conditions=attacks)
+    worst = {c["label"]: [u["log_growth"] for u in c["units"]] for c in worst_case_conditions(rec)}
+    assert worst == {"0.1": [0.5, 0.4, 0.5], "0.2": [0.5, 0.4, 0.3]}
+    # stress_records adds them (once, however often it is called).
+    (again,) = stress_records(stress_records([rec]))
+    assert sum(c["probe"] == "adversarial_worst" for c in again["stress"]["conditions"]) == 2
