@@ -347,7 +347,7 @@ def worst_windows_table(
                     "log_growth": float(g.mean()),
                     "score": 100.0 * float(g.mean()) / ref_mean if ref_mean > 0 else math.nan,
                     "max_drawdown_mean": float(np.mean(dd)),
-                    "max_drawdown_worst": float(np.min(dd)),
+                    "max_drawdown_worst": float(np.max(dd)),
                     "recovery_bars_median": float(np.median(rec_bars[recovered > 0]))
                     if (recovered > 0).any()
                     else math.nan,

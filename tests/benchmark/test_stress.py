@@ -166,6 +166,7 @@ def test_worst_windows_are_the_same_lowest_asset_return_windows_for_every_agent(
     assert row.log_growth == pytest.approx((0.3 + 0.1) / 2)
     assert row.score == pytest.approx(100 * 0.2 / 1.0)
     assert row.max_drawdown_mean == pytest.approx((0.4 + 0.2) / 2)
+    assert row.max_drawdown_worst == pytest.approx(0.4)  # drawdowns are positive fractions
     assert row.recovery_bars_median == 9.0 and row.recovered_share == 0.5
     assert row.ended_early_worst == 1 and row.ended_early_all == 2
 
