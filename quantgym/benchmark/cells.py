@@ -35,7 +35,14 @@ from quantgym.benchmark.scoring import evaluate_units, fixed_agent, scored_field
 from quantgym.benchmark.training import seed_everything, train_agent
 from quantgym.policies.references import reference_policy_name
 
-__all__ = ["RangeResult", "train_and_score", "record_head", "run_cell"]
+__all__ = [
+    "RangeResult",
+    "train_and_score",
+    "record_head",
+    "train_field",
+    "error_fields",
+    "run_cell",
+]
 
 
 @dataclasses.dataclass
@@ -115,6 +122,27 @@ def record_head(cell: Cell) -> dict[str, Any]:
     }
 
 
+def train_field(trained: list[int | None]) -> dict[str, Any]:
+    """A record's ``train``: the steps each train range's learner trained for (one number when
+    they agree), ``{}`` when the agent does not learn."""
+    if not trained:
+        return {}
+    return {"steps": trained[0] if len(set(trained)) == 1 else trained}
+
+
+def error_fields() -> dict[str, Any]:
+    """The fields of a failed cell's record: ``status="error"``, the current exception's
+    traceback and empty scored fields."""
+    return {
+        "status": "error",
+        "error": traceback.format_exc(),
+        "units": [],
+        "bars_per_year": None,
+        "curves": None,
+        "train": {},
+    }
+
+
 def run_cell(
     cell: Cell | Mapping[str, Any], cache_dir: str | os.PathLike | None = None
 ) -> dict[str, Any]:
@@ -148,17 +176,10 @@ def run_cell(
             status="ok",
             error=None,
             **scored_fields(plan.units, market, equities, metrics, cell.curve_points),
-            train={"steps": trained[0] if len(set(trained)) == 1 else trained} if trained else {},
+            train=train_field(trained),
         )
     except Exception:
-        record.update(
-            status="error",
-            error=traceback.format_exc(),
-            units=[],
-            bars_per_year=None,
-            curves=None,
-            train={},
-        )
+        record.update(error_fields())
     record["timing"] = timing
     record["provenance"] = provenance()
     return record

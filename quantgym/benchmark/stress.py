@@ -28,14 +28,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from quantgym.benchmark.cells import record_head, run_cell, train_and_score
+from quantgym.benchmark.cells import (
+    error_fields,
+    record_head,
+    run_cell,
+    train_and_score,
+    train_field,
+)
 from quantgym.benchmark.listing import Cell, is_env_bound
 from quantgym.benchmark.protocol import (
     BarRange,
@@ -277,12 +282,13 @@ def run_stress_cell(cell: Cell | Mapping[str, Any], cache_dir: str | None = None
         equities = {k: v[0] for k, v in base.items()}
         metrics = {k: v[1] for k, v in base.items()}
         fields = scored_fields(plan.units, market, equities, metrics, cell.curve_points)
-        fields["units"] = _rows(plan.units, market, base, extras=True)
+        for unit, row in zip(plan.units, fields["units"], strict=True):
+            row.update(_unit_extras(market, unit, equities[unit.unit]))
         record.update(
             status="ok",
             error=None,
             **fields,
-            train={"steps": trained[0] if len(set(trained)) == 1 else trained} if trained else {},
+            train=train_field(trained),
             stress={
                 "reads_observation": reads_observation,
                 "differentiable": differentiable,
@@ -299,15 +305,7 @@ def run_stress_cell(cell: Cell | Mapping[str, Any], cache_dir: str | None = None
             },
         )
     except Exception:
-        record.update(
-            status="error",
-            error=traceback.format_exc(),
-            units=[],
-            bars_per_year=None,
-            curves=None,
-            train={},
-            stress=None,
-        )
+        record.update(error_fields(), stress=None)
     record["timing"] = timing
     record["provenance"] = provenance()
     return record
