@@ -244,12 +244,24 @@ def _perturbation_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _tables(recs: list[Mapping[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Every table of the report, computed once (each bootstraps its CIs)."""
+    return {
+        "conditions": condition_table(recs),
+        "costs": stress_cost_table(recs),
+        "break_even": break_even_table(recs),
+        "worst_windows": worst_windows_table(recs),
+        "shift": shift_table(recs),
+    }
+
+
 def format_stress_report(records: Iterable[Mapping[str, Any]]) -> str:
     """The Markdown stress report of a stress run's records."""
     recs = stress_records(records)
-    table = condition_table(recs)
-    costs = stress_cost_table(recs)
-    base_bp = _base_level(recs)
+    return _format(recs, _tables(recs))
+
+
+def _format(recs: list[Mapping[str, Any]], tables: Mapping[str, pd.DataFrame]) -> str:
     lines = [
         "# Stress report",
         "",
@@ -260,19 +272,19 @@ def format_stress_report(records: Iterable[Mapping[str, Any]]) -> str:
         "",
         "## Cost sweep (agents as trained)",
         "",
-        format_cost_table(costs, headline_bp=base_bp),
+        format_cost_table(tables["costs"], headline_bp=_base_level(recs)),
         "### Break-even costs",
         "",
-        *_break_even_lines(break_even_table(recs)),
+        *_break_even_lines(tables["break_even"]),
         "## Worst windows and crashes",
         "",
-        *_worst_lines(worst_windows_table(recs)),
+        *_worst_lines(tables["worst_windows"]),
         "## Regime shift",
         "",
-        *_shift_lines(shift_table(recs)),
+        *_shift_lines(tables["shift"]),
         "## Input perturbation",
         "",
-        *_perturbation_lines(table),
+        *_perturbation_lines(tables["conditions"]),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -303,13 +315,13 @@ def write_stress_report(
     recs = stress_records(records)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = condition_table(recs)
+    tables = _tables(recs)
     texts = {
-        "stress.md": format_stress_report(recs),
-        "stress_conditions.csv": table.to_csv(index=False),
-        "break_even.csv": break_even_table(recs).to_csv(index=False),
-        "worst_windows.csv": worst_windows_table(recs).to_csv(index=False),
-        "shift.csv": shift_table(recs).to_csv(index=False),
+        "stress.md": _format(recs, tables),
+        "stress_conditions.csv": tables["conditions"].to_csv(index=False),
+        "break_even.csv": tables["break_even"].to_csv(index=False),
+        "worst_windows.csv": tables["worst_windows"].to_csv(index=False),
+        "shift.csv": tables["shift"].to_csv(index=False),
     }
     written: dict[str, Path] = {}
     for name, text in texts.items():
@@ -319,6 +331,6 @@ def write_stress_report(
     if plots:
         from quantgym.benchmark.plots import plot_cost_sweep, plot_perturbation
 
-        written.update(plot_cost_sweep(stress_cost_table(recs), out))
-        written.update(plot_perturbation(perturbation_table(table), out))
+        written.update(plot_cost_sweep(tables["costs"], out))
+        written.update(plot_perturbation(perturbation_table(tables["conditions"]), out))
     return written
