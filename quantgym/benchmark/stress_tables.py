@@ -100,13 +100,14 @@ def _with_worst_case(record: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def conditions_of(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, str]]:
-    """Every ``(probe, level, label)`` present, in probe order then level."""
+    """Every ``(probe, level, label)`` present, in probe order, then level, then label (shift
+    variants of different markets share levels)."""
     seen = {
         (c["probe"], float(c["level"]), str(c["label"]))
         for r in records
         for c in r["stress"]["conditions"]
     }
-    return sorted(seen, key=lambda c: (PROBES.index(c[0]), c[1]))
+    return sorted(seen, key=lambda c: (PROBES.index(c[0]), c[1], c[2]))
 
 
 def condition_records(
