@@ -77,6 +77,9 @@ __all__ = [
     "Variant",
     "parse_variant",
     "parse_env_kwargs",
+    "parse_budget_for",
+    "parse_pair_side",
+    "paired_differences",
     "reference_agents",
     "describe_run",
     "curve_cells",
@@ -281,6 +284,86 @@ def curve_cells(
     return cells
 
 
+def _labeller(variants: Sequence[str | Variant]) -> Any:
+    """``record -> label``: the :class:`Variant` label of its agent and kwargs; without one,
+    the agent's name (with its kwargs as JSON when it has any)."""
+    labels = {v.key(): v.label for v in _variants(variants)}
+
+    def label_of(rec: Mapping[str, Any]) -> str:
+        kwargs = dict(rec["cell"].get("agent_kwargs") or {})
+        found = labels.get(Variant(rec["agent"], rec["agent"], kwargs).key())
+        if found is not None:
+            return found
+        return (
+            rec["agent"] if not kwargs else f"{rec['agent']}:{json.dumps(kwargs, sort_keys=True)}"
+        )
+
+    return label_of
+
+
+def parse_pair_side(text: str) -> tuple[str, int | None]:
+    """``"LABEL@STEPS"`` (a learner at a budget) or ``"AGENT"`` (a reference agent)."""
+    label, sep, budget = text.partition("@")
+    if not label or (sep and not budget.isdigit()):
+        raise ValueError(f"--paired {text!r}: expected LABEL@STEPS or a reference agent")
+    return label, (int(budget) if sep else None)
+
+
+def paired_differences(
+    records: Sequence[Mapping[str, Any]],
+    pairs: Sequence[tuple[str, str]],
+    variants: Sequence[str | Variant] = (),
+    n_resamples: int = 2000,
+) -> pd.DataFrame:
+    """For each pair ``(A, B)`` (:func:`parse_pair_side` specs): ``100 x (mean log growth of A
+    - B's) / the reference's`` over the (seed, window) keys all three share, its paired-bootstrap
+    95% CI (the same keys resampled for A, B and the reference), and the share of keys where A
+    grows more (ties 1/2). The reference is the first reference agent's records
+    (:func:`reference_agents` of the records' market)."""
+    import numpy as np
+
+    from quantgym.benchmark.statistics import bootstrap_ci
+
+    label_of = _labeller(variants)
+    growth: dict[tuple[str, int | None], dict[tuple[int, int], float]] = {}
+    for rec in records:
+        if rec.get("status") != "ok":
+            continue
+        budget = rec["cell"].get("train_steps")
+        side = (label_of(rec), None if budget is None else int(budget))
+        for unit in rec["units"]:
+            growth.setdefault(side, {})[(rec["seed"], unit["unit"])] = float(unit["log_growth"])
+    if not records:
+        raise ValueError("paired: no records")
+    reference = (reference_agents(records[0]["market"])[0], None)
+    rows = []
+    for a_text, b_text in pairs:
+        a, b = parse_pair_side(a_text), parse_pair_side(b_text)
+        missing = [t for t, side in ((a_text, a), (b_text, b)) if side not in growth]
+        if missing or reference not in growth:
+            raise ValueError(f"paired: no records for {missing or [reference[0]]}")
+        keys = sorted(set(growth[a]) & set(growth[b]) & set(growth[reference]))
+        ga, gb, gr = (np.array([growth[s][k] for k in keys]) for s in (a, b, reference))
+
+        def stat(x: Any, y: Any, r: Any, axis: int = -1) -> Any:
+            return 100.0 * (x.mean(axis) - y.mean(axis)) / r.mean(axis)
+
+        lo, hi = bootstrap_ci(stat, ga, gb, gr, n_resamples=n_resamples)
+        wins = float(np.mean((ga > gb) + 0.5 * (ga == gb)))
+        rows.append(
+            {
+                "a": a_text,
+                "b": b_text,
+                "diff": float(stat(ga, gb, gr)),
+                "diff_lo": lo,
+                "diff_hi": hi,
+                "p_a_beats_b": wins,
+                "n_units": len(keys),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def curve_table(
     records: Sequence[Mapping[str, Any]],
     n_resamples: int = 1000,
@@ -294,17 +377,7 @@ def curve_table(
     kwargs as JSON when it has any)."""
     from quantgym.benchmark.statistics import summarize
 
-    labels = {v.key(): v.label for v in _variants(variants)}
-
-    def label_of(rec: Mapping[str, Any]) -> str:
-        kwargs = dict(rec["cell"].get("agent_kwargs") or {})
-        found = labels.get(Variant(rec["agent"], rec["agent"], kwargs).key())
-        if found is not None:
-            return found
-        return (
-            rec["agent"] if not kwargs else f"{rec['agent']}:{json.dumps(kwargs, sort_keys=True)}"
-        )
-
+    label_of = _labeller(variants)
     refs = [r for r in records if r["cell"].get("train_steps") is None]
     groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for rec in records:
@@ -388,16 +461,39 @@ def plot_curves(
     return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
+def parse_budget_for(text: str) -> tuple[str, tuple[int, ...]]:
+    """``"LABEL=B1,B2,..."`` -> ``(LABEL, (B1, B2, ...))``: one learner's own budget list."""
+    label, sep, rest = text.partition("=")
+    label = label.strip()
+    try:
+        budgets = tuple(int(b) for b in rest.split(","))
+    except ValueError:
+        budgets = ()
+    if not sep or not label or not budgets or min(budgets) < 1:
+        raise ValueError(f"--budget-for {text!r}: expected LABEL=STEPS[,STEPS...] (positive ints)")
+    return label, budgets
+
+
 def _budgets(
-    variants: Sequence[Variant], given: Sequence[int] | None
+    variants: Sequence[Variant],
+    given: Sequence[int] | None,
+    per_label: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, tuple[int, ...]]:
+    """Each variant's budget list: its ``per_label`` entry, else ``given`` (``--budgets``), else
+    its agent's :func:`default_budgets`."""
+    per_label = dict(per_label or {})
+    unknown = sorted(set(per_label) - {v.label for v in variants})
+    if unknown:
+        raise ValueError(f"--budget-for: no learner labelled {unknown}")
+    rest = [v for v in variants if v.label not in per_label]
+    out = {label: tuple(b) for label, b in per_label.items()}
     if given:
-        return {v.label: tuple(given) for v in variants}
-    missing = sorted({v.agent for v in variants if v.agent not in DEFAULT_BUDGETS})
+        return {**out, **{v.label: tuple(given) for v in rest}}
+    missing = sorted({v.agent for v in rest if v.agent not in DEFAULT_BUDGETS})
     if missing:
         raise ValueError(f"--budgets is required for agents without default budgets: {missing}")
-    defaults = default_budgets(sorted({v.agent for v in variants}))
-    return {v.label: defaults[v.agent] for v in variants}
+    defaults = default_budgets(sorted({v.agent for v in rest}))
+    return {**out, **{v.label: defaults[v.agent] for v in rest}}
 
 
 def default_budgets(agents: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -441,12 +537,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--env-kwargs", default="", metavar="JSON", help="TradingEnv-v0 kwargs of every cell"
     )
     parser.add_argument("--budgets", nargs="+", type=int, help="env steps, for every agent")
+    parser.add_argument(
+        "--budget-for",
+        action="append",
+        default=[],
+        metavar="LABEL=STEPS[,STEPS...]",
+        help="one learner's own budgets, instead of --budgets (repeatable)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--n-windows", type=int, default=64)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/online_quality")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs/learning_curves.png")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--resume", action="store_true", help="skip cells already in --out")
+    parser.add_argument(
+        "--paired",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("A", "B"),
+        help="print A - B on the same keys with its paired CI (LABEL@STEPS or a reference "
+        "agent; repeatable); written to --out/paired.csv",
+    )
     parser.add_argument("--workers", type=int, default=1, help="cells run in parallel processes")
     args = parser.parse_args(argv)
 
@@ -457,7 +569,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         names = args.agents if args.agents or args.variant else list(DEFAULT_AGENTS)
         variants = _variants([*(names or []), *(parse_variant(v) for v in args.variant)])
-        budgets = _budgets(variants, args.budgets)
+        per_label = dict(parse_budget_for(b) for b in args.budget_for)
+        for side in (side for pair in args.paired for side in pair):
+            parse_pair_side(side)
+        budgets = _budgets(variants, args.budgets, per_label)
         cells = curve_cells(
             args.market,
             variants,
@@ -489,6 +604,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = table.drop(columns=["agent_kwargs"])
         print(table_header(cells[0].market, env_kwargs))
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        if args.paired:
+            try:
+                paired = paired_differences(records, args.paired, variants)
+            except ValueError as exc:
+                parser.error(str(exc))
+            atomic_write(
+                args.out / "paired.csv",
+                lambda tmp: paired.to_csv(tmp, index=False, float_format="%.4g"),
+            )
+            print("paired differences (score points, 95% paired-bootstrap CI):")
+            print(paired.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if not args.no_plot:
         title = (
             f"{describe_run(cells[0].market, env_kwargs)}; seeds {args.seeds}, "

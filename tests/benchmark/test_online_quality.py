@@ -195,3 +195,55 @@ def test_tiny_run_on_lagged_returns_writes_labelled_curves_and_a_plot(tmp_path):
         r["cell"]["env_kwargs"] == {"features": "returns", "window_size": 8} for r in records
     )
     assert plot.stat().st_size > 0
+
+
+def test_budget_for_overrides_budgets_per_label():
+    assert oq.parse_budget_for("attn=100, 400") == ("attn", (100, 400))
+    for bad in ("attn", "=100", "attn=", "attn=1e5", "attn=0,100"):
+        with pytest.raises(ValueError, match="LABEL=STEPS"):
+            oq.parse_budget_for(bad)
+    variants = [oq.Variant("attn", "ppo_transformer"), oq.Variant("mlp", "ppo_mlp")]
+    got = oq._budgets(variants, [100, 400], {"attn": (100, 400, 1600)})
+    assert got == {"attn": (100, 400, 1600), "mlp": (100, 400)}
+    with pytest.raises(ValueError, match="no learner labelled"):
+        oq._budgets(variants, [100], {"lstm": (100,)})
+
+
+def test_paired_differences_on_hand_made_records():
+    """A - B on the shared (seed, unit) keys, scaled by the reference's mean growth; the CI
+    brackets the point; reference agents are sides too; unknown sides are a ValueError."""
+    cell = {"train_steps": None, "agent_kwargs": {}}
+
+    def rec(agent, growth, steps=None, kwargs=None):
+        units = [{"unit": i, "log_growth": g} for i, g in enumerate(growth)]
+        c = {**cell, "train_steps": steps, "agent_kwargs": kwargs or {}}
+        return {
+            "agent": agent,
+            "market": "synthetic:lagged",
+            "seed": 0,
+            "status": "ok",
+            "cell": c,
+            "units": units,
+        }
+
+    ref = [0.2, 0.1, 0.3, 0.2]
+    a = [0.2, 0.2, 0.3, 0.1]
+    b = [0.1, 0.1, 0.1, 0.1]
+    records = [
+        rec("lag_expert", ref),
+        rec("ppo_mlp", a, 400, {"recent_bars": None}),
+        rec("ppo_mlp", b, 400),
+    ]
+    variants = [oq.Variant("mlp_window", "ppo_mlp", {"recent_bars": None}), "ppo_mlp"]
+    table = oq.paired_differences(
+        records, [("mlp_window@400", "ppo_mlp@400"), ("ppo_mlp@400", "lag_expert")], variants
+    )
+    first = table.iloc[0]
+    assert first["diff"] == pytest.approx(100 * (0.2 - 0.1) / 0.2)
+    assert first["diff_lo"] <= first["diff"] <= first["diff_hi"]
+    assert first["p_a_beats_b"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)
+    assert table.iloc[1]["diff"] == pytest.approx(100 * (0.1 - 0.2) / 0.2)
+    with pytest.raises(ValueError, match="no records"):
+        oq.paired_differences(records, [("mlp_window@800", "ppo_mlp@400")], variants)
+    with pytest.raises(ValueError, match="LABEL@STEPS"):
+        oq.parse_pair_side("mlp_window@1e5")
