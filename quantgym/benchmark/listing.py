@@ -70,15 +70,18 @@ class Cell:
     env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     curve_points: int = 200
     stress: Mapping[str, Any] | None = None
+    market_params: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-dict copy (what a record stores under ``cell``); ``stress`` only when set, so
-        the ids of cells of ordinary suites do not depend on the field."""
+        """Plain-dict copy (what a record stores under ``cell``); ``stress`` and
+        ``market_params`` (a market variant's generator parameters) only when set, so the ids
+        of cells of ordinary suites do not depend on the fields."""
         out = dataclasses.asdict(self)
         out["agent_kwargs"] = dict(self.agent_kwargs)
         out["env_kwargs"] = dict(self.env_kwargs)
-        if self.stress is None:
-            del out["stress"]
+        for optional in ("stress", "market_params"):
+            if getattr(self, optional) is None:
+                del out[optional]
         return out
 
     @property
@@ -266,6 +269,7 @@ def cells_for(suite: Any) -> tuple[list[Cell], list[dict[str, str]]]:
                         ),
                         curve_points=suite.curve_points,
                         stress=suite.stress,
+                        market_params=getattr(suite, "market_params", {}).get(market),
                     )
                 )
     return cells, skipped

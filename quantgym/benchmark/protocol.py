@@ -175,7 +175,7 @@ def bar_timestamp(market: Any, bar: int) -> pd.Timestamp:
 
 def market_env_kwargs(cell: Cell) -> dict[str, Any]:
     """Env kwargs that load the cell's whole market: the seeded long series on synthetic
-    markets, the data source otherwise."""
+    markets (with a variant's ``market_params``), the data source otherwise."""
     kind = market_kind(cell.market)
     if kind == "real":
         return {"data": cell.market}
@@ -183,7 +183,8 @@ def market_env_kwargs(cell: Cell) -> dict[str, Any]:
     n_bars = synthetic_n_bars(
         cell.train_bars, cell.embargo_bars or 0, cell.n_windows, cell.window_bars
     )
-    return {"market": kind, "market_kwargs": {"n_bars": n_bars, "seed": cell.seed}}
+    params = dict(cell.market_params or {})
+    return {"market": kind, "market_kwargs": {**params, "n_bars": n_bars, "seed": cell.seed}}
 
 
 def build_market(cell: Cell) -> tuple[Any, int]:

@@ -6,6 +6,10 @@ naming the reference, the number of seeds x units and the confidence level; fail
 listed from the records. With the records, the markdown report adds per market the matrix of
 P(row beats column) between causal agents (:func:`format_beat_matrix`), and :func:`write_report`
 its long form with CIs as ``beat_<market>.csv``; the terminal text stays one table per market.
+
+A suite with market variants (``synthetic:regime@hourly`` ...) gets a *family* table per base
+kind (:func:`family_table`): each causal agent's mean score over the family's markets beside
+its worst market, with that market's CI, in the report and as ``family_<kind>.csv``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from quantgym.benchmark.statistics import (
 )
 from quantgym.checks import check_choice
 from quantgym.files import atomic_write
+from quantgym.policies.references import market_base
 
-__all__ = ["FORMATS", "format_beat_matrix", "format_report", "write_report"]
+__all__ = ["FORMATS", "family_table", "format_beat_matrix", "format_report", "write_report"]
 
 FORMATS = ("text", "md", "csv", "json")
 _EXT = {"text": "txt", "md": "md", "csv": "csv", "json": "json"}
@@ -167,6 +172,82 @@ def _beat_section(market: str, table: pd.DataFrame, confidence: float) -> list[s
     ]
 
 
+#: Columns of :func:`family_table`.
+FAMILY_COLUMNS = (
+    "family",
+    "agent",
+    "n_markets",
+    "mean_score",
+    "worst_market",
+    "worst_score",
+    "worst_score_lo",
+    "worst_score_hi",
+    "markets_at_80",
+)
+
+
+def family_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per family (a base market and its variants, two or more markets with at least one
+    variant) and causal agent scored on every market of the family: its mean score over the
+    markets, its worst market with that score's CI, and on how many markets it scores >= 80.
+    Sorted by family, then worst score (best first). Empty when the suite has no variants."""
+    rows: list[dict[str, Any]] = []
+    causal = summary[summary["role"] == "causal"]
+    families: dict[str, list[str]] = {}
+    for market in dict.fromkeys(summary["market"]):
+        families.setdefault(market_base(str(market)), []).append(str(market))
+    for family, markets in families.items():
+        if len(markets) < 2 or all("@" not in m for m in markets):
+            continue
+        part = causal[causal["market"].isin(markets)]
+        for agent, rows_of in part.groupby("agent", sort=False):
+            if set(rows_of["market"]) != set(markets) or not rows_of["score"].notna().all():
+                continue
+            worst = rows_of.loc[rows_of["score"].idxmin()]
+            rows.append(
+                {
+                    "family": family,
+                    "agent": agent,
+                    "n_markets": len(markets),
+                    "mean_score": float(rows_of["score"].mean()),
+                    "worst_market": worst["market"],
+                    "worst_score": float(worst["score"]),
+                    "worst_score_lo": float(worst["score_lo"]),
+                    "worst_score_hi": float(worst["score_hi"]),
+                    "markets_at_80": int((rows_of["score"] >= 80).sum()),
+                }
+            )
+    table = pd.DataFrame(rows, columns=list(FAMILY_COLUMNS))
+    return table.sort_values(["family", "worst_score"], ascending=[True, False], kind="stable")
+
+
+def _family_section(summary: pd.DataFrame, md: bool) -> list[str]:
+    lines: list[str] = []
+    for family, part in family_table(summary).groupby("family", sort=False):
+        n = int(part["n_markets"].max())
+        lines += [f"## Family {family} ({n} markets)" if md else f"Family {family}", ""]
+        lines.append(
+            "Each agent's mean score over the family's markets and its worst market (score "
+            "[CI]); >= 80: on how many markets it scores at least 80."
+        )
+        lines.append("")
+        rows = [
+            [
+                str(r["agent"]),
+                _fmt(r["mean_score"], "{:.1f}"),
+                str(r["worst_market"]),
+                f"{_fmt(r['worst_score'], '{:.1f}')} [{_fmt(r['worst_score_lo'], '{:.1f}')}, "
+                f"{_fmt(r['worst_score_hi'], '{:.1f}')}]",
+                f"{int(r['markets_at_80'])}/{n}",
+            ]
+            for r in part.to_dict("records")
+        ]
+        headers = ("agent", "mean score", "worst market", "worst score [CI]", ">= 80")
+        lines += _table(headers, rows, md)
+        lines.append("")
+    return lines
+
+
 def _markdown_or_text(
     summary: pd.DataFrame,
     records: Iterable[Mapping[str, Any]] | None,
@@ -227,6 +308,7 @@ def _markdown_or_text(
         if md and beat and market in beat:
             lines += _beat_section(str(market), beat[market], confidence)
         lines.append("")
+    lines += _family_section(summary, md)
     failed = _failures(records)
     if failed:
         lines.append("## Failed cells" if md else "Failed cells")
@@ -315,6 +397,10 @@ def write_report(
     if "csv" in formats:
         for market, table in beat.items():
             key = f"beat_{safe_name(market)}"
+            _atomic_write(out / f"{key}.csv", table.to_csv(index=False))
+            written[key] = out / f"{key}.csv"
+        for family, table in family_table(summary).groupby("family", sort=False):
+            key = f"family_{safe_name(family)}"
             _atomic_write(out / f"{key}.csv", table.to_csv(index=False))
             written[key] = out / f"{key}.csv"
     return written

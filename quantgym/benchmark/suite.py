@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from quantgym.policies.references import (
     PORTFOLIO_SYNTHETIC_KINDS,
     SYNTHETIC_KINDS,
     market_env,
+    market_kind,
 )
 
 __all__ = [
@@ -60,11 +62,20 @@ ALL_SYNTHETIC_KINDS = SYNTHETIC_KINDS + PORTFOLIO_SYNTHETIC_KINDS
 
 
 def normalize_market(market: Any) -> str:
-    """``"regime"`` -> ``"synthetic:regime"``; samples and existing CSV paths as given; anything
-    else raises ``ValueError`` listing the valid markets."""
+    """``"regime"`` -> ``"synthetic:regime"``; a variant ``"regime@hourly"`` ->
+    ``"synthetic:regime@hourly"`` (``LABEL``: letters, digits, ``_``, ``-``; its generator
+    parameters are the suite's ``market_params``); samples and existing CSV paths as given;
+    anything else raises ``ValueError`` listing the valid markets."""
     if isinstance(market, str):
-        name = market.removeprefix("synthetic:")
-        if name in ALL_SYNTHETIC_KINDS:
+        name, sep, label = market.removeprefix("synthetic:").partition("@")
+        if sep and name in SYNTHETIC_KINDS:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", label):
+                raise ValueError(
+                    f"markets: variant {market!r}: the label after '@' must be letters, "
+                    "digits, '_' or '-'"
+                )
+            return f"synthetic:{name}@{label}"
+        if not sep and name in ALL_SYNTHETIC_KINDS:
             return f"synthetic:{name}"
         if market in SAMPLE_MARKETS:
             return market
@@ -72,7 +83,8 @@ def normalize_market(market: Any) -> str:
             return market
     valid = [f"synthetic:{k}" for k in ALL_SYNTHETIC_KINDS] + list(SAMPLE_MARKETS)
     raise ValueError(
-        f"markets: unknown market {market!r}; valid: {', '.join(valid)} or an OHLCV .csv path"
+        f"markets: unknown market {market!r}; valid: {', '.join(valid)}, a variant "
+        "synthetic:KIND@LABEL of a TradingEnv-v0 kind, or an OHLCV .csv path"
     )
 
 
@@ -194,7 +206,13 @@ class Suite:
 
     Attributes:
         name: tag written into every record (``cell.suite``) and the default output folder.
-        markets: ``synthetic:<kind>``, ``sample:<name>`` or CSV paths.
+        markets: ``synthetic:<kind>``, ``sample:<name>``, CSV paths, or variants
+            ``synthetic:<kind>@<label>`` of a ``TradingEnv-v0`` synthetic kind.
+        market_params: each variant's generator parameters (``{"synthetic:regime@hourly":
+            {"freq": "h", "mean_duration": 50}}``: the kind's ``generate_market`` kwargs, not
+            ``n_bars`` or ``seed``, which the protocol sets); every variant in ``markets``
+            needs an entry and every entry a variant in ``markets``. A variant is its own
+            market in the report, with its base kind's reference.
         agents: :class:`AgentSpec` s (``"all"`` expands to :func:`available_agents`).
         seeds: one cell per seed; on synthetic markets the series itself depends on the seed.
         train_steps: learners' budget for agents without their own (``None``: their default).
@@ -212,6 +230,7 @@ class Suite:
 
     name: str = "custom"
     markets: list[str] = dataclasses.field(default_factory=lambda: ["synthetic:regime"])
+    market_params: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     agents: list[AgentSpec] = dataclasses.field(default_factory=list)
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     train_steps: int | None = None
@@ -241,6 +260,7 @@ class Suite:
             if not value:
                 raise ValueError(f"{field} must not be empty")
         self.markets = list(dict.fromkeys(normalize_market(m) for m in self.markets))
+        self.market_params = _check_market_params(self.markets, self.market_params)
         specs: list[AgentSpec] = []
         for entry in self.agents:
             if entry == "all":
@@ -321,6 +341,8 @@ class Suite:
         new = dataclasses.replace(self)
         if markets is not None:
             new.markets = list(markets)
+            kept = {normalize_market(m) for m in markets}
+            new.market_params = {k: v for k, v in self.market_params.items() if k in kept}
         if agents is not None:
             own = {a.name: a for a in self.agents}
             new.agents = [
@@ -352,6 +374,43 @@ class Suite:
         values = dict(data)
         values["agents"] = list(values.get("agents") or [])
         return cls(**values).validate()
+
+
+#: Generator kwargs a variant may not set: the protocol's (series length and seed per cell).
+PROTOCOL_MARKET_KEYS = ("n_bars", "seed")
+
+
+def _check_market_params(markets: Sequence[str], params: Any) -> dict[str, dict[str, Any]]:
+    """``market_params`` normalised (keys as :func:`normalize_market`), with one entry per
+    variant of ``markets`` and none for other markets; each entry generates a small market
+    (the generator's own ``ValueError`` names a bad parameter)."""
+    from quantgym.envs.synthetic import generate_market
+
+    if not isinstance(params, Mapping):
+        raise ValueError(f"market_params must be a mapping, got {params!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in params.items():
+        market = normalize_market(key)
+        if "@" not in market:
+            raise ValueError(
+                f"market_params[{key!r}]: only variants (synthetic:KIND@LABEL) take parameters"
+            )
+        if market not in markets:
+            raise ValueError(f"market_params[{key!r}]: {market} is not in markets")
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError(f"market_params[{key!r}] must be a non-empty mapping, got {value!r}")
+        reserved = sorted(set(value) & set(PROTOCOL_MARKET_KEYS))
+        if reserved:
+            raise ValueError(f"market_params[{key!r}]: {reserved} are set by the protocol")
+        try:
+            generate_market(market_kind(market), n_bars=300, seed=0, **dict(value))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"market_params[{key!r}]: {exc}") from None
+        out[market] = dict(value)
+    missing = [m for m in markets if "@" in m and m not in out]
+    if missing:
+        raise ValueError(f"markets: variants {missing} have no market_params entry")
+    return out
 
 
 def list_suites() -> list[str]:

@@ -22,7 +22,7 @@ import numpy as np
 from quantgym.benchmark.listing import Cell, accepts_keyword, agent_init_kwargs, agent_learns
 from quantgym.benchmark.protocol import BarRange, bar_timestamp, market_env_kwargs
 from quantgym.benchmark.records import cell_id
-from quantgym.policies.references import env_id_for, market_env
+from quantgym.policies.references import env_id_for, market_base, market_env
 
 __all__ = [
     "seed_everything",
@@ -78,7 +78,7 @@ def offline_dataset(
 
     n_data = int(cell.dataset_steps or 3)
     kwargs: dict[str, Any] = {
-        "market": cell.market,
+        "market": market_base(cell.market),  # a variant's parameters are in env_kwargs
         "quality": str(cell.dataset_quality),
         "n_steps": n_data,
         "seed": cell.seed,

@@ -30,6 +30,7 @@ from quantgym import ENV_ID, PORTFOLIO_ENV_ID
 from quantgym.envs.portfolio.samples import PORTFOLIO_SAMPLES
 
 __all__ = [
+    "market_base",
     "market_kind",
     "market_env",
     "env_id_for",
@@ -51,10 +52,19 @@ _MARKET_EXPERTS = {"lagged": "lag_expert", "crash": "crash_expert"}
 _ALL_SYNTHETIC = SYNTHETIC_KINDS + PORTFOLIO_SYNTHETIC_KINDS
 
 
+def market_base(market: str) -> str:
+    """The market a *variant* is drawn from: ``"synthetic:regime@hourly"`` ->
+    ``"synthetic:regime"`` (a benchmark suite's named market with its own generator
+    parameters, :class:`quantgym.benchmark.Suite`'s ``market_params``); other names unchanged."""
+    base, sep, _ = market.partition("@")
+    return base if sep and base.removeprefix("synthetic:") in _ALL_SYNTHETIC else market
+
+
 def market_kind(market: Any) -> str:
-    """One of ``SYNTHETIC_KINDS``, ``PORTFOLIO_SYNTHETIC_KINDS`` or ``"real"``."""
+    """One of ``SYNTHETIC_KINDS``, ``PORTFOLIO_SYNTHETIC_KINDS`` or ``"real"`` (a variant
+    ``"synthetic:KIND@LABEL"`` is of its base's kind)."""
     if isinstance(market, str):
-        name = market.removeprefix("synthetic:")
+        name = market_base(market).removeprefix("synthetic:")
         return name if name in _ALL_SYNTHETIC else "real"
     kind = (getattr(market, "market_params", None) or {}).get("kind")
     return kind if kind in _ALL_SYNTHETIC else "real"
