@@ -139,3 +139,20 @@ def test_agent_market_filter() -> None:
     }
     with pytest.raises(ValueError, match="unknown market"):
         Suite(markets=["gbm"], agents=[{"name": "flat", "markets": ["moon"]}]).validate()
+
+
+def test_standard_suite_trains_learners_at_their_defaults_on_synthetic_markets() -> None:
+    """The headline table has no starved rows: on synthetic markets no learner's budget is
+    set below its ``make_agent`` default (``None`` = the agent's own default)."""
+    from quantgym.agents.registry import agent_class
+    from quantgym.benchmark.listing import cells_for
+
+    cells = [c for c in cells_for(load_suite("standard"))[0] if c.market.startswith("synthetic:")]
+    learners = [c for c in cells if hasattr(agent_class(c.agent), "fit")]
+    assert {"ppo_mlp", "ppo_lstm", "ppo_transformer", "bc", "cql", "dt"} <= {
+        c.agent for c in learners
+    }
+    for c in learners:
+        config = getattr(agent_class(c.agent), "Config", None)
+        default = getattr(config(), "train_steps", None) if config else None
+        assert c.train_steps is None or c.train_steps >= (default or 0), (c.agent, c.market)
