@@ -45,7 +45,10 @@ first, then the account features), at their defaults:
   ``{"recent_bars": null}`` attends over the whole window.
 
 Budgets: ``--budgets`` applies to every learner; without it each agent's
-:data:`DEFAULT_BUDGETS` plus its default ``train_steps``.
+:data:`DEFAULT_BUDGETS` plus its default ``train_steps``; ``--budget-for LABEL=STEPS,...``
+gives one learner its own list. ``--paired A B`` (``LABEL@STEPS`` or a reference agent,
+repeatable) prints ``A - B`` on the same keys with its paired-bootstrap CI and P(A beats B)
+(:func:`paired_differences`), also written to ``--out/paired.csv``.
 
 Every cell is one record in ``--out/results.jsonl`` (resumable with ``--resume``); the curve
 table goes to ``--out/curves.csv`` and the plot to ``--plot`` (default
