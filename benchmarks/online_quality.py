@@ -105,8 +105,6 @@ DEFAULT_BUDGETS: Mapping[str, tuple[int, ...]] = {
 REFERENCE_AGENTS = ("bayes_filter_expert", "sma_crossover", "buy_and_hold")
 #: Rules drawn next to every market's reference where they apply.
 BASELINE_RULES = ("sma_crossover", "buy_and_hold")
-#: Env kwargs the harness's protocol sets itself (as :class:`quantgym.benchmark.suite.Suite`).
-PROTOCOL_ENV_KEYS = ("data", "market", "start", "end", "episode_length", "market_kwargs")
 #: Config keys a variant may not set: the budget and the seed come from the cell.
 CELL_KEYS = ("train_steps", "seed")
 CURVE_COLUMNS = (
@@ -147,6 +145,17 @@ class Variant:
         return self.agent, json.dumps(dict(self.kwargs), sort_keys=True)
 
 
+def _json_object(raw: str, what: str) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object; otherwise a ``ValueError`` starting with ``what``."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} are not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, got {raw!r}")
+    return value
+
+
 def parse_variant(text: str) -> Variant:
     """``"LABEL=AGENT[:JSON]"`` -> :class:`Variant`, e.g. ``'mlp_window=ppo_mlp:{"recent_bars":
     null}'``. The agent must be registered and learn online; the JSON must be an object whose
@@ -163,13 +172,7 @@ def parse_variant(text: str) -> Variant:
     agent = (rest if start is None else rest[: start.start()]).strip()
     kwargs: Any = {}
     if start is not None:
-        raw = rest[start.start() + 1 :]
-        try:
-            kwargs = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--variant {text!r}: kwargs are not JSON ({exc})") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"--variant {text!r}: kwargs must be a JSON object, got {raw!r}")
+        kwargs = _json_object(rest[start.start() + 1 :], f"--variant {text!r}: kwargs")
     try:
         cls = agent_class(agent)
     except ValueError as exc:
@@ -190,15 +193,13 @@ def parse_variant(text: str) -> Variant:
 
 def parse_env_kwargs(text: str | None) -> dict[str, Any]:
     """A JSON object of ``TradingEnv-v0`` kwargs for every cell (``None``/empty: ``{}``);
-    keys the protocol sets (:data:`PROTOCOL_ENV_KEYS`) are a ``ValueError``."""
+    keys the protocol sets (:data:`quantgym.benchmark.suite.PROTOCOL_ENV_KEYS`) are a
+    ``ValueError``."""
+    from quantgym.benchmark.suite import PROTOCOL_ENV_KEYS
+
     if not text:
         return {}
-    try:
-        kwargs = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--env-kwargs is not JSON: {exc}") from None
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    kwargs = _json_object(text, "--env-kwargs")
     reserved = sorted(set(kwargs) & set(PROTOCOL_ENV_KEYS))
     if reserved:
         raise ValueError(f"--env-kwargs: {reserved} are set by the harness's protocol")

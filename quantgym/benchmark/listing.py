@@ -269,7 +269,7 @@ def cells_for(suite: Any) -> tuple[list[Cell], list[dict[str, str]]]:
                         ),
                         curve_points=suite.curve_points,
                         stress=suite.stress,
-                        market_params=getattr(suite, "market_params", {}).get(market),
+                        market_params=suite.market_params.get(market),
                     )
                 )
     return cells, skipped

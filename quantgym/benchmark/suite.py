@@ -47,6 +47,7 @@ __all__ = [
     "load_suite",
     "list_suites",
     "normalize_market",
+    "PROTOCOL_ENV_KEYS",
     "available_agents",
 ]
 
@@ -306,7 +307,7 @@ class Suite:
             kwargs = getattr(self, field)
             if not isinstance(kwargs, Mapping):
                 raise ValueError(f"{field} must be a mapping, got {kwargs!r}")
-            for key in ("data", "market", "start", "end", "episode_length", "market_kwargs"):
+            for key in PROTOCOL_ENV_KEYS:
                 if key in kwargs:
                     raise ValueError(
                         f"{field}[{key!r}] is set by the harness's protocol; remove it"
@@ -376,6 +377,8 @@ class Suite:
         return cls(**values).validate()
 
 
+#: Env kwargs the harness's protocol sets itself (the market, its range, the episode).
+PROTOCOL_ENV_KEYS = ("data", "market", "start", "end", "episode_length", "market_kwargs")
 #: Generator kwargs a variant may not set: the protocol's (series length and seed per cell).
 PROTOCOL_MARKET_KEYS = ("n_bars", "seed")
 

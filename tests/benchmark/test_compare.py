@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from quantgym.benchmark.records import RESULTS_FILE, read_records
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark.scripts import load_script
 
 
 def _compare():
-    spec = importlib.util.spec_from_file_location("compare_cli", ROOT / "benchmarks" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare", "compare_cli")
 
 
 TINY_YAML = """

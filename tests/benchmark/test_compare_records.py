@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 from quantgym.benchmark.records import append_record
 from tests.benchmark.records_factory import make_record
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark.scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "compare_records", ROOT / "benchmarks" / "compare_records.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_records", "compare_records")
 
 
 def _write(path: Path, records: list[dict]) -> str:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark.scripts import load_script
 
 
 def _offline_quality():
-    path = ROOT / "benchmarks" / "offline_quality.py"
-    spec = importlib.util.spec_from_file_location("offline_quality_cli", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("offline_quality", "offline_quality_cli")
 
 
 def _reject_constant(name: str) -> None:

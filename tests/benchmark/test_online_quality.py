@@ -3,30 +3,16 @@ labels, and a tiny end-to-end run on the lagged market with raw returns."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.benchmark.records_factory import make_record
+from tests.benchmark.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    path = ROOT / "benchmarks" / "online_quality.py"
-    spec = importlib.util.spec_from_file_location("online_quality_cli", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-oq = _load()
+oq = load_script("online_quality", "online_quality_cli")
 TINY = {"n_envs": 2, "n_steps": 32, "batch_size": 64, "n_epochs": 1}
 
 

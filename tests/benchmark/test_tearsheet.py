@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from quantgym.tearsheet import (
     write_tearsheet,
 )
 from tests.benchmark.conftest import tiny_suite
+from tests.benchmark.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT, REFERENCE, MARKET = "sma_crossover", "bayes_filter_expert", "synthetic:regime"
@@ -262,10 +262,7 @@ def test_quantgym_imports_without_quantstats() -> None:
 
 
 def _compare():
-    spec = importlib.util.spec_from_file_location("compare_cli", ROOT / "benchmarks" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare", "compare_cli")
 
 
 TINY_YAML = """
