@@ -1,5 +1,6 @@
 """Why does an online agent win or lose? Train it once with the harness's window protocol and
-print held-out *and* in-sample scores, trades per window, the action mix and the policy entropy.
+print held-out *and* in-sample scores, trades per window, the action mix, the policy entropy and
+how decided the policy is where it switches position.
 
     .venv/bin/python benchmarks/online_diagnosis.py ppo_mlp
     .venv/bin/python benchmarks/online_diagnosis.py ppo_mlp --set recent_bars=null gamma=0.99
@@ -12,7 +13,9 @@ the two scores is overfitting, not window length). Score = 100 x mean log growth
 ``bayes_filter_expert``'s on the same windows, paired-bootstrap 95% CI
 (:func:`quantgym.benchmark.statistics.bootstrap_ci`); ``sma_crossover`` alongside. The action mix
 and the mean entropy of the policy's action distribution are read on the first 8 held-out
-windows. One JSON line per run is printed and appended to ``--log``.
+windows, with ``switch_margin``: the gap between the two most likely actions' probabilities
+at the bars where the greedy action switches, beside the gap elsewhere (small gaps at the
+switches: the policy flips between near-tied actions, i.e. on noise). One JSON line per run is printed and appended to ``--log``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["diagnose", "main"]
+__all__ = ["diagnose", "main", "switch_margins"]
 
 REFERENCES = ("bayes_filter_expert", "sma_crossover")
 IN_SAMPLE_WINDOWS = 19
@@ -48,6 +51,22 @@ def _score(g: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     return {"score": round(float(stat(g, ref)), 1), "lo": round(lo, 1), "hi": round(hi, 1)}
 
 
+def switch_margins(actions: np.ndarray, gaps: np.ndarray) -> dict[str, float | None]:
+    """How decided a policy is where it switches: ``actions`` and ``gaps`` are ``(bars,
+    windows)`` greedy actions and the gap between the two most likely actions' probabilities;
+    a switch is a bar whose action differs from the previous bar's in the same window. Returns
+    the median gap at the switches and elsewhere, and the fraction of switches with a gap below
+    0.2 (``None`` without a switch)."""
+    switch = np.zeros(actions.shape, dtype=bool)
+    switch[1:] = actions[1:] != actions[:-1]
+    at = gaps[switch]
+    return {
+        "median_at_switches": round(float(np.median(at)), 3) if at.size else None,
+        "median_elsewhere": round(float(np.median(gaps[~switch])), 3),
+        "switches_below_0.2": round(float(np.mean(at < 0.2)), 3) if at.size else None,
+    }
+
+
 def diagnose(
     agent_name: str,
     agent_kwargs: dict[str, Any],
@@ -55,8 +74,11 @@ def diagnose(
     steps: int | None = None,
     seed: int = 0,
     market: str = "synthetic:regime",
+    market_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``agent_name`` and return its held-out / in-sample diagnosis (see module doc)."""
+    """Train ``agent_name`` and return its held-out / in-sample diagnosis (see module doc);
+    ``market_params`` are a variant's generator kwargs (``market`` is then
+    ``synthetic:<kind>@<label>``, as in a suite's ``market_params``)."""
     import gymnasium as gym
     import torch
 
@@ -79,6 +101,7 @@ def diagnose(
             n_windows=64,
             train_bars=20_000,
             embargo_bars=200,
+            market_params=market_params,
         )
 
     main_cell = cell(agent_name, agent_kwargs, steps)
@@ -116,6 +139,7 @@ def diagnose(
         "steps": result.train_steps,
         "seed": seed,
         "market": market,
+        "market_params": market_params,
         "train_cpu_s": round(result.train_cpu_s, 1),
         "train_wall_s": round(result.train_s, 1),
     }
@@ -137,7 +161,7 @@ def diagnose(
         episode_length=1000,
     )
     obs, _ = vec.reset(seed=seed, options={"start": [u.start for u in units]})
-    actions, entropies = [], []
+    actions, entropies, margins = [], [], []
     recurrent = getattr(agent, "recurrent", False)
     state, start = None, np.ones(len(units), dtype=bool)
     for _ in range(1000):
@@ -149,13 +173,17 @@ def diagnose(
                     torch.as_tensor(agent.normalize_observation(obs))
                 )
             entropies.append(float(dist.entropy().mean()))
+            top2 = torch.topk(dist.distribution.probs, 2, dim=-1).values
+            margins.append((top2[:, 0] - top2[:, 1]).numpy())
         actions.append(np.asarray(action))
         obs, *_ = vec.step(action)
     vec.close()
-    acts = np.concatenate(actions)
+    acts = np.stack(actions)  # (1000, n_windows)
     n_actions = int(agent.model.action_space.n)
     out["action_mix"] = [round(float(np.mean(acts == k)), 3) for k in range(n_actions)]
     out["entropy"] = round(float(np.mean(entropies)), 3) if entropies else None
+    if margins:
+        out["switch_margin"] = switch_margins(acts, np.stack(margins))
     return out
 
 
@@ -167,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="training budget (default: the agent's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--market", default="synthetic:regime")
+    parser.add_argument(
+        "--market-params",
+        type=json.loads,
+        help="a variant's generator kwargs as JSON, e.g. --market synthetic:regime@weak "
+        "--market-params '{\"drifts\": [0.0012, -0.0012, 0.0]}'",
+    )
     parser.add_argument("--set", nargs="*", default=[], help="config KEY=JSON_VALUE")
     parser.add_argument("--log", type=Path, help="append the JSON line to this file")
     args = parser.parse_args(argv)
@@ -179,7 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
             kwargs[key] = value
-    result = diagnose(args.agent, kwargs, steps=args.steps, seed=args.seed, market=args.market)
+    result = diagnose(
+        args.agent,
+        kwargs,
+        steps=args.steps,
+        seed=args.seed,
+        market=args.market,
+        market_params=args.market_params,
+    )
     line = json.dumps(result)
     print(line)
     if args.log is not None:

@@ -34,10 +34,10 @@ line is labelled ``LABEL``; cells of one agent with other kwargs have other cell
 encoders read of the flat observation (``window_size`` x features market window, oldest row
 first, then the account features), at their defaults:
 
-- ``ppo_mlp`` (``recent_bars=1``): the newest window row plus the account features
-  (:class:`~quantgym.agents.sb3.extractors.RecentBarsExtractor`);
-  ``ppo_mlp:{"recent_bars": null}``: the whole flat observation, every window row and the
-  account features (SB3's flatten extractor; ``{"recent_bars": n}`` the newest ``n`` rows);
+- ``ppo_mlp`` (``recent_bars=1``, ``account_features=["position"]``): the newest window row
+  plus the position (:class:`~quantgym.agents.sb3.extractors.RecentBarsExtractor`);
+  ``ppo_mlp:{"recent_bars": null}``: every window row plus the position (``{"recent_bars": n}``
+  the newest ``n`` rows; add ``"account_features": true`` for all five account features);
 - ``ppo_lstm`` (``recent_bars=1``): the newest row each step; its memory carries the past;
 - ``ppo_transformer`` (``recent_bars=8``): self-attention over the newest 8 rows, pooled at the
   newest position (``{"pooling": "learned"}``: a learned-query attention pooling over all

@@ -55,7 +55,7 @@ from torch import nn
 from quantgym import ENV_ID
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.env_kwargs import json_safe_kwargs
-from quantgym.agents.observations import ObservationLayout
+from quantgym.agents.observations import ObservationLayout, account_feature_offsets
 from quantgym.agents.sb3.envs import env_attr, make_sb3_vec_env
 from quantgym.agents.sb3.extractors import RecentBarsExtractor
 from quantgym.agents.sb3.files import (
@@ -203,6 +203,8 @@ class SB3Agent(TrainableAgent):
             check_positive_int(field, getattr(c, field))
         if isinstance(c, ObservationLayout):
             c.validate_layout()
+        if hasattr(c, "account_features"):
+            account_feature_offsets(c.account_features)  # ValueError naming a bad entry
         if not 0.0 < c.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {c.gamma!r}")
         if c.learning_rate <= 0:
@@ -223,6 +225,7 @@ class SB3Agent(TrainableAgent):
 
     def _recent_bars_kwargs(self, env: VecEnv) -> dict[str, Any]:
         """Policy kwargs that feed the policy only the newest ``config.recent_bars`` window rows
+        (``None``: all of them) and the account features ``config.account_features`` names
         (:class:`RecentBarsExtractor`); the layout is read from ``env`` (or the saved config).
         An env that exposes no window layout (not a quantgym env) has no bars to select: the
         policy then reads the whole observation, with a warning."""
@@ -234,14 +237,17 @@ class SB3Agent(TrainableAgent):
             )
             return {}
         c: Any = self.config
-        if c.recent_bars > c.window_size:
+        n_bars = c.window_size if c.recent_bars is None else c.recent_bars
+        if n_bars > c.window_size:
             raise ValueError(f"recent_bars={c.recent_bars} exceeds window_size={c.window_size}")
+        account = getattr(c, "account_features", True)
         return {
             "features_extractor_class": RecentBarsExtractor,
             "features_extractor_kwargs": {
-                "n_bars": c.recent_bars,
+                "n_bars": n_bars,
                 "n_market_features": c.n_market_features,
                 "n_account_features": c.n_account_features,
+                "account_offsets": None if account is True else account_feature_offsets(account),
             },
         }
 

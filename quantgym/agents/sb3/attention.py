@@ -36,6 +36,8 @@ quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from quantgym.agents.sb3.extractors import account_columns
+
 __all__ = [
     "POOLING_MODES",
     "check_pooling",
@@ -192,6 +194,8 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
     :param pooling: how the encoded sequence becomes one vector (:data:`POOLING_MODES`):
         ``"last"`` (the newest position, the default), ``"learned"`` (softmax attention of a
         learned query over all positions) or ``"mean"``; a ``ValueError`` otherwise.
+    :param account_offsets: the account features passed on (positions among them, 0 = the
+        first; :func:`~quantgym.agents.observations.account_feature_offsets`); ``None``: all.
     """
 
     def __init__(
@@ -209,8 +213,10 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
         n_bars: int | None = None,
         newest_bar_skip: bool = False,
         pooling: str = "last",
+        account_offsets: list[int] | None = None,
     ) -> None:
         check_pooling(pooling)
+        offsets = account_columns(account_offsets, n_account_features)
         if n_bars is None:
             n_bars = window_size
         if not 1 <= n_bars <= window_size:
@@ -225,7 +231,13 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
                 f"{n_account_features} = {expected}"
             )
         skip_dim = n_market_features if newest_bar_skip else 0
-        super().__init__(observation_space, features_dim=out_dim + skip_dim + n_account_features)
+        super().__init__(observation_space, features_dim=out_dim + skip_dim + len(offsets))
+        self.account_columns: torch.Tensor | None
+        self.register_buffer(
+            "account_columns",
+            None if len(offsets) == n_account_features else torch.tensor(offsets),
+            persistent=False,
+        )
         self.newest_bar_skip = bool(newest_bar_skip)
         self.window_size = window_size
         self.n_market_features = n_market_features
@@ -245,10 +257,13 @@ class TemporalAttentionExtractor(BaseFeaturesExtractor):
 
     def split(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat ``(B, D)`` obs -> the newest ``n_bars`` rows of the market window ``(B, T, F)``
-        (oldest first) and the account features ``(B, A)``."""
+        (oldest first) and the account features it passes on ``(B, A)``."""
         n_market = self.window_size * self.n_market_features
         window = observations[:, :n_market].reshape(-1, self.window_size, self.n_market_features)
-        return window[:, self.window_size - self.n_bars :], observations[:, n_market:]
+        account = observations[:, n_market:]
+        if self.account_columns is not None:
+            account = account[:, self.account_columns]
+        return window[:, self.window_size - self.n_bars :], account
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         window, account = self.split(observations)

@@ -15,15 +15,31 @@ from quantgym.compat import quiet_legacy_gym
 quiet_legacy_gym()  # before SB3, which imports legacy gym and its stderr notice
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-__all__ = ["RecentBarsExtractor"]
+__all__ = ["RecentBarsExtractor", "account_columns"]
+
+
+def account_columns(account_offsets: list[int] | None, n_account_features: int) -> list[int]:
+    """The account features an extractor passes on: ``account_offsets`` (positions among the
+    ``n_account_features``, 0 = the first), or all of them for ``None``; a ``ValueError`` names
+    an offset outside them."""
+    if account_offsets is None:
+        return list(range(n_account_features))
+    if any(not 0 <= k < n_account_features for k in account_offsets):
+        raise ValueError(
+            f"account_offsets {account_offsets} outside the {n_account_features} account features"
+        )
+    return list(account_offsets)
 
 
 class RecentBarsExtractor(BaseFeaturesExtractor):
     """The newest ``n_bars`` rows of the market window plus the account features.
 
     The flat observation ends with the newest bar's market features followed by the account
-    features, so this is the tail slice of length ``n_bars * n_market_features +
-    n_account_features`` (a recurrent policy needs no window: its state holds the past).
+    features, so with every account feature (``account_offsets=None``) this is the tail slice
+    of length ``n_bars * n_market_features + n_account_features`` (a recurrent policy needs no
+    window: its state holds the past). ``account_offsets`` (positions among the account
+    features, 0 = the first, e.g. ``[0]`` for the position alone;
+    :func:`~quantgym.agents.observations.account_feature_offsets`) keeps only those.
     """
 
     def __init__(
@@ -32,14 +48,28 @@ class RecentBarsExtractor(BaseFeaturesExtractor):
         n_bars: int,
         n_market_features: int,
         n_account_features: int,
+        account_offsets: list[int] | None = None,
     ) -> None:
-        size = n_bars * n_market_features + n_account_features
-        if observation_space.shape is None or size > observation_space.shape[0]:
+        offsets = account_columns(account_offsets, n_account_features)
+        tail = n_bars * n_market_features + n_account_features
+        if observation_space.shape is None or tail > observation_space.shape[0]:
             raise ValueError(
-                f"n_bars={n_bars} asks for {size} dims of a {observation_space.shape} observation"
+                f"n_bars={n_bars} asks for {tail} dims of a {observation_space.shape} observation"
             )
+        size = n_bars * n_market_features + len(offsets)
         super().__init__(observation_space, features_dim=size)
         self.size = size
+        self.tail = tail
+        # tail-relative columns: the market rows, then the chosen account features
+        keep = list(range(n_bars * n_market_features))
+        keep += [n_bars * n_market_features + k for k in offsets]
+        self.columns: torch.Tensor | None
+        self.register_buffer(
+            "columns",
+            None if len(offsets) == n_account_features else torch.tensor(keep, dtype=torch.long),
+            persistent=False,
+        )
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return observations[:, -self.size :]
+        tail = observations[:, -self.tail :]
+        return tail if self.columns is None else tail[:, self.columns]

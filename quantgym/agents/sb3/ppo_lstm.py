@@ -44,7 +44,9 @@ class PPOLstmAgent(SB3Agent):
           market window plus the account features
           (:class:`~quantgym.agents.sb3.extractors.RecentBarsExtractor`); its memory carries
           the rest of the history. Fed the whole window (``None``) it fingerprints the bars of
-          the one training path and memorises their next returns;
+          the one training path and memorises their next returns; ``account_features`` picks
+          the account features it reads (``True``, the default: all five; ``["position"]``:
+          the position alone, ``ppo_mlp``'s default, not yet measured for the LSTM);
         - a small net against the same overfitting: ``lstm_hidden_size=32`` (one layer),
           separate actor and critic LSTMs, a ``[32]`` head (``net_arch``), ``n_epochs=4``;
         - ``gamma=0.9``, ``gae_lambda=0.9``: a decision's effect (next-bar PnL, the cost of a
@@ -73,6 +75,7 @@ class PPOLstmAgent(SB3Agent):
         shared_lstm: bool = False
         enable_critic_lstm: bool = True
         recent_bars: int | None = 1
+        account_features: bool | list[str] = True
 
     def _policy_kwargs(self, env: Any) -> dict[str, Any]:
         c = self.config
@@ -83,7 +86,7 @@ class PPOLstmAgent(SB3Agent):
             "enable_critic_lstm": c.enable_critic_lstm,
             "shared_lstm": c.shared_lstm,
         }
-        if c.recent_bars is not None:
+        if not c.reads_whole_observation(c.account_features):
             kwargs.update(self._recent_bars_kwargs(env))
         return kwargs
 

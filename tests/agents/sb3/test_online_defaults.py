@@ -53,18 +53,23 @@ def test_recent_bars_policy_reads_only_the_newest_bars(cls):
 
 def test_mlp_without_recent_bars_reads_the_whole_window():
     """``ppo_mlp`` with ``recent_bars=None`` (online_quality's ``mlp_window``): the policy's
-    input is the whole flat observation, and the oldest bar alone moves its logits."""
+    input is every window row plus the position (the default ``account_features``), and the
+    oldest bar alone moves its logits; with ``account_features=True`` it is the whole flat
+    observation (SB3's flatten extractor)."""
     env = make_env()
+    base = env.unwrapped
     agent = PPOMlpAgent(**TINY, recent_bars=None).fit(env, train_steps=64, progress_bar=False)
-    extractor = agent.model.policy.features_extractor
-    assert not isinstance(extractor, RecentBarsExtractor)
-    assert extractor.features_dim == env.observation_space.shape[0]
-    n_features = env.unwrapped.n_market_features
+    assert agent.model.policy.features_extractor.features_dim == WINDOW * base.n_market_features + 1
+    n_features = base.n_market_features
     obs, _ = env.reset(seed=1)
     obs = np.stack([obs, obs])
     oldest = obs.copy()
     oldest[:, :n_features] += 3.0
     assert not torch.allclose(logits(agent, oldest), logits(agent, obs))
+    whole = PPOMlpAgent(**TINY, recent_bars=None, account_features=True).build(env)
+    extractor = whole.model.policy.features_extractor
+    assert not isinstance(extractor, RecentBarsExtractor)
+    assert extractor.features_dim == env.observation_space.shape[0]
 
 
 def test_mlp_recent_bars_uses_the_recent_bars_extractor():
@@ -73,7 +78,11 @@ def test_mlp_recent_bars_uses_the_recent_bars_extractor():
     extractor = agent.model.policy.features_extractor
     base = env.unwrapped
     assert isinstance(extractor, RecentBarsExtractor)
-    assert extractor.features_dim == 3 * base.n_market_features + base.n_account_features
+    assert extractor.features_dim == 3 * base.n_market_features + 1  # + the position
+    every = PPOMlpAgent(**TINY, recent_bars=3, account_features=True).build(env)
+    assert every.model.policy.features_extractor.features_dim == (
+        3 * base.n_market_features + base.n_account_features
+    )
 
 
 def test_transformer_recent_bars_sets_the_sequence_length_of_the_attention_maps(tmp_path):

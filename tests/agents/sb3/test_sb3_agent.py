@@ -335,6 +335,59 @@ def test_recent_bars_extractor_is_the_newest_bar_plus_account_features():
         RecentBarsExtractor(space, n_bars=9, n_market_features=3, n_account_features=5)
 
 
+def test_recent_bars_extractor_keeps_only_the_named_account_features():
+    space = spaces.Box(-np.inf, np.inf, (8 * 3 + 5,), np.float32)
+    extractor = RecentBarsExtractor(
+        space, n_bars=2, n_market_features=3, n_account_features=5, account_offsets=[0, 3]
+    )
+    obs = torch.arange(2 * 29, dtype=torch.float32).reshape(2, 29)
+    assert extractor.features_dim == 8
+    expected = torch.cat([obs[:, 18:24], obs[:, [24, 27]]], dim=1)  # 2 bars, position, drawdown
+    assert torch.equal(extractor(obs), expected)
+    none = RecentBarsExtractor(
+        space, n_bars=1, n_market_features=3, n_account_features=5, account_offsets=[]
+    )
+    assert torch.equal(none(obs), obs[:, 21:24])
+    with pytest.raises(ValueError, match="account_offsets"):
+        RecentBarsExtractor(
+            space, n_bars=1, n_market_features=3, n_account_features=5, account_offsets=[5]
+        )
+
+
+@pytest.mark.parametrize("cls", [PPOMlpAgent, PPOLstmAgent, PPOTransformerAgent])
+def test_account_features_choose_what_the_policy_reads_of_the_account(cls, tmp_path):
+    """``account_features=["position"]``: the policy reads the market and the position; the
+    other account features (exposure, unrealized PnL ...) do not move its output."""
+    env = make_env()
+    agent = cls(**TINY, account_features=["position"]).fit(env, train_steps=64, progress_bar=False)
+    every = cls(**TINY, account_features=True).build(env)
+    assert agent.model.policy.features_dim == every.model.policy.features_dim - 4
+    obs, _ = env.reset(seed=1)
+    obs = np.stack([obs, obs])
+    moved = obs.copy()
+    moved[:, -4:] += 3.0  # exposure, unrealized_pnl, drawdown, time_in_position
+    position = obs.copy()
+    position[:, -5] += 3.0
+
+    def scores(a, o):
+        with torch.no_grad():
+            return a.action_scores(torch.as_tensor(o)).numpy()
+
+    np.testing.assert_array_equal(scores(agent, moved), scores(agent, obs))
+    assert not np.allclose(scores(agent, position), scores(agent, obs))
+    agent.save(tmp_path / "agent")
+    loaded = BaseAgent.load(tmp_path / "agent")
+    assert loaded.config.account_features == ["position"]
+    np.testing.assert_array_equal(scores(loaded, obs), scores(agent, obs))
+
+
+@pytest.mark.parametrize("cls", [PPOMlpAgent, PPOLstmAgent, PPOTransformerAgent])
+@pytest.mark.parametrize("bad", [["nope"], "position", ["position", "position"]])
+def test_bad_account_features_raise_value_error(cls, bad):
+    with pytest.raises(ValueError, match="account_features"):
+        cls(account_features=bad)
+
+
 def test_lstm_reads_recent_bars_or_the_whole_observation():
     env = make_env()
     recent = PPOLstmAgent(**TINY).build(env)
