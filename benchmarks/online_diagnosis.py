@@ -5,6 +5,9 @@ how decided the policy is where it switches position.
     .venv/bin/python benchmarks/online_diagnosis.py ppo_mlp
     .venv/bin/python benchmarks/online_diagnosis.py ppo_mlp --set recent_bars=null gamma=0.99
     .venv/bin/python benchmarks/online_diagnosis.py ppo_transformer --steps 50000 --seed 1
+    .venv/bin/python benchmarks/online_diagnosis.py ppo_lstm --env-kwargs '{"features": "returns"}'
+    .venv/bin/python benchmarks/online_diagnosis.py ppo_mlp --market synthetic:regime@weak \
+        --market-params '{"drifts": [0.0012, -0.0012, 0.0]}'
 
 Protocol (as ``benchmarks/compare.py``): one long seeded synthetic series; the agent trains on
 its first 20,000 bars; held-out = 64 disjoint 1,000-bar windows after a 200-bar embargo;
@@ -75,10 +78,12 @@ def diagnose(
     seed: int = 0,
     market: str = "synthetic:regime",
     market_params: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``agent_name`` and return its held-out / in-sample diagnosis (see module doc);
     ``market_params`` are a variant's generator kwargs (``market`` is then
-    ``synthetic:<kind>@<label>``, as in a suite's ``market_params``)."""
+    ``synthetic:<kind>@<label>``, as in a suite's ``market_params``); ``env_kwargs`` are
+    ``TradingEnv-v0`` kwargs of every env (e.g. ``{"features": "returns"}``)."""
     import gymnasium as gym
     import torch
 
@@ -102,6 +107,7 @@ def diagnose(
             train_bars=20_000,
             embargo_bars=200,
             market_params=market_params,
+            env_kwargs=env_kwargs or {},
         )
 
     main_cell = cell(agent_name, agent_kwargs, steps)
@@ -140,6 +146,7 @@ def diagnose(
         "seed": seed,
         "market": market,
         "market_params": market_params,
+        "env_kwargs": env_kwargs,
         "train_cpu_s": round(result.train_cpu_s, 1),
         "train_wall_s": round(result.train_s, 1),
     }
@@ -158,6 +165,7 @@ def diagnose(
         num_envs=len(units),
         data=data,
         end=bar_timestamp(data, units[-1].end),
+        **(env_kwargs or {}),
         episode_length=1000,
     )
     obs, _ = vec.reset(seed=seed, options={"start": [u.start for u in units]})
@@ -201,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a variant's generator kwargs as JSON, e.g. --market synthetic:regime@weak "
         "--market-params '{\"drifts\": [0.0012, -0.0012, 0.0]}'",
     )
+    parser.add_argument(
+        "--env-kwargs",
+        type=json.loads,
+        help='TradingEnv-v0 kwargs of every env as JSON, e.g. \'{"features": "returns"}\'',
+    )
     parser.add_argument("--set", nargs="*", default=[], help="config KEY=JSON_VALUE")
     parser.add_argument("--log", type=Path, help="append the JSON line to this file")
     args = parser.parse_args(argv)
@@ -220,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         market=args.market,
         market_params=args.market_params,
+        env_kwargs=args.env_kwargs,
     )
     line = json.dumps(result)
     print(line)

@@ -26,8 +26,8 @@ def test_switch_margins_without_a_switch():
     assert out["median_elsewhere"] == pytest.approx(0.4)
 
 
-def test_market_params_reach_the_cell(monkeypatch):
-    """``--market-params`` is parsed as JSON and passed to diagnose as the variant's params."""
+def test_market_params_and_env_kwargs_reach_diagnose(monkeypatch):
+    """``--market-params`` and ``--env-kwargs`` are parsed as JSON and passed to diagnose."""
     seen = {}
 
     def fake(agent, kwargs, **options):
@@ -42,10 +42,13 @@ def test_market_params_reach_the_cell(monkeypatch):
             "synthetic:regime@weak",
             "--market-params",
             '{"drifts": [0.0012, -0.0012, 0.0]}',
+            "--env-kwargs",
+            '{"features": "returns"}',
             "--set",
             "gamma=0.99",
         ]
     )
     assert seen["market"] == "synthetic:regime@weak"
     assert seen["market_params"] == {"drifts": [0.0012, -0.0012, 0.0]}
+    assert seen["env_kwargs"] == {"features": "returns"}
     assert seen["kwargs"] == {"gamma": 0.99}
