@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["diagnose", "main", "switch_margins"]
+__all__ = ["diagnose", "diagnosis_suite", "main", "switch_margins"]
 
 REFERENCES = ("bayes_filter_expert", "sma_crossover")
 IN_SAMPLE_WINDOWS = 19
@@ -70,20 +70,45 @@ def switch_margins(actions: np.ndarray, gaps: np.ndarray) -> dict[str, float | N
     }
 
 
+def diagnosis_suite(
+    agent_name: str,
+    *,
+    seed: int = 0,
+    market: str = "synthetic:regime",
+    market_params: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """The protocol of one diagnosis as a validated :class:`quantgym.benchmark.suite.Suite`
+    (a ``ValueError`` names a bad agent, market, variant parameter or env kwarg):
+    ``market_params`` are a variant's generator kwargs (``market`` is then
+    ``synthetic:<kind>@<label>``), ``env_kwargs`` are ``TradingEnv-v0`` kwargs of every env
+    (e.g. ``{"features": "returns"}``)."""
+    from quantgym.benchmark.suite import Suite
+
+    return Suite(
+        name="diagnosis",
+        markets=[market],
+        market_params={market: market_params} if market_params is not None else {},
+        agents=[agent_name],
+        seeds=[seed],
+        window_bars=1000,
+        n_windows=64,
+        train_bars=20_000,
+        embargo_bars=200,
+        env_kwargs=env_kwargs if env_kwargs is not None else {},
+    ).validate()
+
+
 def diagnose(
     agent_name: str,
     agent_kwargs: dict[str, Any],
     *,
     steps: int | None = None,
-    seed: int = 0,
-    market: str = "synthetic:regime",
-    market_params: dict[str, Any] | None = None,
-    env_kwargs: dict[str, Any] | None = None,
+    suite: Any = None,
 ) -> dict[str, Any]:
-    """Train ``agent_name`` and return its held-out / in-sample diagnosis (see module doc);
-    ``market_params`` are a variant's generator kwargs (``market`` is then
-    ``synthetic:<kind>@<label>``, as in a suite's ``market_params``); ``env_kwargs`` are
-    ``TradingEnv-v0`` kwargs of every env (e.g. ``{"features": "returns"}``)."""
+    """Train ``agent_name`` and return its held-out / in-sample diagnosis (see module doc) on
+    the market, seed and env kwargs of ``suite`` (:func:`diagnosis_suite`; ``None``: its
+    defaults, seed 0 of ``synthetic:regime``)."""
     import gymnasium as gym
     import torch
 
@@ -93,21 +118,26 @@ def diagnose(
     from quantgym.benchmark.scoring import evaluate_units
     from quantgym.benchmark.training import seed_everything
 
+    if suite is None:
+        suite = diagnosis_suite(agent_name)
+    market, seed, bars = suite.markets[0], suite.seeds[0], suite.window_bars
+    market_params = suite.market_params.get(market)
+
     def cell(agent: str, kwargs: dict[str, Any], budget: int | None) -> Cell:
         return Cell(
-            suite="diagnosis",
+            suite=suite.name,
             market=market,
             agent=agent,
             seed=seed,
             protocol="windows",
             agent_kwargs=kwargs,
             train_steps=budget,
-            window_bars=1000,
-            n_windows=64,
-            train_bars=20_000,
-            embargo_bars=200,
+            window_bars=suite.window_bars,
+            n_windows=suite.n_windows,
+            train_bars=suite.train_bars,
+            embargo_bars=suite.embargo_bars,
             market_params=market_params,
-            env_kwargs=env_kwargs or {},
+            env_kwargs=suite.env_kwargs,
         )
 
     main_cell = cell(agent_name, agent_kwargs, steps)
@@ -115,7 +145,7 @@ def diagnose(
     plan = plan_for(main_cell, data, first_bar)
     train = plan.trains[0]
     in_sample = [
-        TestUnit(k, None, train.start + k * 1001, train.start + k * 1001 + 1000, train)
+        TestUnit(k, None, train.start + k * (bars + 1), train.start + k * (bars + 1) + bars, train)
         for k in range(IN_SAMPLE_WINDOWS)
     ]
 
@@ -146,7 +176,7 @@ def diagnose(
         "seed": seed,
         "market": market,
         "market_params": market_params,
-        "env_kwargs": env_kwargs,
+        "env_kwargs": suite.env_kwargs,
         "train_cpu_s": round(result.train_cpu_s, 1),
         "train_wall_s": round(result.train_s, 1),
     }
@@ -165,14 +195,14 @@ def diagnose(
         num_envs=len(units),
         data=data,
         end=bar_timestamp(data, units[-1].end),
-        **(env_kwargs or {}),
-        episode_length=1000,
+        **suite.env_kwargs,
+        episode_length=bars,
     )
     obs, _ = vec.reset(seed=seed, options={"start": [u.start for u in units]})
     actions, entropies, margins = [], [], []
     recurrent = getattr(agent, "recurrent", False)
     state, start = None, np.ones(len(units), dtype=bool)
-    for _ in range(1000):
+    for _ in range(bars):
         action, state = agent.predict(obs, state=state, episode_start=start)
         start = np.zeros(len(units), dtype=bool)
         if not recurrent:
@@ -186,7 +216,7 @@ def diagnose(
         actions.append(np.asarray(action))
         obs, *_ = vec.step(action)
     vec.close()
-    acts = np.stack(actions)  # (1000, n_windows)
+    acts = np.stack(actions)  # (bars, n_windows)
     n_actions = int(agent.model.action_space.n)
     out["action_mix"] = [round(float(np.mean(acts == k)), 3) for k in range(n_actions)]
     out["entropy"] = round(float(np.mean(entropies)), 3) if entropies else None
@@ -226,15 +256,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
             kwargs[key] = value
-    result = diagnose(
-        args.agent,
-        kwargs,
-        steps=args.steps,
-        seed=args.seed,
-        market=args.market,
-        market_params=args.market_params,
-        env_kwargs=args.env_kwargs,
-    )
+    try:
+        suite = diagnosis_suite(
+            args.agent,
+            seed=args.seed,
+            market=args.market,
+            market_params=args.market_params,
+            env_kwargs=args.env_kwargs,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    result = diagnose(args.agent, kwargs, steps=args.steps, suite=suite)
     line = json.dumps(result)
     print(line)
     if args.log is not None:

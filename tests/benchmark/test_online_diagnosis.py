@@ -27,7 +27,8 @@ def test_switch_margins_without_a_switch():
 
 
 def test_market_params_and_env_kwargs_reach_diagnose(monkeypatch):
-    """``--market-params`` and ``--env-kwargs`` are parsed as JSON and passed to diagnose."""
+    """``--market-params`` and ``--env-kwargs`` are parsed as JSON and reach diagnose in its
+    validated protocol suite."""
     seen = {}
 
     def fake(agent, kwargs, **options):
@@ -48,7 +49,26 @@ def test_market_params_and_env_kwargs_reach_diagnose(monkeypatch):
             "gamma=0.99",
         ]
     )
-    assert seen["market"] == "synthetic:regime@weak"
-    assert seen["market_params"] == {"drifts": [0.0012, -0.0012, 0.0]}
-    assert seen["env_kwargs"] == {"features": "returns"}
+    suite = seen["suite"]
+    assert suite.markets == ["synthetic:regime@weak"]
+    assert suite.market_params == {"synthetic:regime@weak": {"drifts": [0.0012, -0.0012, 0.0]}}
+    assert suite.env_kwargs == {"features": "returns"}
     assert seen["kwargs"] == {"gamma": 0.99}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env-kwargs", "[1]"], "env_kwargs must be a mapping"),
+        (["--env-kwargs", '{"market": "gbm"}'], "set by the harness's protocol"),
+        (["--market-params", '{"drifts": [0.001, -0.001, 0.0]}'], "only variants"),
+        (["--market", "synthetic:regime@weak"], "no market_params entry"),
+        (["--market", "nowhere"], "nowhere"),
+    ],
+)
+def test_bad_protocol_input_is_a_usage_error_naming_it(monkeypatch, capsys, args, message):
+    monkeypatch.setattr(diagnosis, "diagnose", lambda *a, **k: pytest.fail("must not train"))
+    with pytest.raises(SystemExit) as exit_info:
+        diagnosis.main(["ppo_mlp", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -227,8 +227,12 @@ class SB3Agent(TrainableAgent):
         """Policy kwargs that feed the policy only the newest ``config.recent_bars`` window rows
         (``None``: all of them) and the account features ``config.account_features`` names
         (:class:`RecentBarsExtractor`); the layout is read from ``env`` (or the saved config).
-        An env that exposes no window layout (not a quantgym env) has no bars to select: the
+        No kwargs when the config selects every column (SB3's flatten extractor reads them); an
+        env that exposes no window layout (not a quantgym env) has no bars to select: the
         policy then reads the whole observation, with a warning."""
+        c: Any = self.config
+        if c.reads_whole_observation(c.account_features):
+            return {}
         try:
             self._resolve_layout(env)
         except ValueError as exc:
@@ -236,18 +240,16 @@ class SB3Agent(TrainableAgent):
                 f"recent_bars ignored: {exc}; the policy reads the whole observation", stacklevel=3
             )
             return {}
-        c: Any = self.config
         n_bars = c.window_size if c.recent_bars is None else c.recent_bars
         if n_bars > c.window_size:
             raise ValueError(f"recent_bars={c.recent_bars} exceeds window_size={c.window_size}")
-        account = getattr(c, "account_features", True)
         return {
             "features_extractor_class": RecentBarsExtractor,
             "features_extractor_kwargs": {
                 "n_bars": n_bars,
                 "n_market_features": c.n_market_features,
                 "n_account_features": c.n_account_features,
-                "account_offsets": None if account is True else account_feature_offsets(account),
+                "account_offsets": account_feature_offsets(c.account_features),
             },
         }
 

@@ -58,7 +58,6 @@ class RecentBarsExtractor(BaseFeaturesExtractor):
             )
         size = n_bars * n_market_features + len(offsets)
         super().__init__(observation_space, features_dim=size)
-        self.size = size
         self.tail = tail
         # tail-relative columns: the market rows, then the chosen account features
         keep = list(range(n_bars * n_market_features))

@@ -79,16 +79,14 @@ class PPOLstmAgent(SB3Agent):
 
     def _policy_kwargs(self, env: Any) -> dict[str, Any]:
         c = self.config
-        kwargs = {
+        return {
             **super()._policy_kwargs(env),
             "lstm_hidden_size": c.lstm_hidden_size,
             "n_lstm_layers": c.n_lstm_layers,
             "enable_critic_lstm": c.enable_critic_lstm,
             "shared_lstm": c.shared_lstm,
+            **self._recent_bars_kwargs(env),
         }
-        if not c.reads_whole_observation(c.account_features):
-            kwargs.update(self._recent_bars_kwargs(env))
-        return kwargs
 
     def initial_state(self, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Zero LSTM state ``(h, c)`` for ``n_envs`` parallel episodes."""

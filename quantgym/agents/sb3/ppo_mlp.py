@@ -54,8 +54,4 @@ class PPOMlpAgent(SB3Agent):
         account_features: bool | list[str] = dataclasses.field(default_factory=lambda: ["position"])
 
     def _policy_kwargs(self, env: Any) -> dict[str, Any]:
-        kwargs = super()._policy_kwargs(env)
-        c = self.config
-        if not c.reads_whole_observation(c.account_features):
-            kwargs.update(self._recent_bars_kwargs(env))
-        return kwargs
+        return {**super()._policy_kwargs(env), **self._recent_bars_kwargs(env)}

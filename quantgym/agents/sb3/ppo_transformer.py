@@ -100,9 +100,7 @@ class PPOTransformerAgent(SB3Agent):
                 "n_bars": c.recent_bars,
                 "newest_bar_skip": c.newest_bar_skip,
                 "pooling": c.pooling,
-                "account_offsets": None
-                if c.account_features is True
-                else account_feature_offsets(c.account_features),
+                "account_offsets": account_feature_offsets(c.account_features),
             },
             "share_features_extractor": c.share_features_extractor,
         }
