@@ -19,7 +19,8 @@ Protocol:
   ``bayes_filter_expert`` = 100; 95 % CI by a paired bootstrap over windows stratified by
   seed (:mod:`quantgym.benchmark.statistics` when installed, else the same resampling here);
 - rows: ``bc``, ``filtered_bc`` (BC on the best episodes), ``cql``, ``dt_d3rlpy``, ``dt`` conditioned on a target (``"target"``) and by its
-  critic (``"critic"``; the same trained model), ``supervised``;
+  critic (``"critic"``; the same trained model), ``qdt`` (``dt`` on returns-to-go relabelled
+  by a ``cql`` critic), ``supervised``;
 - conditioning (on ``mixed``): the DT's realised test log growth per window for low / median /
   high targets (10th / 50th / 90th percentile of the dataset's episode returns) and for the
   critic, with the spread and mean max drawdown of the windows; plot in ``--plot``.
@@ -70,7 +71,7 @@ WARMUP_BARS = 400  # bars before the first window: the causal features' normalis
 # Every row trains at its ``make_agent`` defaults: the table is what a user gets. (The DT rows
 # share one trained model, conditioned on a target or on its critic.)
 BUDGETS: dict[str, dict[str, Any]] = {
-    name: {} for name in ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt", "supervised")
+    name: {} for name in ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt", "qdt", "supervised")
 }
 QUICK_BUDGETS: dict[str, dict[str, Any]] = {
     "bc": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
@@ -78,9 +79,16 @@ QUICK_BUDGETS: dict[str, dict[str, Any]] = {
     "cql": {"train_steps": 50, "batch_size": 64},
     "dt_d3rlpy": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
     "dt": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
+    "qdt": {
+        "train_steps": 5,
+        "context_length": 4,
+        "n_layers": 1,
+        "d_model": 16,
+        "critic": {"train_steps": 50, "batch_size": 64},
+    },
     "supervised": {"train_steps": 100},
 }
-ROWS = ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt (target)", "dt (critic)", "supervised")
+ROWS = ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt (target)", "dt (critic)", "qdt", "supervised")
 
 
 # -- test windows ---------------------------------------------------------------------------
@@ -211,28 +219,34 @@ def print_table(table: dict[str, dict[str, Any]], datasets: list[str]) -> None:
 
 
 def combine(paths: list[str], out: str) -> dict[str, Any]:
-    """One results file from runs of this script on different datasets (same protocol
-    otherwise), e.g. ``--datasets random``, ``--datasets mixed`` and ``--datasets expert`` run
-    side by side on two cores; ``ValueError`` if their windows, seeds or budgets differ."""
+    """One results file from runs of this script on different datasets or agents (same
+    protocol otherwise), e.g. ``--datasets random``, ``--datasets mixed`` and ``--datasets
+    expert`` run side by side on two cores, or the committed table and a re-run of some agents.
+    A later file's cells (and DT conditioning study) replace an earlier one's. ``ValueError``
+    if their windows or seeds differ, or an agent both ran has other budgets."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
     first = runs[0]
     same = ("starts", "seeds", "windows", "window_bars", "dataset_steps", "reference")
+    budgets: dict[str, Any] = {}
     for path, run in zip(paths, runs, strict=True):
-        if any(run["protocol"][k] != first["protocol"][k] for k in same) or (
-            run["budgets"] != first["budgets"]
-        ):
+        clash = [k for k, v in run["budgets"].items() if budgets.get(k, v) != v]
+        if any(run["protocol"][k] != first["protocol"][k] for k in same) or clash:
             raise ValueError(f"{path} used another protocol or other budgets than {paths[0]}")
+        budgets.update(run["budgets"])
     table: dict[str, dict[str, Any]] = {}
     for run in runs:
         for row, cells in run["table"].items():
             table.setdefault(row, {}).update(cells)
-    conditioning = next((r["conditioning"] for r in runs if len(r["conditioning"]) > 1), {})
+    conditioning = next(
+        (r["conditioning"] for r in reversed(runs) if len(r["conditioning"]) > 1), {}
+    )
     cpu: dict[str, list[float]] = {}
     for run in runs:
         for name, seconds in run["train_cpu_seconds"].items():
             cpu.setdefault(name, []).append(seconds)
     result = {
         **first,
+        "budgets": budgets,
         "table": table,
         "conditioning": conditioning,
         "train_cpu_seconds": {k: float(np.mean(v)) for k, v in cpu.items()},

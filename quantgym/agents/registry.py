@@ -57,6 +57,7 @@ _REGISTRY: dict[str, str | type] = {
     "cql": f"{_D3RLPY}.cql:CQLAgent",
     "dt_d3rlpy": f"{_D3RLPY}.dt_d3rlpy:D3rlpyDecisionTransformerAgent",
     "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",
+    "qdt": "quantgym.agents.decision_transformer.qdt:QDTAgent",
     "supervised": "quantgym.agents.supervised:SupervisedAgent",
     # TradingEnv-v0: the exact experts of the lagged and crash synthetic markets
     "lag_expert": f"{_POLICIES}:LagExpert",

@@ -22,7 +22,17 @@ pytest.importorskip("d3rlpy")
 
 ENV_KWARGS = {"market_kwargs": {"n_bars": 400}, "window_size": 4, "episode_length": 40}
 DATA_ENV = {"episode_length": 60, "window_size": 4}
-LEARNERS = ["ppo_mlp", "ppo_lstm", "ppo_transformer", "bc", "cql", "dt_d3rlpy", "dt", "supervised"]
+LEARNERS = [
+    "ppo_mlp",
+    "ppo_lstm",
+    "ppo_transformer",
+    "bc",
+    "cql",
+    "dt_d3rlpy",
+    "dt",
+    "qdt",
+    "supervised",
+]
 # agent -> (tiny config, budget key before the rename, class path before the move or None)
 OLD_FORMAT = {
     "ppo_mlp": (

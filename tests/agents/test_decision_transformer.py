@@ -380,3 +380,32 @@ def test_episode_start_mask_defaults_to_no_start_and_rejects_a_wrong_length():
     assert episode_start_mask(np.array([1, 0]), 2).tolist() == [True, False]
     with pytest.raises(ValueError, match="episode_start has 2 entries for 3 envs"):
         episode_start_mask(np.array([True, False]), 3)
+
+
+def test_dt_decides_from_the_moving_average_of_its_probabilities() -> None:
+    """The action is the argmax of the probabilities averaged since the episode's first step
+    (weight ``action_smoothing`` on the newest); ``1.0`` is the per-step argmax."""
+    rng = np.random.default_rng(0)
+    steps = [np.stack([_obs(0.0, 0.0), _obs(0.0, 0.0)]) for _ in range(6)]
+    for obs in steps:
+        obs[:, :12] = rng.normal(size=(2, 12))
+    plain, smoothed = _agent(action_smoothing=1.0), _agent(action_smoothing=0.4)
+    smoothed.model.load_state_dict(plain.model.state_dict())
+    plain_state = smoothed_state = None
+    average = None
+    for t, obs in enumerate(steps):
+        start = np.array([t == 0, t in (0, 3)])  # env 1 restarts at t = 3
+        plain_actions, plain_state = plain.predict(obs, plain_state, start)
+        with torch.inference_mode():
+            logits = plain.model.action_logits_at(
+                *plain._tensors(plain_state), torch.from_numpy(plain_state.length)
+            )
+        probs = torch.softmax(logits.double(), -1).numpy()
+        np.testing.assert_array_equal(plain_actions, probs.argmax(1))
+        actions, smoothed_state = smoothed.predict(obs, smoothed_state, start)
+        average = probs if average is None else 0.6 * average + 0.4 * probs
+        average[start] = probs[start]
+        np.testing.assert_allclose(smoothed_state.smoothed, average, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(actions, average.argmax(1))
+    with pytest.raises(ValueError, match="action_smoothing"):
+        _agent(action_smoothing=2.0)

@@ -118,3 +118,14 @@ class CQLAgent(D3rlpyAgent):
             return modules.policy(x).squashed_mu
         # d3rlpy's greedy action: the argmax of the critics' mean Q-values
         return torch.stack([q(x).q_value for q in modules.q_funcs]).mean(dim=0)
+
+    def state_values(self, observations: np.ndarray) -> np.ndarray:
+        """``V(s) = max_a Q(s, a)`` of ``(N, D)`` observations in the dataset's reward units
+        (the critics' mean, divided by the reward scale they trained with); discrete only."""
+        self._require_algo()
+        if not self.config.discrete:
+            raise ValueError("state_values needs a cql trained on a discrete dataset")
+        obs, _ = self._check_observation(observations)
+        with torch.no_grad():
+            q = self.action_scores(torch.from_numpy(obs)).double().numpy()
+        return q.max(axis=1) / float(self.config.fitted_reward_scale or 1.0)

@@ -29,6 +29,7 @@ from quantgym.agents.decision_transformer.training import (
     train,
 )
 from quantgym.agents.observations import ColumnSelection, dataset_layout, episode_start_mask
+from quantgym.agents.smoothing import smoothed_actions
 from quantgym.files import atomic_write
 
 __all__ = ["DecisionTransformerAgent", "MODEL_FILE", "SHAPE_FIELDS"]
@@ -144,6 +145,10 @@ class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
             )
         self.config = new
 
+    def _returns_to_go(self, dataset: Any) -> np.ndarray:
+        """``(N,)`` returns-to-go the model trains on: the realised ones (hook)."""
+        return dataset.returns_to_go(self.config.gamma)
+
     def fit(
         self,
         dataset: Any,
@@ -175,7 +180,7 @@ class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
             np.asarray(infos["bar"]) if "bar" in infos else None,
             list(self.config.positions or []),
             self.config,
-            returns_to_go=dataset.returns_to_go(self.config.gamma),
+            returns_to_go=self._returns_to_go(dataset),
         )
         self.risk_scale = sampler.risk_scale
         self.history = train(model, sampler, self.config, train_steps, progress_bar, callback)
@@ -192,7 +197,12 @@ class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
         """Empty contexts for ``n_envs`` envs."""
         c = self.config
         return dt_policy.initial_state(
-            n_envs, c.context_length, self.state_dim, int(c.observation_dim), self._target()
+            n_envs,
+            c.context_length,
+            self.state_dim,
+            int(c.observation_dim),
+            self._target(),
+            int(c.n_actions),
         )
 
     def _target(self) -> float:
@@ -293,10 +303,14 @@ class DecisionTransformerAgent(ColumnSelection, TrainableAgent):
             logits = model.action_logits_at(
                 *self._tensors(state), torch.from_numpy(state.length)
             )  # (N, A)
-            if deterministic:
-                actions = logits.argmax(dim=-1).numpy()
-            else:
-                actions = torch.distributions.Categorical(logits=logits).sample().numpy()
+            actions, smoothed = smoothed_actions(
+                logits,
+                state.smoothed,
+                dt_policy.first_steps(state),
+                float(c.action_smoothing),
+                deterministic,
+            )
+        state = state._replace(smoothed=smoothed)
         state.actions[np.arange(n), state.length - 1] = actions
         self._last_state = state
         return (actions if batched else actions[0]), state

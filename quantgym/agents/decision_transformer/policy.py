@@ -23,7 +23,10 @@ Per step, for every env ``i`` (all envs at once, numpy):
      critic-guided DT (CGDT, AAAI 2024); unlike CGDT the critic does not shape the actor's
      training loss, it only picks the return to condition on;
 3. the step ``(R_t, s_t, t)`` is appended (the oldest one drops out once ``K`` steps are
-   held); the action read at ``s_t`` fills the step's action token.
+   held); the action read at ``s_t`` fills the step's action token;
+4. the action probabilities at ``s_t`` join their moving average over the episode
+   (``smoothed``, restarted at an episode's first step; :mod:`quantgym.agents.smoothing`),
+   from which the action is read.
 
 Windows are right-padded, so an env with ``n < K`` steps holds them in slots ``0..n-1`` and
 its action is read at slot ``n - 1``.
@@ -37,7 +40,14 @@ import numpy as np
 
 from quantgym.agents.observations import realised_log_return
 
-__all__ = ["DTState", "initial_state", "reset_envs", "append_step", "realised_rewards"]
+__all__ = [
+    "DTState",
+    "initial_state",
+    "reset_envs",
+    "append_step",
+    "first_steps",
+    "realised_rewards",
+]
 
 
 class DTState(NamedTuple):
@@ -51,10 +61,16 @@ class DTState(NamedTuple):
     return_rest: np.ndarray  # (N,) float64 target minus the realised log growth so far
     timestep: np.ndarray  # (N,) int64 timestep of the next observation
     last_observation: np.ndarray  # (N, obs_dim) float32 raw, to recover the reward
+    smoothed: np.ndarray  # (N, A) float64 moving average of the action probabilities
 
 
 def initial_state(
-    n_envs: int, context_length: int, state_dim: int, observation_dim: int, target: float
+    n_envs: int,
+    context_length: int,
+    state_dim: int,
+    observation_dim: int,
+    target: float,
+    n_actions: int,
 ) -> DTState:
     """Empty contexts for ``n_envs`` envs conditioned on ``target``."""
     n, k = int(n_envs), int(context_length)
@@ -67,6 +83,7 @@ def initial_state(
         return_rest=np.full(n, float(target)),
         timestep=np.zeros(n, np.int64),
         last_observation=np.zeros((n, int(observation_dim)), np.float32),
+        smoothed=np.zeros((n, int(n_actions)), np.float64),
     )
 
 
@@ -90,7 +107,14 @@ def reset_envs(state: DTState, episode_start: np.ndarray, target: float) -> DTSt
         return_rest=np.where(keep, state.return_rest, float(target)),
         timestep=np.where(keep, state.timestep, 0),
         last_observation=state.last_observation.copy(),
+        smoothed=state.smoothed.copy(),
     )
+
+
+def first_steps(state: DTState) -> np.ndarray:
+    """``(N,)`` whether each env's newest step (after :func:`append_step`) is its episode's
+    first."""
+    return state.timestep == 1
 
 
 def append_step(

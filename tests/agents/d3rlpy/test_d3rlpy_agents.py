@@ -282,3 +282,47 @@ def test_dt_softmax_sampler_is_seeded_and_samples(tiny_dataset) -> None:
     assert not np.array_equal(first, greedy.predict(obs)[0])  # 64 draws are not all the argmax
     with pytest.raises(ValueError, match="action_sampler"):
         make_agent("dt_d3rlpy", action_sampler="beam")
+
+
+@pytest.mark.parametrize("name", ["bc", "filtered_bc"])
+def test_bc_decides_from_the_moving_average_of_its_probabilities(
+    name: str, tiny_dataset, tmp_path: Path
+) -> None:
+    import torch
+
+    agent = make_agent(name, **SMALL, action_smoothing=0.3)
+    agent.fit(tiny_dataset, train_steps=5, progress_bar=False)
+    obs = np.asarray(tiny_dataset.episode(0).observations[:8], np.float32)
+    both = np.stack([obs, obs[::-1]], axis=1)  # (T, 2 envs, D)
+    with torch.no_grad():
+        probs = torch.softmax(agent.action_scores(torch.from_numpy(both.reshape(16, -1))), -1)
+    probs = probs.double().numpy().reshape(8, 2, -1)
+    state, average = None, None
+    for t in range(8):
+        start = np.array([t == 0, t in (0, 5)])  # env 1 restarts at t = 5
+        actions, state = agent.predict(both[t], state, episode_start=start)
+        average = probs[t] if average is None else 0.7 * average + 0.3 * probs[t]
+        average[start] = probs[t][start]
+        np.testing.assert_allclose(state, average, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(actions, average.argmax(1))
+    agent.save(tmp_path / name)
+    assert load_agent(tmp_path / name).config.action_smoothing == 0.3
+    plain = make_agent(name, **SMALL, action_smoothing=1.0)
+    plain.fit(tiny_dataset, train_steps=5, progress_bar=False)
+    greedy = plain.action_scores(torch.from_numpy(obs)).argmax(1).numpy()
+    np.testing.assert_array_equal(plain.predict(obs, "ignored")[0], greedy)
+    with pytest.raises(ValueError, match="action_smoothing"):
+        make_agent(name, action_smoothing=0.0)
+
+
+def test_continuous_bc_smooths_its_actions(tiny_continuous_dataset) -> None:
+    agent = make_agent("bc", **SMALL, action_smoothing=0.5)
+    agent.fit(tiny_continuous_dataset, train_steps=5, progress_bar=False)
+    obs = np.asarray(tiny_continuous_dataset.episode(0).observations[:3], np.float32)
+    raw = make_agent("bc", **SMALL, action_smoothing=1.0)
+    raw.fit(tiny_continuous_dataset, train_steps=5, progress_bar=False)
+    expected = raw.predict(obs)[0]  # the same seed and data: the same network
+    a0, state = agent.predict(obs[:1])
+    a1, state = agent.predict(obs[1:2], state, np.array([False]))
+    np.testing.assert_allclose(a0, expected[:1], atol=1e-6)
+    np.testing.assert_allclose(a1, 0.5 * expected[:1] + 0.5 * expected[1:2], atol=1e-6)
