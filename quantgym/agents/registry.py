@@ -55,6 +55,7 @@ _REGISTRY: dict[str, str | type] = {
     "bc": f"{_D3RLPY}.bc:BCAgent",
     "filtered_bc": f"{_D3RLPY}.filtered_bc:FilteredBCAgent",
     "cql": f"{_D3RLPY}.cql:CQLAgent",
+    "bcq": f"{_D3RLPY}.bcq:BCQAgent",
     "dt_d3rlpy": f"{_D3RLPY}.dt_d3rlpy:D3rlpyDecisionTransformerAgent",
     "dt": "quantgym.agents.decision_transformer:DecisionTransformerAgent",
     "qdt": "quantgym.agents.decision_transformer.qdt:QDTAgent",

@@ -28,6 +28,7 @@ LEARNERS = [
     "ppo_transformer",
     "bc",
     "cql",
+    "bcq",
     "dt_d3rlpy",
     "dt",
     "qdt",

@@ -27,6 +27,7 @@ def dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("bc", ["hidden_units=[8]"]),
         ("cql", ["hidden_units=[8]"]),
+        ("bcq", ["hidden_units=[8]"]),
         ("dt_d3rlpy", ["context_length=3", "n_layers=1", "d_model=8"]),
         ("qdt", ["context_length=3", "n_layers=1", "d_model=8", 'critic={"train_steps": 5}']),
         ("supervised", ["hidden_units=[8]", "eval_every=5"]),

@@ -120,3 +120,12 @@ def test_unscaled_rewards_do_not_recover_it(train_logs, test_states):
     )
     agent.fit(train_logs, progress_bar=False)
     assert optimal_action_rate(agent, test_states) < 0.9
+
+
+def test_bcq_recovers_the_optimal_action_from_random_logs(train_logs, test_states):
+    """``bcq`` shares ``cql``'s reward scaling; on uniformly random logs its imitation head
+    allows every action, so it must find the optimal one as well."""
+    agent = make_agent("bcq", train_steps=1_500, hidden_units=[32], batch_size=128, seed=0)
+    agent.fit(train_logs, progress_bar=False)
+    assert agent.config.fitted_reward_scale == pytest.approx(1.0 / np.std(train_logs.rewards))
+    assert optimal_action_rate(agent, test_states) >= 0.95

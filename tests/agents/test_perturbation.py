@@ -371,6 +371,7 @@ def tiny_dataset():
 OFFLINE = [
     ("bc", {"hidden_units": [16], "batch_size": 16}, "logits"),
     ("cql", {"hidden_units": [16], "batch_size": 16}, "q_values"),
+    ("bcq", {"hidden_units": [16], "batch_size": 16}, "q_values"),
     (
         "dt_d3rlpy",
         {"context_length": 4, "n_layers": 1, "d_model": 16, "batch_size": 8},

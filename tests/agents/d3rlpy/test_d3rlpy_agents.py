@@ -37,7 +37,13 @@ def tiny_continuous_dataset():
     return make_dataset("regime", "random", n_steps=300, seed=0, num_envs=3, env_kwargs=env)
 
 
-AGENTS = [("bc", SMALL), ("filtered_bc", SMALL), ("cql", SMALL), ("dt_d3rlpy", DT_SMALL)]
+AGENTS = [
+    ("bc", SMALL),
+    ("filtered_bc", SMALL),
+    ("cql", SMALL),
+    ("bcq", SMALL),
+    ("dt_d3rlpy", DT_SMALL),
+]
 
 
 @pytest.mark.parametrize(("name", "fields"), AGENTS)
@@ -326,3 +332,21 @@ def test_continuous_bc_smooths_its_actions(tiny_continuous_dataset) -> None:
     a1, state = agent.predict(obs[1:2], state, np.array([False]))
     np.testing.assert_allclose(a0, expected[:1], atol=1e-6)
     np.testing.assert_allclose(a1, 0.5 * expected[:1] + 0.5 * expected[1:2], atol=1e-6)
+
+
+def test_bcq_greedy_action_is_d3rlpys_and_continuous_data_is_refused(
+    tiny_dataset, tiny_continuous_dataset
+) -> None:
+    agent = make_agent("bcq", **SMALL).fit(tiny_dataset, train_steps=20, progress_bar=False)
+    obs = tiny_dataset.step_observations()[:50]
+    ours, _ = agent.predict(obs)
+    np.testing.assert_array_equal(ours, agent.algo.predict(agent._select(obs)))
+    values = agent.state_values(obs)
+    import torch
+
+    q = agent.action_scores(torch.from_numpy(np.asarray(obs, np.float32))).detach().numpy()
+    np.testing.assert_allclose(values, q.max(1) / agent.config.fitted_reward_scale, rtol=1e-6)
+    with pytest.raises(ValueError, match="discrete"):
+        make_agent("bcq", **SMALL).fit(tiny_continuous_dataset, train_steps=1, progress_bar=False)
+    with pytest.raises(ValueError, match="action_flexibility"):
+        make_agent("bcq", action_flexibility=1.0)
