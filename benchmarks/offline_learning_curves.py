@@ -31,7 +31,7 @@ from quantgym.agents import make_agent
 from quantgym.datasets.presets import make_dataset
 from quantgym.files import atomic_write, atomic_write_json
 
-INCREMENTAL = ("cql", "bc", "filtered_bc")  # d3rlpy agents: fit(k) continues training
+INCREMENTAL = ("cql", "bcq", "bc", "filtered_bc")  # d3rlpy agents: fit(k) continues training
 
 
 def _scores(points: dict, key: tuple, ref: np.ndarray) -> dict[str, Any]:
@@ -57,9 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--by-size", action="store_true", help="with --replot: score against dataset size"
     )
+    parser.add_argument(
+        "--also",
+        nargs="+",
+        default=[],
+        help="with --replot: results JSON of other runs whose points join the plot",
+    )
     args = parser.parse_args(argv)
     if args.replot:
         points = json.loads(Path(args.out).read_text())
+        for path in args.also:
+            points["points"] = points["points"] + json.loads(Path(path).read_text())["points"]
         (_plot_sizes if args.by_size else _plot)(points, args.plot)
         print(f"wrote {args.plot}")
         return 0

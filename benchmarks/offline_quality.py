@@ -18,9 +18,10 @@ Protocol:
   ``100 * mean(g_agent) / mean(g_reference)`` over the (seed, window) units, cash = 0 and
   ``bayes_filter_expert`` = 100; 95 % CI by a paired bootstrap over windows stratified by
   seed (:mod:`quantgym.benchmark.statistics` when installed, else the same resampling here);
-- rows: ``bc``, ``filtered_bc`` (BC on the best episodes), ``cql``, ``dt_d3rlpy``, ``dt`` conditioned on a target (``"target"``) and by its
-  critic (``"critic"``; the same trained model), ``qdt`` (``dt`` on returns-to-go relabelled
-  by a ``cql`` critic), ``supervised``;
+- rows: ``bc``, ``filtered_bc`` (BC on the best episodes), ``cql``, ``bcq``, ``dt_d3rlpy``,
+  ``dt`` conditioned on a target (``"target"``) and by its critic (``"critic"``; the same
+  trained model), ``qdt`` (``dt`` on returns-to-go relabelled by a ``cql`` critic),
+  ``supervised``;
 - conditioning (on ``mixed``): the DT's realised test log growth per window for low / median /
   high targets (10th / 50th / 90th percentile of the dataset's episode returns) and for the
   critic, with the spread and mean max drawdown of the windows; plot in ``--plot``.
@@ -71,12 +72,13 @@ WARMUP_BARS = 400  # bars before the first window: the causal features' normalis
 # Every row trains at its ``make_agent`` defaults: the table is what a user gets. (The DT rows
 # share one trained model, conditioned on a target or on its critic.)
 BUDGETS: dict[str, dict[str, Any]] = {
-    name: {} for name in ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt", "qdt", "supervised")
+    name: {} for name in ("bc", "filtered_bc", "cql", "bcq", "dt_d3rlpy", "dt", "qdt", "supervised")
 }
 QUICK_BUDGETS: dict[str, dict[str, Any]] = {
     "bc": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
     "filtered_bc": {"train_steps": 50, "batch_size": 64, "hidden_units": [32]},
     "cql": {"train_steps": 50, "batch_size": 64},
+    "bcq": {"train_steps": 50, "batch_size": 64},
     "dt_d3rlpy": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
     "dt": {"train_steps": 5, "context_length": 4, "n_layers": 1, "d_model": 16},
     "qdt": {
@@ -88,7 +90,17 @@ QUICK_BUDGETS: dict[str, dict[str, Any]] = {
     },
     "supervised": {"train_steps": 100},
 }
-ROWS = ("bc", "filtered_bc", "cql", "dt_d3rlpy", "dt (target)", "dt (critic)", "qdt", "supervised")
+ROWS = (
+    "bc",
+    "filtered_bc",
+    "cql",
+    "bcq",
+    "dt_d3rlpy",
+    "dt (target)",
+    "dt (critic)",
+    "qdt",
+    "supervised",
+)
 
 
 # -- test windows ---------------------------------------------------------------------------
