@@ -1,7 +1,9 @@
 """The machinery the offline agents on d3rlpy share (:class:`D3rlpyAgent`): ``bc``
 (DiscreteBC / BC, :mod:`~quantgym.agents.d3rlpy.bc`), ``cql`` (DiscreteCQL / CQL,
-:mod:`~quantgym.agents.d3rlpy.cql`) and ``dt_d3rlpy`` (d3rlpy's DiscreteDecisionTransformer,
-the reference point for our ``dt``, :mod:`~quantgym.agents.d3rlpy.dt_d3rlpy`).
+:mod:`~quantgym.agents.d3rlpy.cql`) and ``bcq`` (DiscreteBCQ, :mod:`~quantgym.agents.d3rlpy.bcq`;
+both on :mod:`~quantgym.agents.d3rlpy.value`), and ``dt_d3rlpy`` (d3rlpy's
+DiscreteDecisionTransformer, the reference point for our ``dt``,
+:mod:`~quantgym.agents.d3rlpy.dt_d3rlpy`).
 
 Each trains with ``fit(dataset, train_steps=...)`` (gradient steps) on a
 :class:`~quantgym.datasets.trajectory.TrajectoryDataset` (exported with ``to_d3rlpy``) and
