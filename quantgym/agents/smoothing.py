@@ -47,9 +47,8 @@ def smooth(
     output = np.asarray(output, dtype=np.float64)
     if previous is None:
         return output.copy()
-    previous = np.asarray(previous, dtype=np.float64) if isinstance(previous, np.ndarray) else None
-    if previous is None or previous.shape != output.shape:
-        got = getattr(previous, "shape", type(previous).__name__)
+    if not isinstance(previous, np.ndarray) or previous.shape != output.shape:
+        got = previous.shape if isinstance(previous, np.ndarray) else type(previous).__name__
         raise ValueError(
             f"state must be the smoothed outputs of shape {output.shape} that the last predict "
             f"returned (or None), got {got}"

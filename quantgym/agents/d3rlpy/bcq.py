@@ -16,6 +16,8 @@ from quantgym.agents.d3rlpy.value import ValueAgent
 
 __all__ = ["BCQAgent"]
 
+NOT_DISCRETE = "bcq needs a discrete dataset (DiscreteBCQ)"
+
 
 class BCQAgent(ValueAgent):
     """``bcq``: discrete batch-constrained Q-learning (d3rlpy ``DiscreteBCQ``; discrete
@@ -46,16 +48,15 @@ class BCQAgent(ValueAgent):
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 < tau < 1.0:
             raise ValueError(f"action_flexibility must be in (0, 1), got {tau!r}")
         if self.config.discrete is False:
-            raise ValueError("bcq needs a discrete dataset (DiscreteBCQ)")
+            raise ValueError(NOT_DISCRETE)
 
     def _prepare(self, dataset: Any) -> None:
-        if not dataset.is_discrete:
-            raise ValueError("bcq needs a discrete dataset (DiscreteBCQ)")
+        if not dataset.is_discrete:  # before the networks are built from its shapes
+            raise ValueError(NOT_DISCRETE)
         super()._prepare(dataset)
 
     def _d3rlpy_config(self, discrete: bool) -> Any:
-        if not discrete:
-            raise ValueError("bcq needs a discrete dataset (DiscreteBCQ)")
+        # only reached with discrete=True: _validate_config and _prepare refuse the rest
         c = self.config
         return d3rlpy.algos.DiscreteBCQConfig(
             batch_size=c.batch_size,
