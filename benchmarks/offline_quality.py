@@ -263,7 +263,9 @@ def combine(paths: list[str], out: str) -> dict[str, Any]:
         "conditioning": conditioning,
         "train_cpu_seconds": {k: float(np.mean(v)) for k, v in cpu.items()},
         "elapsed_seconds": float(sum(r["elapsed_seconds"] for r in runs)),
-        "combined_from": [r["protocol"].get("datasets") for r in runs],
+        "combined_from": [  # the datasets of each run joined, through earlier combines
+            d for r in runs for d in r.get("combined_from") or [r["protocol"].get("datasets")]
+        ],
     }
     atomic_write_json(out, result)
     datasets = [q for q in QUALITIES if any(q in cells for cells in table.values())]

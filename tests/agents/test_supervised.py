@@ -76,6 +76,24 @@ def test_threshold_maps_confidence_to_positions(
     assert actions.tolist() == [expected] * 3  # positions (-1, 0, 1)
 
 
+def test_decisions_read_the_moving_average_of_p_up(
+    dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = SupervisedAgent(**FAST, verbose=False, threshold=0.6, action_smoothing=0.5)
+    agent.fit(dataset, progress_bar=False)
+    ps = iter([0.9, 0.1, 0.1, 0.9, 0.1])  # per-bar P(up) of one env
+    monkeypatch.setattr(agent, "probability_up", lambda obs: np.full(1, next(ps)))
+    obs, state, positions = dataset.step_observations()[:1], None, []
+    for start in (True, False, False, False, True):  # a new episode at the last bar
+        action, state = agent.predict(obs, state, np.array([start]))
+        positions.append(int(action[0]))
+    # averages 0.9, 0.5, 0.3, 0.6, 0.1 (restarted): long, flat, short, long, short
+    assert positions == [2, 1, 0, 2, 0]
+    np.testing.assert_allclose(state, [[0.1]])
+    with pytest.raises(ValueError, match="action_smoothing"):
+        SupervisedAgent(action_smoothing=0.0)
+
+
 def test_save_load_round_trip(dataset, tmp_path: Path) -> None:
     agent = make_agent("supervised", **FAST, verbose=False).fit(dataset, progress_bar=False)
     obs = dataset.step_observations()[:16]
