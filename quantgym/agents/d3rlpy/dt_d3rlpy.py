@@ -18,6 +18,7 @@ from d3rlpy.preprocessing import MultiplyRewardScaler
 
 from quantgym.agents.d3rlpy.base import D3rlpyAgent
 from quantgym.agents.observations import episode_start_mask, realised_log_return
+from quantgym.agents.smoothing import check_action_smoothing, smooth
 from quantgym.checks import check_choice, check_optional_positive_int, check_positive_int
 from quantgym.datasets import to_d3rlpy
 
@@ -40,6 +41,7 @@ class D3rlpyDTState(NamedTuple):
     return_rest: np.ndarray  # (N,) float64 target minus the realised log growth so far
     timestep: np.ndarray  # (N,) int64 timestep of the next observation
     last_observation: np.ndarray  # (N, obs_dim) float32 raw observation, to recover the reward
+    smoothed: np.ndarray  # (N, A) float64 moving average of the action probabilities
 
 
 class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
@@ -69,7 +71,10 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         ``deterministic=True``, from a generator seeded with ``seed`` at the first call, so a
         run reproduces. ``"greedy"`` takes the argmax; with the action tokens d3rlpy's model
         reads, the argmax copies the previous action and holds losing positions
-        (measured: docs/results.md, offline agents).
+        (measured: docs/results.md, offline agents). ``action_smoothing`` (1: off, the
+        default) reads the decision from a moving average of the action probabilities
+        (:mod:`quantgym.agents.smoothing`); it helps the argmax on random logs only, where
+        nothing is copied (benchmarks/dt_d3rlpy_inference.py).
         """
 
         train_steps: int = 3_000
@@ -85,6 +90,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         target_return: float | None = None
         target_quantile: float = 0.95
         action_sampler: str = "softmax"
+        action_smoothing: float = 1.0
         warmup_tokens: int = 10_240
 
     def _validate_config(self) -> None:
@@ -98,6 +104,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         if not c.rtg_scale > 0:
             raise ValueError(f"rtg_scale must be positive, got {c.rtg_scale!r}")
         check_choice("action_sampler", c.action_sampler, ("softmax", "greedy"))
+        check_action_smoothing(c.action_smoothing)
         if c.observation_dim is not None and c.max_timestep is None:
             raise ValueError("max_timestep must be set to build a dt_d3rlpy model")
 
@@ -134,6 +141,22 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             self.config = dataclasses.replace(self.config, **updates)
             self.algo = None  # rebuilt with the new max_timestep
 
+    def fit(
+        self,
+        dataset: Any,
+        train_steps: int | None = None,
+        progress_bar: bool = True,
+        log_dir: Any = None,
+    ) -> D3rlpyDecisionTransformerAgent:
+        """:meth:`D3rlpyAgent.fit`. d3rlpy's learning rate warms up, then decays on a cosine
+        that ends at ``config.train_steps`` (``final_tokens``) and would rise again after it;
+        so a model built by this call takes ``train_steps`` as its ``config.train_steps``, and
+        its schedule spans the steps it trains. A model that exists keeps its schedule."""
+        if train_steps is not None and self.algo is None:
+            steps = self._train_steps(train_steps)
+            self.config = dataclasses.replace(self.config, train_steps=steps)
+        return super().fit(dataset, train_steps, progress_bar, log_dir)
+
     def _export(self, dataset: Any) -> Any:
         # No padding row: d3rlpy's trajectory slicer would train on it as a real step.
         return to_d3rlpy(self._reduced(dataset), keep_final_observation=False)
@@ -159,6 +182,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             return_rest=np.full(n_envs, float(c.target_return or 0.0)),
             timestep=np.ones(n_envs, np.int64),
             last_observation=np.zeros((n_envs, int(c.observation_dim or 0)), np.float32),
+            smoothed=np.zeros((n_envs, int(c.action_size or 0)), np.float64),
         )
 
     def _advance(
@@ -188,6 +212,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             # the timestep embedding has max_timestep rows (0 .. max_timestep - 1)
             timestep=np.minimum(timestep + 1, int(self.config.max_timestep or 1) - 1),
             last_observation=obs.copy(),
+            smoothed=np.where(episode_start[:, None], fresh.smoothed, state.smoothed),
         )
 
     def _next_context(
@@ -246,8 +271,15 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
         self._require_algo()
         obs, batched = self._check_observation(observation)
         state = self._next_context(obs, state, episode_start)
+        weight = float(self.config.action_smoothing)
         with torch.inference_mode():
             logits = self._newest_logits(state, torch.from_numpy(state.observations))
+            if weight != 1.0:  # the decision reads the moving average of the probabilities
+                first = state.valid.sum(axis=1) == 1  # an episode's first step restarts it
+                probabilities = torch.softmax(logits.double(), dim=-1).numpy()
+                average = smooth(probabilities, state.smoothed, first, weight)
+                state = state._replace(smoothed=average)
+                logits = torch.from_numpy(np.log(np.maximum(average, 1e-300)))
             if deterministic and self.config.action_sampler == "greedy":
                 actions = logits.argmax(dim=-1).numpy()
             else:

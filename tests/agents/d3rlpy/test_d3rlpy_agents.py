@@ -350,3 +350,37 @@ def test_bcq_greedy_action_is_d3rlpys_and_continuous_data_is_refused(
         make_agent("bcq", **SMALL).fit(tiny_continuous_dataset, train_steps=1, progress_bar=False)
     with pytest.raises(ValueError, match="action_flexibility"):
         make_agent("bcq", action_flexibility=1.0)
+
+
+def test_dt_decides_from_the_moving_average_of_its_probabilities(tiny_dataset) -> None:
+    import torch
+
+    agent = make_agent("dt_d3rlpy", **DT_SMALL, action_smoothing=0.5)
+    agent.fit(tiny_dataset, train_steps=3, progress_bar=False)
+    obs = np.asarray(tiny_dataset.episode(1).observations[:6], np.float32)
+    state, average = None, None
+    for t in range(len(obs)):
+        start = np.array([t in (0, 3)])  # a second episode starts at t = 3
+        batch = obs[t : t + 1]
+        with torch.no_grad():  # the logits at the context predict is about to build
+            logits = agent.action_scores(torch.from_numpy(batch), state, start)
+        p = torch.softmax(logits.double(), dim=-1).numpy()
+        average = p if start[0] else 0.5 * average + 0.5 * p
+        actions, state = agent.predict(batch, state, start)
+        np.testing.assert_allclose(state.smoothed, average, rtol=1e-12)
+        assert actions[0] == average.argmax(axis=1)[0]
+    with pytest.raises(ValueError, match="action_smoothing"):
+        make_agent("dt_d3rlpy", action_smoothing=1.5)
+
+
+def test_dt_learning_rate_schedule_spans_the_steps_of_the_fit_that_builds_it(
+    tiny_dataset,
+) -> None:
+    agent = make_agent("dt_d3rlpy", **DT_SMALL)  # config.train_steps: the 3k default
+    agent.fit(tiny_dataset, train_steps=4, progress_bar=False)
+    c = agent.config
+    assert c.train_steps == 4
+    # the cosine decay ends after this fit's tokens, not after 3k steps' worth
+    assert agent.algo.config.final_tokens == 4 * c.batch_size * c.context_length
+    agent.fit(tiny_dataset, train_steps=2, progress_bar=False)  # continued: the schedule stays
+    assert agent.algo.config.final_tokens == 4 * c.batch_size * c.context_length
