@@ -135,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+PANELS = {  # one row of the learning-curve plot per family, so no panel holds more than 3 curves
+    "value learning": ("cql", "bcq"),
+    "imitation": ("bc", "filtered_bc", "supervised"),
+    "sequence models": ("dt", "qdt", "dt_d3rlpy"),
+}
+
+
 def _plot(result: dict[str, Any], path: str) -> None:
     import matplotlib
 
@@ -145,36 +152,49 @@ def _plot(result: dict[str, Any], path: str) -> None:
     datasets = sorted(
         {r["dataset"] for r in rows}, key=["random", "medium", "expert", "mixed"].index
     )
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
-    for ax, quality in zip(axes[0], datasets, strict=True):
-        for agent in sorted({r["agent"] for r in rows}):
-            for size in sorted({r["size"] for r in rows}):
-                pts = sorted(
-                    (
-                        r
-                        for r in rows
-                        if (r["agent"], r["dataset"], r["size"]) == (agent, quality, size)
-                    ),
-                    key=lambda r: r["train_steps"],
-                )
-                if not pts:
-                    continue
-                x = [p["train_steps"] for p in pts]
-                y = [p["score"] for p in pts]
-                lo = [p["ci"][0] for p in pts]
-                hi = [p["ci"][1] for p in pts]
-                line = ax.plot(x, y, "o-", label=f"{agent}, {size // 1000}k transitions")[0]
-                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
-        ax.axhline(100, color="black", ls="--", lw=0.8, label="bayes_filter_expert")
-        ax.axhline(0, color="grey", lw=0.6)
-        ax.set_xscale("log")
-        ax.set_xlabel("gradient steps")
-        ax.set_ylabel("normalized score (95% CI)")
-        ax.set_title(f"regime / {quality} logs")
-        ax.legend(fontsize=7)
+    agents = {r["agent"] for r in rows}
+    listed = {a for members in PANELS.values() for a in members}
+    families = [(f, [a for a in m if a in agents]) for f, m in PANELS.items()]
+    families = [(f, m) for f, m in families if m]
+    if agents - listed:
+        families.append(("other", sorted(agents - listed)))
+    fig, axes = plt.subplots(
+        len(families),
+        len(datasets),
+        figsize=(5 * len(datasets), 3.4 * len(families)),
+        squeeze=False,
+    )
+    for axes_row, (family, members) in zip(axes, families, strict=True):
+        for ax, quality in zip(axes_row, datasets, strict=True):
+            for agent in members:
+                for size in sorted({r["size"] for r in rows}):
+                    pts = sorted(
+                        (
+                            r
+                            for r in rows
+                            if (r["agent"], r["dataset"], r["size"]) == (agent, quality, size)
+                        ),
+                        key=lambda r: r["train_steps"],
+                    )
+                    if not pts:
+                        continue
+                    x = [p["train_steps"] for p in pts]
+                    y = [p["score"] for p in pts]
+                    lo = [p["ci"][0] for p in pts]
+                    hi = [p["ci"][1] for p in pts]
+                    label = f"{agent}, {size // 1000}k transitions"
+                    line = ax.plot(x, y, "o-", label=label)[0]
+                    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
+            ax.axhline(100, color="black", ls="--", lw=0.8, label="bayes_filter_expert")
+            ax.axhline(0, color="grey", lw=0.6)
+            ax.set_xscale("log")
+            ax.set_xlabel("gradient steps")
+            ax.set_ylabel("normalized score (95% CI)")
+            ax.set_title(f"{family}: regime / {quality} logs")
+            ax.legend(fontsize=7)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
 
