@@ -4,10 +4,11 @@
     nice -n 10 .venv/bin/python benchmarks/offline_learning_curves.py              # the committed run
     .venv/bin/python benchmarks/offline_learning_curves.py --quick                 # a smoke run
 
-Each (agent, dataset quality, dataset size, seed) trains once; the d3rlpy agents (``cql``,
-``bc``) are scored after each checkpoint of ``--steps`` and then trained further (one run, one
-optimiser), our ``dt`` is trained afresh per budget (its learning-rate schedule spans the
-budget). Every other setting is the agent's ``make_agent`` default, so the knee of a curve is
+Each (agent, dataset quality, dataset size, seed) trains once; the agents of ``INCREMENTAL``
+(``cql``, ``bcq``, ``bc``, ``filtered_bc``: constant learning rates) are scored after each
+checkpoint of ``--steps`` and then trained further (one run, one optimiser); the others
+(``dt``, ``qdt``, ``dt_d3rlpy``, ``supervised``) train afresh per budget, as their learning-rate
+schedules or early stopping span the budget. Every other setting is the agent's ``make_agent`` default, so the knee of a curve is
 the default to pick. Datasets are the presets (``make_dataset("regime", quality, n_steps=size,
 seed=seed)``), scores are normalized (cash = 0, ``bayes_filter_expert`` = 100) over
 ``--windows`` windows x ``--seeds`` seeds with a paired-bootstrap 95 % CI. Results go to
