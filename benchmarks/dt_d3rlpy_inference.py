@@ -16,6 +16,7 @@ CI over (seed, window). Results: ``--out`` (JSON, rewritten after every dataset 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import itertools
 
@@ -54,17 +55,17 @@ def main(argv: list[str] | None = None) -> int:
                 MARKET, quality, n_steps=args.dataset_steps, seed=seed, split="train"
             )
             episode_returns = np.asarray(dataset.episode_returns(), dtype=np.float64)
-            agent = make_agent("dt_d3rlpy", seed=seed)
-            agent.fit(dataset, train_steps=args.train_steps, progress_bar=False)
-            trained = agent.config
+            trained = make_agent("dt_d3rlpy", seed=seed)
+            trained.fit(dataset, train_steps=args.train_steps, progress_bar=False)
             for sampler, weight, quantile in settings:
+                # a fresh copy per setting: each samples from its own seeded generator
+                agent = copy.deepcopy(trained)
                 agent.config = dataclasses.replace(
-                    trained,
+                    trained.config,
                     action_sampler=sampler,
                     action_smoothing=weight,
                     target_return=float(np.quantile(episode_returns, quantile)),
                 )
-                agent._generator = None  # each setting samples from the same seeded generator
                 g = run_windows(lambda _e, a=agent: a, env_kwargs, starts).log_growth
                 growth.setdefault((quality, sampler, weight, quantile), []).append(g)
                 score = 100 * g.mean() / ref.log_growth.mean()
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                     "protocol": {
                         "datasets": args.datasets,
                         "dataset_steps": args.dataset_steps,
-                        "train_steps": args.train_steps or agent.config.train_steps,
+                        "train_steps": args.train_steps or trained.config.train_steps,
                         "seeds": args.seeds,
                         "windows": args.windows,
                         "validation_seed": VALIDATION_SEED,

@@ -8,8 +8,8 @@ Each (agent, dataset quality, dataset size, seed) trains once; the agents of ``I
 (``cql``, ``bcq``, ``bc``, ``filtered_bc``: constant learning rates) are scored after each
 checkpoint of ``--steps`` and then trained further (one run, one optimiser); the others
 (``dt``, ``qdt``, ``dt_d3rlpy``, ``supervised``) train afresh per budget, as their learning-rate
-schedules or early stopping span the budget. Every other setting is the agent's ``make_agent`` default, so the knee of a curve is
-the default to pick. Datasets are the presets (``make_dataset("regime", quality, n_steps=size,
+schedules or early stopping span the budget. Every other setting is the agent's ``make_agent``
+default, so the knee of a curve is the default to pick. Datasets are the presets (``make_dataset("regime", quality, n_steps=size,
 seed=seed)``), scores are normalized (cash = 0, ``bayes_filter_expert`` = 100) over
 ``--windows`` windows x ``--seeds`` seeds with a paired-bootstrap 95 % CI. Results go to
 ``--out`` (JSON, rewritten atomically after every point, so an interrupted run keeps what it

@@ -212,7 +212,7 @@ class D3rlpyDecisionTransformerAgent(D3rlpyAgent):
             # the timestep embedding has max_timestep rows (0 .. max_timestep - 1)
             timestep=np.minimum(timestep + 1, int(self.config.max_timestep or 1) - 1),
             last_observation=obs.copy(),
-            smoothed=np.where(episode_start[:, None], fresh.smoothed, state.smoothed),
+            smoothed=state.smoothed,  # predict restarts it at an episode's first step
         )
 
     def _next_context(
