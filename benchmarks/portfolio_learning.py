@@ -8,8 +8,9 @@ budget, with paired-bootstrap 95% CIs.
 
 Protocol. One seeded market of ``--n-bars`` bars (``market_kwargs={"n_bars": ..., "seed":
 --market-seed}``; the env's default costs: 10 bp commission + 5 bp slippage). Every learner
-trains from scratch with its default hyperparameters (``--set key=value`` overrides) on the
-bars up to ``--train-bars`` (``end=``), once per budget and seed (a separate run: the linear
+trains from scratch with its default hyperparameters (``--set key=value`` overrides;
+``--env-set key=value`` sets an env kwarg, e.g. ``window_size``, for training and test envs
+alike) on the bars up to ``--train-bars`` (``end=``), once per budget and seed (a separate run: the linear
 learning-rate schedule anneals over that budget, as a user's ``fit(env, budget)`` would). After
 an embargo of ``--embargo`` bars, the rest is cut into disjoint ``--window``-bar windows that
 every agent trades deterministically from all cash (paired). Per window the log growth;
@@ -44,10 +45,17 @@ from quantgym.files import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = quantgym.PORTFOLIO_ENV_ID
+#: The protocol's defaults (market, split, windows), shared with ``portfolio_ceiling.py``.
+PROTOCOL = {"n_bars": 40_000, "market_seed": 0, "train_bars": 10_000, "embargo": 250, "window": 250}
 
 
 def market_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"market_kwargs": {"n_bars": args.n_bars, "seed": args.market_seed}}
+
+
+def env_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--env-set`` as env kwargs (the same for training and test envs)."""
+    return parse_assignments(args.env_set)
 
 
 _PANELS: dict[tuple, Any] = {}
@@ -73,7 +81,10 @@ def split_timestamps(args: argparse.Namespace) -> tuple[Any, list[int]]:
 def run_windows(policy: Any, args: argparse.Namespace, starts: list[int]) -> np.ndarray:
     """Log growth of ``policy`` (``predict`` on a batch, or a callable ``obs -> actions``) on
     each held-out window, all windows stepped in lockstep."""
-    envs = [gym.make(ENV_ID, data=test_panel(args), episode_length=args.window) for _ in starts]
+    envs = [
+        gym.make(ENV_ID, data=test_panel(args), episode_length=args.window, **env_overrides(args))
+        for _ in starts
+    ]
     obs = np.stack(
         [e.reset(seed=0, options={"start": s})[0] for e, s in zip(envs, starts, strict=True)]
     )
@@ -95,7 +106,7 @@ def run_windows(policy: Any, args: argparse.Namespace, starts: list[int]) -> np.
 def run_bound_windows(name: str, args: argparse.Namespace, starts: list[int]) -> np.ndarray:
     """Log growth of a registered agent that binds to its env (the Kelly filter reads the bar
     from it, so it acts on one env): one env, the windows one after the other."""
-    env = gym.make(ENV_ID, data=test_panel(args), episode_length=args.window)
+    env = gym.make(ENV_ID, data=test_panel(args), episode_length=args.window, **env_overrides(args))
     agent = make_agent(name, env=env)
     growth = np.zeros(len(starts))
     for i, start in enumerate(starts):
@@ -113,7 +124,8 @@ def train_cell(agent_name: str, budget: int, seed: int, args: argparse.Namespace
     overrides = parse_assignments(args.set)
     agent = make_agent(agent_name, seed=seed, **overrides)
     t0 = time.perf_counter()
-    agent.fit({**market_kwargs(args), "end": train_end}, train_steps=budget, progress_bar=False)
+    env_kwargs = {**market_kwargs(args), **env_overrides(args), "end": train_end}
+    agent.fit(env_kwargs, train_steps=budget, progress_bar=False)
     return agent, time.perf_counter() - t0
 
 
@@ -199,13 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agents", nargs="+", default=["ppo_eiie", "ppo_cross_attention"])
     p.add_argument("--budgets", nargs="+", type=int, default=[25_000, 50_000, 100_000, 200_000])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--n-bars", type=int, default=40_000)
-    p.add_argument("--train-bars", type=int, default=10_000)
-    p.add_argument("--embargo", type=int, default=250)
-    p.add_argument("--window", type=int, default=250)
-    p.add_argument("--market-seed", type=int, default=0)
+    p.add_argument("--n-bars", type=int, default=PROTOCOL["n_bars"])
+    p.add_argument("--train-bars", type=int, default=PROTOCOL["train_bars"])
+    p.add_argument("--embargo", type=int, default=PROTOCOL["embargo"])
+    p.add_argument("--window", type=int, default=PROTOCOL["window"])
+    p.add_argument("--market-seed", type=int, default=PROTOCOL["market_seed"])
     p.add_argument("--reference", default="kelly_filter_expert")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="agent config override")
+    p.add_argument(
+        "--env-set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="env kwarg for training and test envs (e.g. window_size=32)",
+    )
     p.add_argument("--tag", default="", help="suffix of the agent name in the records")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/portfolio_learning")
     p.add_argument("--resume", action="store_true")
@@ -235,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     agent, train_s = train_cell(name, budget, seed, args, train_end)
                     growth = run_windows(agent, args, starts)
-                    env = gym.make(ENV_ID, data=test_panel(args))
+                    env = gym.make(ENV_ID, data=test_panel(args), **env_overrides(args))
                     probe = []
                     for s in starts[:8]:  # allocation shape on held-out observations
                         o, _ = env.reset(seed=0, options={"start": s})
@@ -243,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                     w = agent.predict(np.stack(probe))[0]
                     cell = {
                         "agent": label, "budget": budget, "seed": seed, "train_s": train_s,
-                        "growth": growth.tolist(), "config": overrides_of(args),
+                        "growth": growth.tolist(), "config": overrides_of(args), "env": env_overrides(args),
                         "mean_cash_weight": float(np.mean(1 - w.sum(1))),
                         "mean_max_weight": float(np.mean(w.max(1))),
                     }  # fmt: skip
