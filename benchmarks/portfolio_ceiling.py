@@ -94,18 +94,6 @@ class _ProbeKelly(KellyFilterAgent):
         return self.posterior
 
 
-def trade_windows(agent: Any, env: Any, starts: list[int]) -> np.ndarray:
-    growth = np.zeros(len(starts))
-    for i, start in enumerate(starts):
-        obs, _ = env.reset(seed=0, options={"start": start})
-        done = False
-        while not done:
-            obs, _, terminated, truncated, info = env.step(agent.predict(obs)[0])
-            done = terminated or truncated
-        growth[i] = np.log(info["equity"] / env.unwrapped.config.initial_equity)
-    return growth
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -127,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     test = np.arange(proto.train_bars + proto.embargo, n_bars)
     kelly = KellyFilterAgent(env=env)
     filter_accuracy = float(np.mean(kelly.beliefs()[test].argmax(1) == regime[test]))
-    reference = trade_windows(kelly, env, starts)
+    reference = pl.trade_windows(kelly, env, starts)
     ucrp = pl.run_windows(lambda obs: np.full((len(obs), panel.n_assets), 1 / panel.n_assets),
                           proto, starts)  # fmt: skip
 
@@ -144,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         rows_at = np.arange(WARMUP, n_bars)
         posterior[rows_at] = clf.predict_proba(inputs_at(panel, rows_at, window, kind))
         _ProbeKelly.posterior = posterior
-        growth = trade_windows(_ProbeKelly(env=env), env, starts)
+        growth = pl.trade_windows(_ProbeKelly(env=env), env, starts)
         low, high = bootstrap_ci(score, growth, reference)
         row = {
             "inputs": kind, "window": window, "model": model,

@@ -107,7 +107,12 @@ def run_bound_windows(name: str, args: argparse.Namespace, starts: list[int]) ->
     """Log growth of a registered agent that binds to its env (the Kelly filter reads the bar
     from it, so it acts on one env): one env, the windows one after the other."""
     env = gym.make(ENV_ID, data=test_panel(args), episode_length=args.window, **env_overrides(args))
-    agent = make_agent(name, env=env)
+    return trade_windows(make_agent(name, env=env), env, starts)
+
+
+def trade_windows(agent: Any, env: Any, starts: list[int]) -> np.ndarray:
+    """Log growth of ``agent`` (bound to ``env``) on each window starting at ``starts``, one
+    after the other from all cash."""
     growth = np.zeros(len(starts))
     for i, start in enumerate(starts):
         obs, _ = env.reset(seed=0, options={"start": start})
