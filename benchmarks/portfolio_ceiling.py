@@ -21,8 +21,9 @@ Inputs per decision bar ``t`` (``--inputs``):
 - ``observation``: the flat window of every asset's features (``W x N x F``) and the
   cross-section at ``t``, as the env shows it;
 - ``summary``: per bar of the window, the mean over assets of each feature and the difference
-  between the two sectors' means (``W x 2F``): fewer inputs, less over-fitting, and the sector
-  split is told (the equivariant policies must find it).
+  between sector 0's and sector 1's means (the default market has two sectors), ``W x 2F``:
+  fewer inputs, less over-fitting, and the sector split is told (the equivariant policies
+  must find it).
 
 Classifiers (``--models``): ``logistic`` (standardised inputs, L2 penalty ``C``) and ``hgb``
 (scikit-learn's histogram gradient boosting). Output: per configuration the regime accuracy on
@@ -84,14 +85,16 @@ def classifier(model: str, c: float) -> Any:
     )
 
 
-class _ProbeKelly(KellyFilterAgent):
-    """The Kelly allocator on a given posterior (``posterior``: ``(T, K)``)."""
+def kelly_on(posterior: np.ndarray) -> type[KellyFilterAgent]:
+    """The Kelly allocator class whose beliefs are ``posterior`` ``(T, K)``, not the filter's."""
 
-    name: ClassVar[str] = "kelly_on_probe"
-    posterior: ClassVar[np.ndarray]
+    class KellyOnPosterior(KellyFilterAgent):
+        name: ClassVar[str] = "kelly_on_posterior"
 
-    def beliefs(self) -> np.ndarray:
-        return self.posterior
+        def beliefs(self) -> np.ndarray:
+            return posterior
+
+    return KellyOnPosterior
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--C", type=float, default=0.001, help="logistic L2 penalty (inverse)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/portfolio_ceiling.json")
     args = p.parse_args(argv)
+    if not all(1 <= w <= WARMUP for w in args.windows):
+        raise SystemExit(f"--windows must be between 1 and {WARMUP} bars, got {args.windows}")
     proto = argparse.Namespace(**pl.PROTOCOL, env_set=None)
     _, starts = pl.split_timestamps(proto)
     panel = pl.test_panel(proto)
@@ -131,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         posterior = np.full((n_bars, 4), 0.25)
         rows_at = np.arange(WARMUP, n_bars)
         posterior[rows_at] = clf.predict_proba(inputs_at(panel, rows_at, window, kind))
-        _ProbeKelly.posterior = posterior
-        growth = pl.trade_windows(_ProbeKelly(env=env), env, starts)
+        growth = pl.trade_windows(kelly_on(posterior)(env=env), env, starts)
         low, high = bootstrap_ci(score, growth, reference)
         row = {
             "inputs": kind, "window": window, "model": model,
