@@ -112,6 +112,14 @@ def test_weights_always_lie_on_the_simplex(x, algorithm):
         np.testing.assert_allclose(total, 1.0, atol=1e-9)
 
 
+def test_olmar_with_every_asset_predicted_alike_keeps_its_weights():
+    """Equal relatives give equal predictions: OLMAR has no direction to move in. The mean's
+    rounding (~1e-16) once became lam ~1e33 and weights that summed to 0 (found by the
+    property test above)."""
+    path = OLMAR().weight_path(np.full((6, 3), 1.6875))
+    np.testing.assert_allclose(path, np.full((7, 3), 1 / 3), rtol=0, atol=1e-12)
+
+
 def test_weight_path_is_causal():
     rng = np.random.default_rng(3)
     x = np.exp(rng.normal(0, 0.03, size=(40, 3)))
