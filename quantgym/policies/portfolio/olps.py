@@ -234,13 +234,14 @@ class OLMAR(OLPSAlgorithm):
         x_pred = self.predict(history)
         excess = x_pred - np.mean(x_pred)
         denominator = float((excess * excess).sum())
-        # every asset predicted alike: what is left of ``excess`` is the mean's rounding, which
-        # has no direction (and divided into lam it blew the weights to ~1e17, past the
-        # projection's precision: all zero)
+        # at or below rounding level (every asset predicted alike) ``excess`` has no direction:
+        # divided into lam it blew the weights to ~1e17, past the projection's precision
         rounding = x_pred.size * (4 * np.finfo(np.float64).eps * float(np.max(np.abs(x_pred)))) ** 2
-        if denominator <= rounding:
-            return simplex_projection(last_b)
-        lam = max(0.0, (self.eps - np.dot(last_b, x_pred)) / denominator)
+        lam = (
+            max(0.0, (self.eps - np.dot(last_b, x_pred)) / denominator)
+            if denominator > rounding
+            else 0.0
+        )
         return simplex_projection(last_b + lam * excess)
 
 
