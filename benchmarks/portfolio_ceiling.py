@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not all(1 <= w <= WARMUP for w in args.windows):
         raise SystemExit(f"--windows must be between 1 and {WARMUP} bars, got {args.windows}")
-    proto = argparse.Namespace(**pl.PROTOCOL, env_set=None)
+    proto = argparse.Namespace(**pl.PROTOCOL, env_set=None, reference="kelly_filter_expert")
     _, starts = pl.split_timestamps(proto)
     panel = pl.test_panel(proto)
     env = gym.make(pl.ENV_ID, data=panel, episode_length=proto.window)
@@ -118,11 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     n_bars = len(regime)
     train = np.arange(WARMUP, proto.train_bars)
     test = np.arange(proto.train_bars + proto.embargo, n_bars)
-    kelly = KellyFilterAgent(env=env)
-    filter_accuracy = float(np.mean(kelly.beliefs()[test].argmax(1) == regime[test]))
-    reference = pl.trade_windows(kelly, env, starts)
-    ucrp = pl.run_windows(lambda obs: np.full((len(obs), panel.n_assets), 1 / panel.n_assets),
-                          proto, starts)  # fmt: skip
+    filter_beliefs = KellyFilterAgent(env=env).beliefs()
+    filter_accuracy = float(np.mean(filter_beliefs[test].argmax(1) == regime[test]))
+    refs = pl.reference_growth(proto, starts)  # the Kelly filter's and UCRP's, as there
+    reference, ucrp = refs[proto.reference], refs["ucrp"]
 
     def score(x: np.ndarray, r: np.ndarray, axis: int = -1) -> np.ndarray:
         return 100.0 * np.mean(x, axis=axis) / np.mean(r, axis=axis)
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(train {row['train_accuracy']:.3f})  score {row['score']:5.1f} "
               f"[{low:5.1f}, {high:5.1f}]", flush=True)  # fmt: skip
     atomic_write_json(args.out, {
-        "protocol": {**vars(proto), "n_windows": len(starts), "reference": "kelly_filter_expert"},
+        "protocol": {**vars(proto), "n_windows": len(starts)},
         "filter_test_accuracy": filter_accuracy,
         "ucrp_score": float(score(ucrp, reference)),
         "ucrp_ci": [float(x) for x in bootstrap_ci(score, ucrp, reference)],
