@@ -18,8 +18,8 @@ import dataclasses
 
 import numpy as np
 import torch
-from filtered_bc_validation import VALIDATION_SEED
-from offline_quality import MARKET, held_out_windows, run_windows, score_with_ci
+from filtered_bc_validation import VALIDATION_SEED, validation_windows
+from offline_quality import MARKET, run_windows, score_with_ci
 
 from quantgym.agents import make_agent
 from quantgym.datasets.presets import make_dataset
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/action_smoothing.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    held_out = held_out_windows(args.windows, 1_000, seed=VALIDATION_SEED)
+    held_out = validation_windows(args.windows)
     env_kwargs, starts, ref = held_out.env_kwargs, held_out.starts, held_out.reference
     growth: dict[tuple[str, str, float], list[np.ndarray]] = {}
     for quality in args.datasets:

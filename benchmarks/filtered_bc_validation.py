@@ -16,13 +16,20 @@ import argparse
 
 import numpy as np
 import torch
-from offline_quality import held_out_windows, run_windows, score_with_ci
+from offline_quality import HeldOut, held_out_windows, run_windows, score_with_ci
 
 from quantgym.agents import make_agent
 from quantgym.datasets.presets import make_dataset
 from quantgym.files import atomic_write_json
 
 VALIDATION_SEED = 20_011
+
+
+def validation_windows(n_windows: int) -> HeldOut:
+    """``n_windows`` disjoint 1,000-bar windows of the validation series (``VALIDATION_SEED``)
+    with the reference's growth on them: where the offline benchmarks pick settings, never the
+    test windows of ``offline_quality.py``."""
+    return held_out_windows(n_windows, 1_000, seed=VALIDATION_SEED)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/filtered_bc_validation.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    held_out = held_out_windows(args.windows, 1_000, seed=VALIDATION_SEED)
+    held_out = validation_windows(args.windows)
     env_kwargs, starts, ref = held_out.env_kwargs, held_out.starts, held_out.reference
     growth: dict[float, list[np.ndarray]] = {}
     for seed in range(args.seeds):
