@@ -74,6 +74,7 @@ from quantgym.agents.sb3.files import (
     space_to_json,
     vecnormalize_writer,
 )
+from quantgym.agents.sb3.obs_noise import MarketNoiseVecEnv
 from quantgym.checks import check_optional_positive_int, check_positive_int
 from quantgym.files import atomic_write, atomic_write_json, read_json
 from quantgym.policies.base import AGENT_FILE
@@ -160,7 +161,10 @@ class SB3Agent(TrainableAgent):
           log-returns, already well scaled; ``normalize_reward`` is off), clipped at ``clip_obs``;
         - ``train_steps`` is the budget in env steps ``fit`` uses when called without one
           (SB3's ``total_timesteps``);
-        - ``seed`` seeds SB3 (torch, numpy, env), ``device`` is ``"cpu"``: these nets are tiny.
+        - ``seed`` seeds SB3 (torch, numpy, env), ``device`` is ``"cpu"``: these nets are tiny;
+        - ``obs_noise > 0``: Gaussian noise of that standard deviation on the market columns of
+          every ``TradingEnv`` observation the policy trains on, never at inference
+          (:mod:`quantgym.agents.sb3.obs_noise`); 0 (default) is none.
         """
 
         n_envs: int = 16
@@ -184,6 +188,7 @@ class SB3Agent(TrainableAgent):
         train_steps: int = 200_000
         seed: int | None = 0
         device: str = "cpu"
+        obs_noise: float = 0.0
 
     def __init__(self, config: Any = None, *, env: Any = None, verbose: int = 0, **kwargs: Any):
         super().__init__(config, **kwargs)
@@ -209,6 +214,9 @@ class SB3Agent(TrainableAgent):
             raise ValueError(f"gamma must be in (0, 1], got {c.gamma!r}")
         if c.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {c.learning_rate!r}")
+        if not (isinstance(c.obs_noise, int | float) and np.isfinite(c.obs_noise)
+                and c.obs_noise >= 0):  # fmt: skip
+            raise ValueError(f"obs_noise must be a number >= 0, got {c.obs_noise!r}")
         if c.lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {c.lr_schedule!r}")
         if c.activation not in _ACTIVATIONS:
@@ -285,9 +293,11 @@ class SB3Agent(TrainableAgent):
         """Put ``venv`` behind VecNormalize (reusing learned statistics when there are some)."""
         if isinstance(venv, VecNormalize):
             return venv
+        c = self.config
+        if c.obs_noise > 0 and not is_vecenv_wrapped(venv, MarketNoiseVecEnv):
+            venv = self._market_noise(venv)
         if not is_vecenv_wrapped(venv, VecMonitor):
             venv = VecMonitor(venv)  # episode return/length in SB3's logs and progress
-        c = self.config
         if self.vec_normalize is not None:
             normalizer = copy.deepcopy(self.vec_normalize)  # drops the old venv (SB3 __getstate__)
             normalizer.set_venv(venv)
@@ -302,6 +312,17 @@ class SB3Agent(TrainableAgent):
                 gamma=c.gamma,
             )
         return venv
+
+    def _market_noise(self, venv: VecEnv) -> VecEnv:
+        """``venv`` behind :class:`MarketNoiseVecEnv` (``config.obs_noise``), its noise stream
+        at the model's step count (so a resumed run continues it)."""
+        market_dim = env_attr(venv, "layout")
+        market_dim = getattr(market_dim, "market_dim", None)
+        if self.env_id != ENV_ID or market_dim is None:
+            raise ValueError(f"obs_noise needs {ENV_ID} observations (their market columns)")
+        steps = 0 if self.model is None else self.model.num_timesteps // max(venv.num_envs, 1)
+        seed = 0 if self.config.seed is None else int(self.config.seed)
+        return MarketNoiseVecEnv(venv, self.config.obs_noise, int(market_dim), seed, steps)
 
     def build(self, env: Any) -> SB3Agent:
         """Create the SB3 model for ``env`` (see :func:`make_sb3_vec_env`) without training."""

@@ -55,9 +55,9 @@ def assert_same_weights(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
-def run_interrupted(cls, run: Path) -> None:
+def run_interrupted(cls, run: Path, **extra) -> None:
     """A run killed at 80 of 96 steps, with a checkpoint every 32 steps."""
-    agent = cls(**TINY)
+    agent = cls(**TINY, **extra)
     with pytest.raises(KeyboardInterrupt):
         agent.fit(
             ENV_KWARGS,
@@ -105,12 +105,16 @@ def test_resumed_run_finishes_the_budget_reproducibly(interrupted):
     assert changed  # it trained from the checkpoint's weights
 
 
-@pytest.mark.parametrize("cls", [PPOMlpAgent, PPOLstmAgent], ids=lambda c: c.name)
-def test_resumed_run_equals_the_uninterrupted_run(cls, tmp_path):
-    uninterrupted = cls(**TINY)
+@pytest.mark.parametrize(
+    ("cls", "extra"),
+    [(PPOMlpAgent, {}), (PPOLstmAgent, {}), (PPOMlpAgent, {"obs_noise": 0.5})],
+    ids=["ppo_mlp", "ppo_lstm", "ppo_mlp-obs_noise"],
+)
+def test_resumed_run_equals_the_uninterrupted_run(cls, extra, tmp_path):
+    uninterrupted = cls(**TINY, **extra)
     uninterrupted.fit(ENV_KWARGS, train_steps=3 * ROLLOUT, progress_bar=False)
-    run_interrupted(cls, tmp_path)
-    resumed = cls(**TINY)
+    run_interrupted(cls, tmp_path, **extra)
+    resumed = cls(**TINY, **extra)
     resumed.fit(train_steps=3 * ROLLOUT, progress_bar=False, resume_from=tmp_path)
     assert resumed.num_timesteps == uninterrupted.num_timesteps == 3 * ROLLOUT
     assert_same_weights(weights(uninterrupted), weights(resumed))
