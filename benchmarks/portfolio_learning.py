@@ -53,9 +53,15 @@ def market_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"market_kwargs": {"n_bars": args.n_bars, "seed": args.market_seed}}
 
 
-def env_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """``--env-set`` as env kwargs (the same for training and test envs)."""
-    return parse_assignments(args.env_set)
+#: ``--env-set`` keys that shape the panel itself: the test panel is built with them.
+PANEL_KEYS = ("features",)
+
+
+def env_overrides(args: argparse.Namespace, panel: bool = False) -> dict[str, Any]:
+    """``--env-set`` as env kwargs (the same for training and test envs); ``panel``: only the
+    :data:`PANEL_KEYS`, else all but them (a test env gets them through its panel)."""
+    values = parse_assignments(args.env_set)
+    return {k: v for k, v in values.items() if (k in PANEL_KEYS) == panel}
 
 
 _PANELS: dict[tuple, Any] = {}
@@ -63,9 +69,10 @@ _PANELS: dict[tuple, Any] = {}
 
 def test_panel(args: argparse.Namespace) -> Any:
     """The whole market as one ``PanelData`` (built once; every test env shares it)."""
-    key = (args.n_bars, args.market_seed)
+    shape = env_overrides(args, panel=True)
+    key = (args.n_bars, args.market_seed, repr(sorted(shape.items())))
     if key not in _PANELS:
-        _PANELS[key] = gym.make(ENV_ID, **market_kwargs(args)).unwrapped.panel
+        _PANELS[key] = gym.make(ENV_ID, **market_kwargs(args), **shape).unwrapped.panel
     return _PANELS[key]
 
 
@@ -129,7 +136,8 @@ def train_cell(agent_name: str, budget: int, seed: int, args: argparse.Namespace
     overrides = parse_assignments(args.set)
     agent = make_agent(agent_name, seed=seed, **overrides)
     t0 = time.perf_counter()
-    env_kwargs = {**market_kwargs(args), **env_overrides(args), "end": train_end}
+    env_kwargs = {**market_kwargs(args), **env_overrides(args, panel=True),
+                  **env_overrides(args), "end": train_end}  # fmt: skip
     agent.fit(env_kwargs, train_steps=budget, progress_bar=False)
     return agent, time.perf_counter() - t0
 
@@ -266,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                     w = agent.predict(np.stack(probe))[0]
                     cell = {
                         "agent": label, "budget": budget, "seed": seed, "train_s": train_s,
-                        "growth": growth.tolist(), "config": overrides_of(args), "env": env_overrides(args),
+                        "growth": growth.tolist(), "config": overrides_of(args), "env": parse_assignments(args.env_set),
                         "mean_cash_weight": float(np.mean(1 - w.sum(1))),
                         "mean_max_weight": float(np.mean(w.max(1))),
                     }  # fmt: skip

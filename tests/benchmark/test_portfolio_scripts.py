@@ -32,6 +32,19 @@ def test_env_set_reaches_the_test_envs():
     assert learning.env_overrides(argparse.Namespace(env_set=None)) == {}
 
 
+def test_env_set_features_build_the_test_panel():
+    """``--env-set features=returns`` shapes the held-out panel (a test env cannot take it)."""
+    args = argparse.Namespace(
+        n_bars=600, market_seed=0, window=5, env_set=["features=returns", "window_size=4"],
+        train_bars=300, embargo=0,
+    )  # fmt: skip
+    assert learning.env_overrides(args, panel=True) == {"features": "returns"}
+    assert learning.env_overrides(args) == {"window_size": 4}
+    assert learning.test_panel(args).feature_names == ("log_return",)
+    growth = learning.run_windows(lambda obs: np.zeros((len(obs), 8), np.float32), args, [400])
+    np.testing.assert_allclose(growth, 0.0, atol=1e-12)
+
+
 def test_summary_inputs_are_the_market_mean_and_the_sector_spread_per_bar():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(10, 4, 3))  # (T, N, F)
