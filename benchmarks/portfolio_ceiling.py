@@ -1,20 +1,23 @@
-"""How much of the Kelly filter's edge the allocating agents' observation can carry: a
-*privileged* regime classifier read from the observation, fed to the Kelly allocator.
+"""How much of the Kelly filter's edge the allocating agents' observation carries, read two
+ways: by the exact filter on the observation's closes alone, and by a *privileged* regime
+classifier fitted to the observation; either posterior is fed to the Kelly allocator.
 
     nice -n 10 .venv/bin/python benchmarks/portfolio_ceiling.py \
         --out benchmarks/results/portfolio_ceiling.json
 
 The Kelly filter (the 100 of ``PortfolioEnv-v0``'s synthetic market) reads the hidden regime
 from every close so far with the exact likelihoods. A policy reads only its observation: a
-``window_size``-bar window of each asset's normalised features and the cross-section. This
-script asks what that observation is worth when the learning problem is made as easy as it
-gets: a classifier is fitted on the training bars with the *true* regime labels (information no
-learner has), its posterior replaces the filter's, and the same allocator
-(:class:`~quantgym.policies.portfolio.kelly.KellyFilterAgent`'s, same no-trade band) trades
-``benchmarks/portfolio_learning.py``'s held-out windows (its protocol and seeds: market seed 0,
-40,000 bars, train on the first 10,000, 250-bar windows after a 250-bar embargo). A reward-
-trained policy that must also learn the allocation from noisy log growth should not be expected
-to beat it.
+``window_size``-bar window of each asset's normalised features and the cross-section. The same
+allocator (:class:`~quantgym.policies.portfolio.kelly.KellyFilterAgent`'s, same no-trade band),
+on each posterior below in place of the filter's, trades ``benchmarks/portfolio_learning.py``'s
+held-out windows (its protocol and seeds: market seed 0, 40,000 bars, train on the first 10,000,
+250-bar windows after a 250-bar embargo).
+
+- The exact filter on the newest ``K`` closes (``--filter-windows``) says what the window's
+  information is worth to a perfect reader who knows the market's model.
+- A classifier fitted on the training bars with the *true* regime labels (information no learner
+  has) says what a model *learnt* from 10,000 bars of these inputs makes of it: the gap between
+  the two is the learning problem, not missing information.
 
 Inputs per decision bar ``t`` (``--inputs``):
 
@@ -24,6 +27,13 @@ Inputs per decision bar ``t`` (``--inputs``):
   between sector 0's and sector 1's means (the default market has two sectors), ``W x 2F``:
   fewer inputs, less over-fitting, and the sector split is told (the equivariant policies
   must find it).
+
+``--filter-windows K ...`` adds, with no classifier and no labels, the exact filter run on the
+newest ``K`` closes only (:func:`~quantgym.envs.portfolio.factor_market.windowed_regime_filter`):
+what a perfect reader of a ``K``-bar close history knows. The observation's 16-bar window holds
+each asset's newest 16 log returns (z-scored over 250 bars), and its momentum features reach 60
+bars further back (the bars' range, gap and volume also scale with the regime's volatility,
+which no filter here reads).
 
 Classifiers (``--models``): ``logistic`` (standardised inputs, L2 penalty ``C``) and ``hgb``
 (scikit-learn's histogram gradient boosting). Output: per configuration the regime accuracy on
@@ -47,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import portfolio_learning as pl  # noqa: E402  (the protocol: market, split, windows)
 
 from quantgym.benchmark.statistics import bootstrap_ci  # noqa: E402
+from quantgym.envs.portfolio.factor_market import windowed_regime_filter  # noqa: E402
 from quantgym.files import atomic_write_json  # noqa: E402
 from quantgym.policies.portfolio.kelly import KellyFilterAgent  # noqa: E402
 
@@ -105,11 +116,15 @@ def main(argv: list[str] | None = None) -> int:
                    choices=["observation", "summary"])  # fmt: skip
     p.add_argument("--windows", nargs="+", type=int, default=[16, 64])
     p.add_argument("--models", nargs="+", default=["logistic", "hgb"], choices=["logistic", "hgb"])
+    p.add_argument("--filter-windows", nargs="+", type=int, default=[16, 76],
+                   help="closes the exact filter reads (rows with no classifier)")  # fmt: skip
     p.add_argument("--C", type=float, default=0.001, help="logistic L2 penalty (inverse)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/portfolio_ceiling.json")
     args = p.parse_args(argv)
     if not all(1 <= w <= WARMUP for w in args.windows):
         raise SystemExit(f"--windows must be between 1 and {WARMUP} bars, got {args.windows}")
+    if not all(k >= 1 for k in args.filter_windows):
+        raise SystemExit(f"--filter-windows must be >= 1 bar, got {args.filter_windows}")
     proto = argparse.Namespace(**pl.PROTOCOL, env_set=None, reference="kelly_filter_expert")
     _, starts = pl.split_timestamps(proto)
     panel = pl.test_panel(proto)
@@ -126,15 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     def score(x: np.ndarray, r: np.ndarray, axis: int = -1) -> np.ndarray:
         return 100.0 * np.mean(x, axis=axis) / np.mean(r, axis=axis)
 
-    rows = []
-    print(f"filter accuracy {filter_accuracy:.3f}; UCRP {float(score(ucrp, reference)):.1f}")
-    for kind, window, model in itertools.product(args.inputs, args.windows, args.models):
-        t0 = time.perf_counter()
+    close = np.asarray(panel.close, dtype=np.float64)
+    returns = np.diff(np.log(close), axis=0, prepend=np.nan)
+
+    def fitted(kind: str, window: int, model: str) -> np.ndarray:
+        """The posterior ``(T, K)`` of one configuration."""
+        if model == "exact_filter":
+            return windowed_regime_filter(returns, panel.market_params, window)
         clf = classifier(model, args.C)
         clf.fit(inputs_at(panel, train, window, kind), regime[train])
         posterior = np.full((n_bars, 4), 0.25)
         rows_at = np.arange(WARMUP, n_bars)
         posterior[rows_at] = clf.predict_proba(inputs_at(panel, rows_at, window, kind))
+        return posterior
+
+    configurations = [("closes", k, "exact_filter") for k in args.filter_windows]
+    configurations += itertools.product(args.inputs, args.windows, args.models)
+    rows = []
+    print(f"filter accuracy {filter_accuracy:.3f}; UCRP {float(score(ucrp, reference)):.1f}")
+    for kind, window, model in configurations:
+        t0 = time.perf_counter()
+        posterior = fitted(kind, window, model)
         growth = pl.trade_windows(kelly_on(posterior)(env=env), env, starts)
         low, high = bootstrap_ci(score, growth, reference)
         row = {

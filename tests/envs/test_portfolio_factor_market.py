@@ -11,6 +11,7 @@ from quantgym.envs.portfolio import (
     regime_filter,
     regime_filter_update,
     regime_log_likelihoods,
+    windowed_regime_filter,
 )
 
 
@@ -59,6 +60,22 @@ def test_filter_is_causal(market):
     full = regime_filter(returns, market.params)
     cut = regime_filter(returns[:1000], market.params)
     np.testing.assert_array_equal(cut, full[:1000])
+
+
+def test_windowed_filter_is_the_filter_restarted_window_bars_back(market):
+    returns = np.diff(np.log(market.close), axis=0, prepend=np.nan)
+    params, full = market.params, regime_filter(returns, market.params)
+    np.testing.assert_array_equal(windowed_regime_filter(returns, params, len(returns)), full)
+    windowed = windowed_regime_filter(returns, params, 16)
+    np.testing.assert_array_equal(windowed[:16], full[:16])  # windows that reach bar 0
+    for t in (16, 17, 500, 5999):  # the filter run on the window's 16 bars alone
+        alone = regime_filter(returns[t - 15 : t + 1], params)[-1]
+        np.testing.assert_allclose(windowed[t], alone, rtol=0, atol=1e-12)
+    # a short memory knows less: it names the regime less often than the whole history
+    hits = (windowed.argmax(axis=1) == market.regime).mean()
+    assert 0.25 < hits < (full.argmax(axis=1) == market.regime).mean()
+    with pytest.raises(ValueError, match="window"):
+        windowed_regime_filter(returns, params, 0)
 
 
 def test_predictive_moments_of_a_certain_regime():

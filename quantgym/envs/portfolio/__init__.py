@@ -16,6 +16,7 @@ from quantgym.envs.portfolio.factor_market import (
     regime_filter,
     regime_filter_update,
     regime_log_likelihoods,
+    windowed_regime_filter,
 )
 from quantgym.envs.portfolio.layout import PortfolioLayout
 from quantgym.envs.portfolio.panel import PanelData
@@ -33,6 +34,7 @@ __all__ = [
     "regime_log_likelihoods",
     "regime_filter_update",
     "regime_filter",
+    "windowed_regime_filter",
     "predictive_moments",
     "PORTFOLIO_SAMPLES",
     "load_portfolio_sample",

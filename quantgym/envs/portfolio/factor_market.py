@@ -57,6 +57,7 @@ __all__ = [
     "regime_log_likelihoods",
     "regime_filter_update",
     "regime_filter",
+    "windowed_regime_filter",
     "predictive_moments",
 ]
 
@@ -325,6 +326,24 @@ def regime_filter(log_returns: np.ndarray, params: dict) -> np.ndarray:
     prior = initial
     for t in range(ll.shape[0]):
         out[t], prior = regime_filter_update(prior, ll[t], transition)
+    return out
+
+
+def windowed_regime_filter(log_returns: np.ndarray, params: dict, window: int) -> np.ndarray:
+    """Causal posterior given the newest ``window`` bars only, ``P(k_t | r_{t-window+1}..r_t)``,
+    ``(T, K)``: the exact filter restarted at bar ``t - window + 1`` from the initial (stationary)
+    distribution, the regime's marginal there; rows ``t < window`` equal :func:`regime_filter`'s.
+    What a reader of a ``window``-bar history of closes can know at best."""
+    check_positive_int("window", window)
+    _, _, transition, initial = _moments(params)
+    ll = regime_log_likelihoods(log_returns, params)
+    out = regime_filter(log_returns, params)
+    rows = np.arange(window, ll.shape[0])
+    if rows.size:
+        prior = np.broadcast_to(initial, (rows.size, ll.shape[1]))
+        for lag in range(window - 1, -1, -1):  # oldest bar of each window first
+            posterior, prior = regime_filter_update(prior, ll[rows - lag], transition)
+        out[rows] = posterior
     return out
 
 
