@@ -363,16 +363,17 @@ def plot_cost_sweep(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str
             rows = part[part["agent"] == agent].sort_values("cost_bp")
             bound = str(rows["role"].iloc[0]) != "causal"
             color = _COLORS[i % len(_COLORS)]
+            second_round = i >= len(_COLORS)  # colours repeat: mark and dash them apart
             x = rows["cost_bp"].to_numpy(dtype=float)
             y = rows["log_growth"].to_numpy(dtype=float)
             ax.plot(
                 x,
                 y,
-                marker="o",
-                ms=3,
+                marker="s" if second_round else "o",
+                ms=3.5 if second_round else 3,
                 color=color,
                 lw=2.6 if agent == reference else 1.3,
-                ls="--" if bound else "-",
+                ls="--" if bound else "-." if second_round else "-",
                 label=agent
                 + (" (bound)" if bound else "")
                 + (" (ref.)" if agent == reference else ""),
