@@ -316,8 +316,7 @@ class SB3Agent(TrainableAgent):
     def _market_noise(self, venv: VecEnv) -> VecEnv:
         """``venv`` behind :class:`MarketNoiseVecEnv` (``config.obs_noise``), its noise stream
         at the model's step count (so a resumed run continues it)."""
-        market_dim = env_attr(venv, "layout")
-        market_dim = getattr(market_dim, "market_dim", None)
+        market_dim = getattr(env_attr(venv, "layout"), "market_dim", None)
         if self.env_id != ENV_ID or market_dim is None:
             raise ValueError(f"obs_noise needs {ENV_ID} observations (their market columns)")
         steps = 0 if self.model is None else self.model.num_timesteps // max(venv.num_envs, 1)
