@@ -263,11 +263,20 @@ class Suite:
         self.markets = list(dict.fromkeys(normalize_market(m) for m in self.markets))
         self.market_params = _check_market_params(self.markets, self.market_params)
         specs: list[AgentSpec] = []
+        explicit: set[str] = set()
         for entry in self.agents:
             if entry == "all":
                 specs += [AgentSpec(n) for n in available_agents()]
-            else:
-                specs.append(AgentSpec.parse(entry))
+                continue
+            spec = AgentSpec.parse(entry)
+            if spec.name in explicit:  # one configuration per name: records are keyed by it
+                raise ValueError(
+                    f"agents: {spec.name!r} is listed twice; a suite runs one configuration of "
+                    "each agent (compare two with separate suites, or benchmarks/online_quality.py "
+                    "--variant)"
+                )
+            explicit.add(spec.name)
+            specs.append(spec)
         seen: dict[str, AgentSpec] = {}
         for spec in specs:  # an explicit entry after "all" replaces the plain one
             try:

@@ -66,6 +66,7 @@ def test_load_by_path_and_yaml_errors(tmp_path) -> None:
         ("markets", ["nowhere"], "markets: unknown market"),
         ("agents", ["no_such_agent"], "unknown agent"),
         ("agents", ["epsilon_mix"], "wraps another policy"),
+        ("agents", ["ppo_mlp", {"name": "ppo_mlp", "kwargs": {"n_envs": 2}}], "listed twice"),
         ("seeds", [0, 0], "seeds has duplicates"),
         ("seeds", [-1], "seeds must be"),
         ("n_windows", 0, "n_windows must be"),
