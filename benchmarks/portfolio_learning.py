@@ -136,8 +136,7 @@ def train_cell(agent_name: str, budget: int, seed: int, args: argparse.Namespace
     overrides = parse_assignments(args.set)
     agent = make_agent(agent_name, seed=seed, **overrides)
     t0 = time.perf_counter()
-    env_kwargs = {**market_kwargs(args), **env_overrides(args, panel=True),
-                  **env_overrides(args), "end": train_end}  # fmt: skip
+    env_kwargs = {**market_kwargs(args), **parse_assignments(args.env_set), "end": train_end}
     agent.fit(env_kwargs, train_steps=budget, progress_bar=False)
     return agent, time.perf_counter() - t0
 

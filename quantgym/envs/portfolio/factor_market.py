@@ -321,7 +321,11 @@ def regime_filter(log_returns: np.ndarray, params: dict) -> np.ndarray:
     """Causal posterior ``P(k_t | r_0..r_t)``, ``(T, K)``: row t uses ``log_returns[:t + 1]`` only
     (e.g. ``np.diff(np.log(close), axis=0, prepend=np.nan)``, close from the panel)."""
     _, _, transition, initial = _moments(params)
-    ll = regime_log_likelihoods(log_returns, params)
+    return _forward(regime_log_likelihoods(log_returns, params), transition, initial)
+
+
+def _forward(ll: np.ndarray, transition: np.ndarray, initial: np.ndarray) -> np.ndarray:
+    """The forward filter's posteriors ``(T, K)`` over log-likelihood rows ``ll`` from ``initial``."""
     out = np.empty_like(ll)
     prior = initial
     for t in range(ll.shape[0]):
@@ -337,7 +341,8 @@ def windowed_regime_filter(log_returns: np.ndarray, params: dict, window: int) -
     check_positive_int("window", window)
     _, _, transition, initial = _moments(params)
     ll = regime_log_likelihoods(log_returns, params)
-    out = regime_filter(log_returns, params)
+    out = np.empty_like(ll)
+    out[:window] = _forward(ll[:window], transition, initial)  # windows that reach bar 0
     rows = np.arange(window, ll.shape[0])
     if rows.size:
         prior = np.broadcast_to(initial, (rows.size, ll.shape[1]))
