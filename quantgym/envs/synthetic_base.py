@@ -36,6 +36,7 @@ __all__ = [
     "bar_timestamps",
     "build_frame",
     "forward_filter",
+    "windowed_forward_filter",
     "resolve_common_params",
     "sample_markov_chain",
     "synthetic_volume",
@@ -341,3 +342,32 @@ def forward_filter(
         posterior[t] = belief
         prior = belief @ transition
     return posterior
+
+
+def windowed_forward_filter(
+    log_emission: np.ndarray, transition: np.ndarray, initial: np.ndarray, window: int
+) -> np.ndarray:
+    """Posterior given the newest ``window`` observations only, ``P(state_t | obs_{t-window+1}..
+    obs_t)``, shape (n, K): :func:`forward_filter` restarted at row ``t - window + 1`` from
+    ``initial`` (pass the chain's stationary distribution: its marginal there). Rows
+    ``t < window`` reach row 0 and equal :func:`forward_filter`'s; ``window >= n`` is
+    :func:`forward_filter`. What a perfect reader of a ``window``-row history can know.
+    """
+    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    window = int(window)
+    out = np.empty(np.shape(log_emission))
+    out[:window] = forward_filter(log_emission[:window], transition, initial)
+    rows = np.arange(window, out.shape[0])
+    if rows.size:
+        log_emission = log_emission - log_emission.max(axis=1, keepdims=True)
+        emission = np.exp(log_emission)
+        emission[np.isnan(emission).any(axis=1)] = 1.0
+        prior = np.broadcast_to(initial, (rows.size, out.shape[1]))
+        for lag in range(window - 1, -1, -1):  # the oldest row of every window first
+            joint = prior * emission[rows - lag]
+            total = joint.sum(axis=1, keepdims=True)
+            belief = np.where(total > 0, joint / np.where(total > 0, total, 1.0), prior)
+            prior = belief @ transition
+        out[rows] = belief
+    return out

@@ -118,6 +118,23 @@ class BayesFilterExpert(_BandedExpert):
 
     name: ClassVar[str] = "bayes_filter_expert"
 
+    @dataclasses.dataclass
+    class Config(_BandedExpert.Config):
+        """``filter_window``: on ``regime``, read only the newest ``filter_window`` returns
+        (:func:`~quantgym.envs.synthetic.hmm_forward_filter`'s ``window``): what a perfect
+        reader of that much history earns, a bound for policies that see a window; ``None``
+        (default): every return so far."""
+
+        filter_window: int | None = None
+
+    def _validate(self) -> None:
+        super()._validate()
+        window = self.config.filter_window
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, int) or window < 1
+        ):
+            raise ValueError(f"filter_window must be None or an int >= 1, got {window!r}")
+
     def _expected_returns(self) -> np.ndarray:
         from quantgym.envs.synthetic import (
             hmm_forward_filter,
@@ -127,9 +144,15 @@ class BayesFilterExpert(_BandedExpert):
 
         params = self._params(("regime", "mean_reversion", "gbm"))
         log_close = np.log(self.binding.market.close)
+        window = self.config.filter_window
         if params["kind"] == "regime":
             returns = np.diff(log_close, prepend=np.nan)
-            return regime_expected_return(hmm_forward_filter(returns, params), params)
+            posterior = hmm_forward_filter(returns, params, window=window)
+            return regime_expected_return(posterior, params)
+        if window is not None:
+            raise ValueError(
+                f"filter_window applies to the 'regime' market only, not {params['kind']!r}"
+            )
         if params["kind"] == "mean_reversion":
             return ou_expected_return(log_close, params)
         return np.full(log_close.shape, float(params.get("drift", 0.0)))

@@ -252,6 +252,28 @@ def test_banded_experts_hold_inside_the_band(single_env):
         )
 
 
+def test_bayes_filter_expert_with_a_filter_window_reads_the_newest_closes_only():
+    market = generate_market("regime", n_bars=1200, seed=3)
+    t0 = 700
+    past = market.frame.copy()
+    factor = np.exp(np.random.default_rng(0).normal(0.0, 0.03, t0 - 40))
+    for col in ("open", "high", "low", "close"):
+        past.iloc[: t0 - 40, past.columns.get_loc(col)] *= factor  # rewrite the distant past
+    changed = SyntheticMarket(frame=past, regime=market.regime, params=market.params)
+    windowed = [
+        BayesFilterExpert(env=gym.make(ENV_ID, data=m), filter_window=30) for m in (market, changed)
+    ]
+    np.testing.assert_allclose(windowed[0].expected[t0:], windowed[1].expected[t0:], atol=1e-15)
+    full = BayesFilterExpert(env=gym.make(ENV_ID, data=market))
+    assert not np.allclose(full.expected[t0:], windowed[0].expected[t0:])
+    gbm = gym.make(ENV_ID, data="synthetic:gbm", market_kwargs={"n_bars": 1500})
+    with pytest.raises(ValueError, match="filter_window applies to the 'regime' market only"):
+        BayesFilterExpert(env=gbm, filter_window=30)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="filter_window"):
+            BayesFilterExpert(env=gym.make(ENV_ID, data=market), filter_window=bad)
+
+
 def test_mean_reversion_exits_at_the_mean(single_env):
     agent = MeanReversionAgent(env=single_env)
     bars = np.flatnonzero(agent.ready & np.isnan(agent.zone))

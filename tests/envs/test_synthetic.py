@@ -188,6 +188,27 @@ def test_filter_is_near_perfect_on_a_well_separated_market() -> None:
     assert (posterior.argmax(axis=1) == market.regime).mean() > 0.9
 
 
+def test_windowed_filter_reads_the_newest_bars_only(long_regime_market: SyntheticMarket) -> None:
+    market = long_regime_market
+    returns = _log_returns(market)
+    full = hmm_forward_filter(returns, market.params)
+    windowed = hmm_forward_filter(returns, market.params, window=20)
+    t = 5000
+    alone = hmm_forward_filter(returns[t - 19 : t + 1], market.params)[-1]
+    np.testing.assert_allclose(windowed[t], alone, rtol=0, atol=1e-12)
+    perturbed = returns.copy()
+    perturbed[: t - 19] += 0.05  # the past beyond the window does not matter
+    np.testing.assert_allclose(
+        hmm_forward_filter(perturbed, market.params, window=20)[t], windowed[t], rtol=0, atol=1e-12
+    )
+    # 20 bars tell the regime less often than the whole history
+    hits = (windowed.argmax(axis=1) == market.regime).mean()
+    assert 0.3 < hits < (full.argmax(axis=1) == market.regime).mean() - 0.05
+    np.testing.assert_array_equal(
+        hmm_forward_filter(returns, market.params, window=len(returns)), full
+    )
+
+
 def test_filter_treats_nan_as_missing() -> None:
     params = generate_market("regime", n_bars=1, seed=0).params
     posterior = hmm_forward_filter(np.array([np.nan, 0.03, np.nan]), params)

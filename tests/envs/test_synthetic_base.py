@@ -16,6 +16,7 @@ from quantgym.envs.synthetic_base import (
     sample_markov_chain,
     stationary_distribution,
     transition_from_durations,
+    windowed_forward_filter,
 )
 
 __all__: list[str] = []
@@ -43,6 +44,27 @@ def test_forward_filter_propagates_the_prior_through_missing_rows() -> None:
     log_emission = np.array([[0.0, -50.0], [np.nan, np.nan]])
     posterior = forward_filter(log_emission, transition, np.array([0.5, 0.5]))
     np.testing.assert_allclose(posterior[1], posterior[0] @ transition, rtol=1e-12)
+
+
+def test_windowed_forward_filter_is_the_filter_restarted_window_rows_back() -> None:
+    rng = np.random.default_rng(3)
+    transition = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    initial = stationary_distribution(transition)
+    log_emission = np.log(rng.uniform(0.1, 2.0, (300, 3)))
+    log_emission[40] = np.nan  # a missing row inside some windows
+    full = forward_filter(log_emission, transition, initial)
+    np.testing.assert_array_equal(
+        windowed_forward_filter(log_emission, transition, initial, 300), full
+    )
+    windowed = windowed_forward_filter(log_emission, transition, initial, 12)
+    np.testing.assert_array_equal(windowed[:12], full[:12])  # windows that reach row 0
+    for t in (12, 13, 45, 299):  # the filter run on the window's 12 rows alone
+        alone = forward_filter(log_emission[t - 11 : t + 1], transition, initial)[-1]
+        np.testing.assert_allclose(windowed[t], alone, rtol=0, atol=1e-12)
+    assert not np.allclose(windowed[12:], full[12:])  # it forgot something
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="window"):
+            windowed_forward_filter(log_emission, transition, initial, bad)
 
 
 @pytest.mark.parametrize("durations", [[400.0, 60.0], [10.0, 20.0, 30.0], [5.0]])

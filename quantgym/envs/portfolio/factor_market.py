@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from quantgym.checks import check_non_negative, check_positive, check_positive_int
-from quantgym.envs.synthetic_base import COMMON_DEFAULTS, synthetic_volume
+from quantgym.envs.synthetic_base import COMMON_DEFAULTS, synthetic_volume, windowed_forward_filter
 
 __all__ = [
     "FACTOR_KINDS",
@@ -341,15 +341,7 @@ def windowed_regime_filter(log_returns: np.ndarray, params: dict, window: int) -
     check_positive_int("window", window)
     _, _, transition, initial = _moments(params)
     ll = regime_log_likelihoods(log_returns, params)
-    out = np.empty_like(ll)
-    out[:window] = _forward(ll[:window], transition, initial)  # windows that reach bar 0
-    rows = np.arange(window, ll.shape[0])
-    if rows.size:
-        prior = np.broadcast_to(initial, (rows.size, ll.shape[1]))
-        for lag in range(window - 1, -1, -1):  # oldest bar of each window first
-            posterior, prior = regime_filter_update(prior, ll[rows - lag], transition)
-        out[rows] = posterior
-    return out
+    return windowed_forward_filter(ll, transition, initial, window)
 
 
 def predictive_moments(posterior: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
