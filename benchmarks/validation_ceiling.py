@@ -27,6 +27,7 @@ JSON ``--out`` (default ``benchmarks/results/validation_ceiling.json``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from quantgym.benchmark import Cell, train_and_score
+from quantgym.benchmark import train_and_score
+from quantgym.benchmark.listing import cells_for
 from quantgym.benchmark.protocol import build_market, plan_for
 from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR
 from quantgym.benchmark.statistics import bootstrap_ci
@@ -55,39 +57,26 @@ def _score(x: np.ndarray, ref: np.ndarray, axis: int = -1) -> Any:
 
 
 def run(suite: Any, windows: list[int]) -> dict[str, Any]:
-    """``{market: {row: {score, lo, hi, turnover}}}`` over the suite's seeds and windows."""
+    """``{market: {row: {score, lo, hi, turnover}}}`` over the suite's seeds and windows (the
+    suite's own cells of the reference and the rule; the windowed rows are the reference's
+    cell with ``filter_window``)."""
+    cells = {(c.market, c.seed, c.agent): c for c in cells_for(suite)[0]}
     rows = [RULE, *(f"filter_window={k}" for k in windows), REFERENCE]
     out: dict[str, Any] = {}
     for market in suite.markets:
         growth: dict[str, list[np.ndarray]] = {r: [] for r in rows}
         turnover: dict[str, list[float]] = {r: [] for r in rows}
         for seed in suite.seeds:
-
-            def cell(agent: str, kwargs: dict[str, Any], seed: int = seed) -> Cell:
-                return Cell(
-                    suite=suite.name,
-                    market=market,
-                    agent=agent,
-                    seed=seed,
-                    protocol="windows",
-                    agent_kwargs=kwargs,
-                    train_steps=None,
-                    window_bars=suite.window_bars,
-                    n_windows=suite.n_windows,
-                    train_bars=suite.train_bars,
-                    embargo_bars=suite.embargo_bars,
-                    market_params=suite.market_params.get(market),
-                    env_kwargs=suite.env_kwargs,
-                )
-
-            data, first_bar = build_market(cell(REFERENCE, {}))
-            plan = plan_for(cell(REFERENCE, {}), data, first_bar)
+            reference = cells[market, seed, REFERENCE]
+            data, first_bar = build_market(reference)
+            plan = plan_for(reference, data, first_bar)
             for row in rows:
                 if row.startswith("filter_window="):
-                    c = cell(REFERENCE, {"filter_window": int(row.partition("=")[2])})
+                    window = int(row.partition("=")[2])
+                    cell = dataclasses.replace(reference, agent_kwargs={"filter_window": window})
                 else:
-                    c = cell(row, {})
-                result = train_and_score(c, data, plan.trains[0], plan.units)
+                    cell = cells[market, seed, row]
+                result = train_and_score(cell, data, plan.trains[0], plan.units)
                 growth[row].append(_growth(result.equities))
                 turnover[row].append(float(np.mean([m["turnover"] for m in result.metrics])))
         ref = np.concatenate(growth[REFERENCE])
@@ -116,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     if not all(k >= 1 for k in args.windows):
         raise SystemExit(f"--windows must be >= 1 bar, got {args.windows}")
     suite = load_suite(args.suite)
+    missing = {REFERENCE, RULE} - {spec.name for spec in suite.agents}
+    if missing:
+        raise SystemExit(f"suite {suite.name!r} must list {sorted(missing)} among its agents")
     t0 = time.perf_counter()
     table = run(suite, sorted(set(args.windows)))
     wall = round(time.perf_counter() - t0, 1)
