@@ -55,7 +55,11 @@ from torch import nn
 from quantgym import ENV_ID
 from quantgym.agents.base import TrainableAgent
 from quantgym.agents.env_kwargs import json_safe_kwargs
-from quantgym.agents.observations import ObservationLayout, account_feature_offsets
+from quantgym.agents.observations import (
+    ObservationLayout,
+    account_feature_offsets,
+    episode_start_mask,
+)
 from quantgym.agents.sb3.envs import env_attr, make_sb3_vec_env
 from quantgym.agents.sb3.extractors import RecentBarsExtractor
 from quantgym.agents.sb3.files import (
@@ -75,6 +79,7 @@ from quantgym.agents.sb3.files import (
     vecnormalize_writer,
 )
 from quantgym.agents.sb3.obs_noise import MarketNoiseVecEnv
+from quantgym.agents.smoothing import check_action_smoothing, smooth, smoothed_actions
 from quantgym.checks import check_optional_positive_int, check_positive_int
 from quantgym.files import atomic_write, atomic_write_json, read_json
 from quantgym.policies.base import AGENT_FILE
@@ -164,7 +169,12 @@ class SB3Agent(TrainableAgent):
         - ``seed`` seeds SB3 (torch, numpy, env), ``device`` is ``"cpu"``: these nets are tiny;
         - ``obs_noise > 0``: Gaussian noise of that standard deviation on the market columns of
           every ``TradingEnv`` observation the policy trains on, never at inference
-          (:mod:`quantgym.agents.sb3.obs_noise`); 0 (default) is none.
+          (:mod:`quantgym.agents.sb3.obs_noise`); 0 (default) is none;
+        - ``action_smoothing`` in ``(0, 1]``: :meth:`predict` decides from an exponential
+          moving average of the policy's action probabilities (of its action, for continuous
+          actions) with this weight on the newest bar (:mod:`quantgym.agents.smoothing`), a
+          decision with a memory of about ``1 / action_smoothing`` bars; training is
+          unchanged. 1 is none.
         """
 
         n_envs: int = 16
@@ -189,6 +199,7 @@ class SB3Agent(TrainableAgent):
         seed: int | None = 0
         device: str = "cpu"
         obs_noise: float = 0.0
+        action_smoothing: float = 1.0
 
     def __init__(self, config: Any = None, *, env: Any = None, verbose: int = 0, **kwargs: Any):
         super().__init__(config, **kwargs)
@@ -217,6 +228,7 @@ class SB3Agent(TrainableAgent):
         if not (isinstance(c.obs_noise, int | float) and np.isfinite(c.obs_noise)
                 and c.obs_noise >= 0):  # fmt: skip
             raise ValueError(f"obs_noise must be a number >= 0, got {c.obs_noise!r}")
+        check_action_smoothing(c.action_smoothing)
         if c.lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {c.lr_schedule!r}")
         if c.activation not in _ACTIVATIONS:
@@ -488,8 +500,50 @@ class SB3Agent(TrainableAgent):
         """Action for one observation ``(D,)`` or a batch ``(N, D)`` (SB3's signature).
 
         Observations are raw env observations (normalisation is applied here). Recurrent
-        agents take and return ``state`` and reset it where ``episode_start`` is true.
+        agents take and return ``state`` and reset it where ``episode_start`` is true. With
+        ``action_smoothing < 1`` the state is ``(recurrent state or None, moving average)``:
+        pass it back on the next step (``None`` and ``episode_start`` restart it).
         """
+        weight = float(self.config.action_smoothing)
+        if weight != 1.0:
+            return self._smoothed_predict(observation, state, episode_start, deterministic, weight)
+        return self._predict(observation, state, episode_start, deterministic)
+
+    def _smoothed_predict(
+        self,
+        observation: np.ndarray,
+        state: Any,
+        episode_start: np.ndarray | None,
+        deterministic: bool,
+        weight: float,
+    ) -> tuple[np.ndarray, Any]:
+        """:meth:`predict` from the moving average of the policy's outputs (``action_smoothing``)."""
+        obs, batched = self._check_observation(observation)
+        batch = obs if batched else obs[None]
+        inner, average = (None, None) if state is None else state
+        starts = episode_start_mask(episode_start, batch.shape[0])
+        if average is None:
+            starts = np.ones_like(starts)
+        if isinstance(self._require_model().action_space, spaces.Discrete):
+            with torch.inference_mode():
+                logits, inner = self._actor_output(
+                    torch.from_numpy(self.normalize_observation(batch)), inner, episode_start
+                )
+            actions, average = smoothed_actions(logits, average, starts, weight, deterministic)
+        else:
+            raw, inner = self._predict(batch, inner, episode_start, deterministic)
+            average = smooth(raw.reshape(batch.shape[0], -1), average, starts, weight)
+            actions = average.reshape(raw.shape).astype(raw.dtype)
+        return (actions if batched else actions[0]), (inner, average)
+
+    def _predict(
+        self,
+        observation: np.ndarray,
+        state: Any,
+        episode_start: np.ndarray | None,
+        deterministic: bool,
+    ) -> tuple[np.ndarray, Any]:
+        """:meth:`predict` without action smoothing."""
         model = self._require_model()
         obs, batched = self._check_observation(observation)
         obs = self.normalize_observation(obs)
