@@ -12,7 +12,8 @@ the newest bars. A decision read from ``m_t = (1 - w) m_{t-1} + w p_t`` accumula
 over about ``1 / w`` bars, as the filter does. Training is unchanged (the weight only enters
 ``predict``), which is what lets one training serve every weight.
 
-Output: per agent, per weight, per market the score (``bayes_filter_expert`` = 100) with its
+Output: per agent, per weight, per market the score (the market's reference = 100, as in the
+suite's report) with its
 paired bootstrap 95% CI over the (seed, window) keys, the turnover per window, the mean over
 the markets and the worst market; the JSON ``--out`` keeps the per-window log growth (so any
 paired comparison can be recomputed).
@@ -37,9 +38,9 @@ from quantgym.benchmark.statistics import bootstrap_ci
 from quantgym.benchmark.suite import load_suite
 from quantgym.benchmark.training import seed_everything
 from quantgym.files import atomic_write_json
+from quantgym.policies.references import reference_policy_name
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = "bayes_filter_expert"
 RULE = "sma_crossover"
 
 
@@ -60,8 +61,9 @@ def run(suite: Any, agents: list[str], weights: list[float], progress: Any) -> d
     turnover: dict[str, dict[str, list[float]]] = {}
     for market in suite.markets:
         g, t = growth.setdefault(market, {}), turnover.setdefault(market, {})
+        reference = reference_policy_name(market)
         for seed in suite.seeds:
-            for name in (REFERENCE, RULE, *agents):
+            for name in dict.fromkeys((reference, RULE, *agents)):
                 cell = cells[market, seed, name]
                 learns = name in agents
                 seed_everything(seed, torch_needed=learns)  # as run_cell: the same training
@@ -86,7 +88,7 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
     """Per row: per market ``[score, lo, hi, turnover]``, the mean score and the worst market."""
     out: dict[str, Any] = {}
     for market, rows in data["growth"].items():
-        ref = np.asarray(rows[REFERENCE])
+        ref = np.asarray(rows[reference_policy_name(market)])
         for row, x in rows.items():
             x = np.asarray(x)
             lo, hi = bootstrap_ci(_score, x, ref)
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SystemExit(f"--markets: {unknown} are not in suite {suite.name!r}")
         suite = dataclasses.replace(suite, markets=list(args.markets))
-    missing = {REFERENCE, RULE, *args.agents} - {spec.name for spec in suite.agents}
+    needed = {RULE, *args.agents, *map(reference_policy_name, suite.markets)}
+    missing = needed - {spec.name for spec in suite.agents}
     if missing:
         raise SystemExit(f"suite {suite.name!r} must list {sorted(missing)} among its agents")
     t0 = time.perf_counter()
@@ -130,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     data = run(suite, args.agents, args.weights, progress)
     table = summary(data)
     keys = len(suite.seeds) * suite.n_windows
-    print(f"\n{suite.name}: {keys} keys per market; {REFERENCE} = 100; score [95% CI] turnover")
+    print(
+        f"\n{suite.name}: {keys} keys per market; the market's reference = 100; score [95% CI] turnover"
+    )
     for row, entry in table.items():
         cells = "  ".join(
             f"{m.removeprefix('synthetic:')} {v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}] t{v[3]:.0f}"

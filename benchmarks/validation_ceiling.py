@@ -42,6 +42,7 @@ from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR
 from quantgym.benchmark.statistics import bootstrap_ci
 from quantgym.benchmark.suite import load_suite
 from quantgym.files import atomic_write_json
+from quantgym.policies.references import reference_policy_name
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "bayes_filter_expert"
@@ -105,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if not all(k >= 1 for k in args.windows):
         raise SystemExit(f"--windows must be >= 1 bar, got {args.windows}")
     suite = load_suite(args.suite)
+    others = [m for m in suite.markets if reference_policy_name(m) != REFERENCE]
+    if others:
+        raise SystemExit(
+            f"{others}: the windowed filter is {REFERENCE}'s, the reference of regime markets only"
+        )
     missing = {REFERENCE, RULE} - {spec.name for spec in suite.agents}
     if missing:
         raise SystemExit(f"suite {suite.name!r} must list {sorted(missing)} among its agents")
