@@ -15,8 +15,10 @@ over about ``1 / w`` bars, as the filter does. Training is unchanged (the weight
 Output: per agent, per weight, per market the score (the market's reference = 100, as in the
 suite's report) with its
 paired bootstrap 95% CI over the (seed, window) keys, the turnover per window, the mean over
-the markets and the worst market; the JSON ``--out`` keeps the per-window log growth (so any
-paired comparison can be recomputed).
+the markets, the worst market and the paired gain over the same policy unsmoothed (@1.0); the
+JSON ``--out`` keeps the per-window log growth (so any paired comparison can be recomputed).
+``--summarise A.json B.json`` prints the merged tables of earlier runs (e.g. one per market
+subset) without training.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR, evaluate_units, fixed_a
 from quantgym.benchmark.statistics import bootstrap_ci
 from quantgym.benchmark.suite import load_suite
 from quantgym.benchmark.training import seed_everything
-from quantgym.files import atomic_write_json
+from quantgym.files import atomic_write_json, read_json
 from quantgym.policies.references import reference_policy_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +86,10 @@ def run(suite: Any, agents: list[str], weights: list[float], progress: Any) -> d
     return {"growth": growth, "turnover": turnover}
 
 
+def _gain(x: np.ndarray, base: np.ndarray, ref: np.ndarray, axis: int = -1) -> Any:
+    return 100.0 * np.mean(x - base, axis=axis) / np.mean(ref, axis=axis)
+
+
 def summary(data: dict[str, Any]) -> dict[str, Any]:
     """Per row: per market ``[score, lo, hi, turnover]``, the mean score and the worst market."""
     out: dict[str, Any] = {}
@@ -96,11 +102,34 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
             cells = out.setdefault(row, {"markets": {}})["markets"]
             cells[market] = [round(float(_score(x, ref)), 1), round(float(lo), 1),
                              round(float(hi), 1), round(turn, 1)]  # fmt: skip
+    for market, rows in data["growth"].items():  # each weight against the same policy unsmoothed
+        ref = np.asarray(rows[reference_policy_name(market)])
+        for row, x in rows.items():
+            agent, _, weight = row.partition("@")
+            base = rows.get(f"{agent}@1.0")
+            if not weight or float(weight) == 1.0 or base is None:
+                continue
+            lo, hi = bootstrap_ci(_gain, np.asarray(x), np.asarray(base), ref)
+            gain = float(_gain(np.asarray(x), np.asarray(base), ref))
+            out[row].setdefault("gain", {})[market] = [round(gain, 1), round(float(lo), 1),
+                                                       round(float(hi), 1)]  # fmt: skip
     for entry in out.values():
         scores = {m: v[0] for m, v in entry["markets"].items()}
         entry["mean"] = round(float(np.mean(list(scores.values()))), 1)
         entry["worst"] = min(scores, key=scores.__getitem__)
     return out
+
+
+def print_table(table: dict[str, Any], title: str) -> None:
+    """Each row's score [95% CI] and turnover per market, its mean and worst market, and its
+    paired gain over the same policy unsmoothed."""
+    print(f"\n{title}; the market's reference = 100; score [95% CI] (turnover); gain over @1.0")
+    for row, entry in table.items():
+        print(f"{row:<24} mean {entry['mean']:6.1f}  worst {entry['worst']}")
+        for m, v in entry["markets"].items():
+            gain = entry.get("gain", {}).get(m)
+            extra = f"  gain {gain[0]:+.1f} [{gain[1]:+.1f}, {gain[2]:+.1f}]" if gain else ""
+            print(f"    {m:<28} {v[0]:7.1f} [{v[1]:7.1f}, {v[2]:7.1f}] ({v[3]:.0f}){extra}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agents", nargs="+", default=["ppo_mlp", "ppo_lstm", "ppo_transformer"])
     p.add_argument("--weights", nargs="+", type=float, default=[1.0, 0.5, 0.3, 0.2, 0.1])
     p.add_argument("--markets", nargs="+", help="a subset of the suite's markets")
-    p.add_argument("--out", type=Path, required=True, help="JSON to write")
+    p.add_argument("--out", type=Path, help="JSON to write (required unless --summarise)")
+    p.add_argument("--summarise", nargs="+", type=Path, metavar="JSON",
+                   help="print the tables of earlier outputs, merged (no training)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.summarise:
+        merged: dict[str, Any] = {"growth": {}, "turnover": {}}
+        for path in args.summarise:
+            earlier = read_json(path)
+            for key in ("growth", "turnover"):
+                for market, rows in earlier[key].items():
+                    merged[key].setdefault(market, {}).update(rows)
+        print_table(summary(merged), "merged")
+        return 0
+    if args.out is None:
+        raise SystemExit("--out is required (or --summarise earlier outputs)")
     if not all(0.0 < w <= 1.0 for w in args.weights):
         raise SystemExit(f"--weights must be in (0, 1], got {args.weights}")
     suite = load_suite(args.suite)
@@ -132,16 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = run(suite, args.agents, args.weights, progress)
     table = summary(data)
-    keys = len(suite.seeds) * suite.n_windows
-    print(
-        f"\n{suite.name}: {keys} keys per market; the market's reference = 100; score [95% CI] turnover"
-    )
-    for row, entry in table.items():
-        cells = "  ".join(
-            f"{m.removeprefix('synthetic:')} {v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}] t{v[3]:.0f}"
-            for m, v in entry["markets"].items()
-        )
-        print(f"{row:<24} mean {entry['mean']:6.1f}  worst {entry['worst']}\n    {cells}")
+    print_table(table, f"{suite.name}: {len(suite.seeds) * suite.n_windows} keys per market")
     atomic_write_json(
         args.out,
         {"suite": suite.name, "markets": list(suite.markets), "seeds": list(suite.seeds),

@@ -90,3 +90,21 @@ def test_a_saved_agent_smooths_as_before(tmp_path):
 def test_bad_values_are_named(bad):
     with pytest.raises(ValueError, match="action_smoothing"):
         make_agent("ppo_mlp", action_smoothing=bad)
+
+
+def test_continuous_actions_are_the_moving_average_of_the_policy_actions():
+    kwargs = {**ENV_KWARGS, "action_type": "continuous"}
+    agent = make_agent("ppo_mlp", action_smoothing=0.25, **SMALL)
+    agent.fit(kwargs, train_steps=64, progress_bar=False)
+    env = gym.make(ENV_ID, **kwargs)
+    obs, _ = env.reset(seed=2)
+    state, average = None, None
+    for _ in range(20):
+        action, state = agent.predict(obs, state=state)
+        agent.config.action_smoothing = 1.0
+        raw, _ = agent.predict(obs)
+        agent.config.action_smoothing = 0.25
+        average = raw if average is None else 0.75 * average + 0.25 * raw
+        np.testing.assert_allclose(action, average, rtol=1e-6, atol=1e-7)
+        assert action.shape == raw.shape and action.dtype == raw.dtype
+        obs, *_ = env.step(action)
