@@ -373,9 +373,9 @@ def hmm_forward_filter(
     log_emission = -0.5 * z * z - np.log(vols)[None, :]
     if window is None:
         return forward_filter(log_emission, transition, initial)
-    if params.get("initial_distribution") is not None:
-        initial = stationary_distribution(transition)
-    return windowed_forward_filter(log_emission, transition, initial, window)
+    return windowed_forward_filter(
+        log_emission, transition, stationary_distribution(transition), window
+    )
 
 
 def regime_expected_return(posterior: np.ndarray, params: dict) -> np.ndarray:
