@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantgym.checks import check_positive_int
+
 __all__ = [
     "COMMON_DEFAULTS",
     "SyntheticMarket",
@@ -36,6 +38,7 @@ __all__ = [
     "bar_timestamps",
     "build_frame",
     "forward_filter",
+    "forward_filter_step",
     "windowed_forward_filter",
     "resolve_common_params",
     "sample_markov_chain",
@@ -344,6 +347,19 @@ def forward_filter(
     return posterior
 
 
+def forward_filter_step(
+    prior: np.ndarray, emission: np.ndarray, transition: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the forward filter, batched over leading axes: ``prior`` ``(..., K)`` =
+    ``P(state_t | obs_<t)`` and ``emission`` ``(..., K)`` proportional to ``p(obs_t | state_t)``
+    give ``(posterior P(state_t | obs_<=t), next prior posterior @ transition)``; an
+    observation impossible under every state the prior allows keeps the prior (no NaN)."""
+    joint = prior * emission
+    total = joint.sum(axis=-1, keepdims=True)
+    posterior = np.where(total > 0, joint / np.where(total > 0, total, 1.0), prior)
+    return posterior, posterior @ transition
+
+
 def windowed_forward_filter(
     log_emission: np.ndarray, transition: np.ndarray, initial: np.ndarray, window: int
 ) -> np.ndarray:
@@ -353,21 +369,15 @@ def windowed_forward_filter(
     ``t < window`` reach row 0 and equal :func:`forward_filter`'s; ``window >= n`` is
     :func:`forward_filter`. What a perfect reader of a ``window``-row history can know.
     """
-    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
-    window = int(window)
+    window = check_positive_int("window", window)
     out = np.empty(np.shape(log_emission))
     out[:window] = forward_filter(log_emission[:window], transition, initial)
     rows = np.arange(window, out.shape[0])
     if rows.size:
-        log_emission = log_emission - log_emission.max(axis=1, keepdims=True)
-        emission = np.exp(log_emission)
+        emission = np.exp(log_emission - log_emission.max(axis=1, keepdims=True))
         emission[np.isnan(emission).any(axis=1)] = 1.0
         prior = np.broadcast_to(initial, (rows.size, out.shape[1]))
         for lag in range(window - 1, -1, -1):  # the oldest row of every window first
-            joint = prior * emission[rows - lag]
-            total = joint.sum(axis=1, keepdims=True)
-            belief = np.where(total > 0, joint / np.where(total > 0, total, 1.0), prior)
-            prior = belief @ transition
+            belief, prior = forward_filter_step(prior, emission[rows - lag], transition)
         out[rows] = belief
     return out

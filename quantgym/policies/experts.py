@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from quantgym.checks import check_optional_positive_int
 from quantgym.policies.binding import (
     REFERENCE_COST,
     EnvBoundAgent,
@@ -129,11 +130,7 @@ class BayesFilterExpert(_BandedExpert):
 
     def _validate(self) -> None:
         super()._validate()
-        window = self.config.filter_window
-        if window is not None and (
-            isinstance(window, bool) or not isinstance(window, int) or window < 1
-        ):
-            raise ValueError(f"filter_window must be None or an int >= 1, got {window!r}")
+        check_optional_positive_int("filter_window", self.config.filter_window)
 
     def _expected_returns(self) -> np.ndarray:
         from quantgym.envs.synthetic import (

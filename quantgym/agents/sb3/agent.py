@@ -521,9 +521,7 @@ class SB3Agent(TrainableAgent):
         obs, batched = self._check_observation(observation)
         batch = obs if batched else obs[None]
         inner, average = (None, None) if state is None else state
-        starts = episode_start_mask(episode_start, batch.shape[0])
-        if average is None:
-            starts = np.ones_like(starts)
+        starts = episode_start_mask(episode_start, batch.shape[0])  # no average yet: a start
         if isinstance(self._require_model().action_space, spaces.Discrete):
             with torch.inference_mode():
                 logits, inner = self._actor_output(

@@ -48,7 +48,13 @@ import numpy as np
 import pandas as pd
 
 from quantgym.checks import check_non_negative, check_positive, check_positive_int
-from quantgym.envs.synthetic_base import COMMON_DEFAULTS, synthetic_volume, windowed_forward_filter
+from quantgym.envs.synthetic_base import (
+    COMMON_DEFAULTS,
+    forward_filter,
+    forward_filter_step,
+    synthetic_volume,
+    windowed_forward_filter,
+)
 
 __all__ = [
     "FACTOR_KINDS",
@@ -311,26 +317,14 @@ def regime_filter_update(
     prior (no NaN).
     """
     shifted = log_likelihood - np.max(log_likelihood, axis=-1, keepdims=True)
-    joint = prior * np.exp(shifted)
-    total = joint.sum(axis=-1, keepdims=True)
-    posterior = np.where(total > 0, joint / np.where(total > 0, total, 1.0), prior)
-    return posterior, posterior @ np.asarray(transition)
+    return forward_filter_step(prior, np.exp(shifted), np.asarray(transition))
 
 
 def regime_filter(log_returns: np.ndarray, params: dict) -> np.ndarray:
     """Causal posterior ``P(k_t | r_0..r_t)``, ``(T, K)``: row t uses ``log_returns[:t + 1]`` only
     (e.g. ``np.diff(np.log(close), axis=0, prepend=np.nan)``, close from the panel)."""
     _, _, transition, initial = _moments(params)
-    return _forward(regime_log_likelihoods(log_returns, params), transition, initial)
-
-
-def _forward(ll: np.ndarray, transition: np.ndarray, initial: np.ndarray) -> np.ndarray:
-    """The forward filter's posteriors ``(T, K)`` over log-likelihood rows ``ll`` from ``initial``."""
-    out = np.empty_like(ll)
-    prior = initial
-    for t in range(ll.shape[0]):
-        out[t], prior = regime_filter_update(prior, ll[t], transition)
-    return out
+    return forward_filter(regime_log_likelihoods(log_returns, params), transition, initial)
 
 
 def windowed_regime_filter(log_returns: np.ndarray, params: dict, window: int) -> np.ndarray:
@@ -338,7 +332,6 @@ def windowed_regime_filter(log_returns: np.ndarray, params: dict, window: int) -
     ``(T, K)``: the exact filter restarted at bar ``t - window + 1`` from the initial (stationary)
     distribution, the regime's marginal there; rows ``t < window`` equal :func:`regime_filter`'s.
     What a reader of a ``window``-bar history of closes can know at best."""
-    check_positive_int("window", window)
     _, _, transition, initial = _moments(params)
     ll = regime_log_likelihoods(log_returns, params)
     return windowed_forward_filter(ll, transition, initial, window)
