@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,19 +38,20 @@ IN_SAMPLE_WINDOWS = 19
 
 
 def _growth(equities: Sequence[np.ndarray]) -> np.ndarray:
-    from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR
+    from quantgym.benchmark.scoring import log_growth
 
-    return np.array([math.log(e[-1] / e[0]) if e[-1] > 0 else LOG_GROWTH_FLOOR for e in equities])
+    return np.array([log_growth(e) for e in equities])
 
 
 def _score(g: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    from quantgym.benchmark.statistics import bootstrap_ci
+    from quantgym.benchmark.statistics import bootstrap_ci, normalized_score
 
-    def stat(x: np.ndarray, r: np.ndarray, axis: int = -1) -> Any:
-        return 100.0 * np.mean(x, axis=axis) / np.mean(r, axis=axis)
-
-    lo, hi = bootstrap_ci(stat, g, ref, n_resamples=1000)
-    return {"score": round(float(stat(g, ref)), 1), "lo": round(lo, 1), "hi": round(hi, 1)}
+    lo, hi = bootstrap_ci(normalized_score, g, ref, n_resamples=1000)
+    return {
+        "score": round(float(normalized_score(g, ref)), 1),
+        "lo": round(lo, 1),
+        "hi": round(hi, 1),
+    }
 
 
 def switch_margins(actions: np.ndarray, gaps: np.ndarray) -> dict[str, float | None]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,8 @@ import numpy as np
 from quantgym.benchmark import train_and_score
 from quantgym.benchmark.listing import cells_for
 from quantgym.benchmark.protocol import build_market, plan_for
-from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR, evaluate_units, fixed_agent
-from quantgym.benchmark.statistics import bootstrap_ci
+from quantgym.benchmark.scoring import evaluate_units, fixed_agent, log_growth
+from quantgym.benchmark.statistics import bootstrap_ci, normalized_gain, normalized_score
 from quantgym.benchmark.suite import load_suite
 from quantgym.benchmark.training import seed_everything
 from quantgym.files import atomic_write_json, read_json
@@ -44,14 +43,6 @@ from quantgym.policies.references import reference_policy_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RULE = "sma_crossover"
-
-
-def _growth(equities: list[np.ndarray]) -> list[float]:
-    return [math.log(e[-1] / e[0]) if e[-1] > 0 else LOG_GROWTH_FLOOR for e in equities]
-
-
-def _score(x: np.ndarray, ref: np.ndarray, axis: int = -1) -> Any:
-    return 100.0 * np.mean(x, axis=axis) / np.mean(ref, axis=axis)
 
 
 def run(suite: Any, agents: list[str], weights: list[float], progress: Any) -> dict[str, Any]:
@@ -73,21 +64,17 @@ def run(suite: Any, agents: list[str], weights: list[float], progress: Any) -> d
                 plan = plan_for(cell, data, first_bar)
                 result = train_and_score(cell, data, plan.trains[0], plan.units)
                 if not learns:
-                    g.setdefault(name, []).extend(_growth(result.equities))
+                    g.setdefault(name, []).extend(map(log_growth, result.equities))
                     t.setdefault(name, []).extend(m["turnover"] for m in result.metrics)
                     continue
                 for w in weights:
                     agent = result.agent
                     agent.config = dataclasses.replace(agent.config, action_smoothing=w)
                     equities, metrics = evaluate_units(fixed_agent(agent), cell, data, plan.units)
-                    g.setdefault(f"{name}@{w}", []).extend(_growth(equities))
+                    g.setdefault(f"{name}@{w}", []).extend(map(log_growth, equities))
                     t.setdefault(f"{name}@{w}", []).extend(m["turnover"] for m in metrics)
                 progress(f"{market} seed {seed} {name}: trained {result.train_s:.0f} s")
     return {"growth": growth, "turnover": turnover}
-
-
-def _gain(x: np.ndarray, base: np.ndarray, ref: np.ndarray, axis: int = -1) -> Any:
-    return 100.0 * np.mean(x - base, axis=axis) / np.mean(ref, axis=axis)
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
@@ -97,10 +84,10 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         ref = np.asarray(rows[reference_policy_name(market)])
         for row, x in rows.items():
             x = np.asarray(x)
-            lo, hi = bootstrap_ci(_score, x, ref)
+            lo, hi = bootstrap_ci(normalized_score, x, ref)
             turn = float(np.mean(data["turnover"][market][row]))
             cells = out.setdefault(row, {"markets": {}})["markets"]
-            cells[market] = [round(float(_score(x, ref)), 1), round(float(lo), 1),
+            cells[market] = [round(float(normalized_score(x, ref)), 1), round(float(lo), 1),
                              round(float(hi), 1), round(turn, 1)]  # fmt: skip
     for market, rows in data["growth"].items():  # each weight against the same policy unsmoothed
         ref = np.asarray(rows[reference_policy_name(market)])
@@ -109,8 +96,8 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
             base = rows.get(f"{agent}@1.0")
             if not weight or float(weight) == 1.0 or base is None:
                 continue
-            lo, hi = bootstrap_ci(_gain, np.asarray(x), np.asarray(base), ref)
-            gain = float(_gain(np.asarray(x), np.asarray(base), ref))
+            lo, hi = bootstrap_ci(normalized_gain, np.asarray(x), np.asarray(base), ref)
+            gain = float(normalized_gain(np.asarray(x), np.asarray(base), ref))
             out[row].setdefault("gain", {})[market] = [round(gain, 1), round(float(lo), 1),
                                                        round(float(hi), 1)]  # fmt: skip
     for entry in out.values():

@@ -56,7 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import portfolio_learning as pl  # noqa: E402  (the protocol: market, split, windows)
 
-from quantgym.benchmark.statistics import bootstrap_ci  # noqa: E402
+from quantgym.benchmark.statistics import bootstrap_ci, normalized_score  # noqa: E402
 from quantgym.envs.portfolio.factor_market import windowed_regime_filter  # noqa: E402
 from quantgym.files import atomic_write_json  # noqa: E402
 from quantgym.policies.portfolio.kelly import KellyFilterAgent  # noqa: E402
@@ -138,9 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     refs = pl.reference_growth(proto, starts)  # the Kelly filter's and UCRP's, as there
     reference, ucrp = refs[proto.reference], refs["ucrp"]
 
-    def score(x: np.ndarray, r: np.ndarray, axis: int = -1) -> np.ndarray:
-        return 100.0 * np.mean(x, axis=axis) / np.mean(r, axis=axis)
-
     close = np.asarray(panel.close, dtype=np.float64)
     returns = np.diff(np.log(close), axis=0, prepend=np.nan)
 
@@ -158,18 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     configurations = [("closes", k, "exact_filter") for k in args.filter_windows]
     configurations += itertools.product(args.inputs, args.windows, args.models)
     rows = []
-    print(f"filter accuracy {filter_accuracy:.3f}; UCRP {float(score(ucrp, reference)):.1f}")
+    print(
+        f"filter accuracy {filter_accuracy:.3f}; UCRP {float(normalized_score(ucrp, reference)):.1f}"
+    )
     for kind, window, model in configurations:
         t0 = time.perf_counter()
         posterior = fitted(kind, window, model)
         growth = pl.trade_windows(kelly_on(posterior)(env=env), env, starts)
-        low, high = bootstrap_ci(score, growth, reference)
+        low, high = bootstrap_ci(normalized_score, growth, reference)
         row = {
             "inputs": kind, "window": window, "model": model,
             "C": args.C if model == "logistic" else None,
             "train_accuracy": float(np.mean(posterior[train].argmax(1) == regime[train])),
             "test_accuracy": float(np.mean(posterior[test].argmax(1) == regime[test])),
-            "score": float(score(growth, reference)), "ci": [float(low), float(high)],
+            "score": float(normalized_score(growth, reference)), "ci": [float(low), float(high)],
             "seconds": round(time.perf_counter() - t0, 1),
         }  # fmt: skip
         rows.append(row)
@@ -179,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, {
         "protocol": {**vars(proto), "n_windows": len(starts)},
         "filter_test_accuracy": filter_accuracy,
-        "ucrp_score": float(score(ucrp, reference)),
-        "ucrp_ci": [float(x) for x in bootstrap_ci(score, ucrp, reference)],
+        "ucrp_score": float(normalized_score(ucrp, reference)),
+        "ucrp_ci": [float(x) for x in bootstrap_ci(normalized_score, ucrp, reference)],
         "rows": rows,
     })  # fmt: skip
     return 0

@@ -40,7 +40,7 @@ import quantgym
 from quantgym.agents import make_agent
 from quantgym.agents.cli import parse_assignments
 from quantgym.agents.registry import list_agents
-from quantgym.benchmark.statistics import bootstrap_ci
+from quantgym.benchmark.statistics import bootstrap_ci, normalized_score
 from quantgym.files import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,30 +153,26 @@ def summarize(cells: list[dict], refs: dict[str, list[float]], reference: str) -
     """Per (agent, budget): score (100 x mean growth / reference's) with its paired bootstrap
     CI over windows of the seed-averaged growth, per-seed scores and training times."""
     ref = np.asarray(refs[reference])
-
-    def score(x: np.ndarray, r: np.ndarray, axis: int = -1) -> np.ndarray:
-        return 100.0 * np.mean(x, axis=axis) / np.mean(r, axis=axis)
-
     out: dict[str, Any] = {"reference": reference, "n_windows": int(ref.size), "rows": []}
     for name, growth in refs.items():
         g = np.asarray(growth)
-        low, high = bootstrap_ci(score, g, ref)
-        out["rows"].append({"agent": name, "budget": 0, "score": float(score(g, ref)),
+        low, high = bootstrap_ci(normalized_score, g, ref)
+        out["rows"].append({"agent": name, "budget": 0, "score": float(normalized_score(g, ref)),
                             "ci": [low, high], "mean_log_growth": float(g.mean())})  # fmt: skip
     keys = sorted({(c["agent"], c["budget"]) for c in cells})
     for agent, budget in keys:
         group = [c for c in cells if c["agent"] == agent and c["budget"] == budget]
         per_seed = np.asarray([c["growth"] for c in group])  # (seeds, windows)
         mean = per_seed.mean(0)
-        low, high = bootstrap_ci(score, mean, ref)
+        low, high = bootstrap_ci(normalized_score, mean, ref)
         out["rows"].append(
             {
                 "agent": agent,
                 "budget": budget,
                 "seeds": [c["seed"] for c in group],
-                "score": float(score(mean, ref)),
+                "score": float(normalized_score(mean, ref)),
                 "ci": [low, high],
-                "seed_scores": [float(score(g, ref)) for g in per_seed],
+                "seed_scores": [float(normalized_score(g, ref)) for g in per_seed],
                 "mean_log_growth": float(mean.mean()),
                 "train_s": [round(c["train_s"], 1) for c in group],
                 "mean_cash_weight": float(np.mean([c["mean_cash_weight"] for c in group])),

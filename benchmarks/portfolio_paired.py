@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantgym.benchmark.statistics import bootstrap_ci
+from quantgym.benchmark.statistics import bootstrap_ci, normalized_gain
 
 
 def growth(folder: Path, spec: str) -> np.ndarray:
@@ -50,12 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = growth(args.folder_a, args.reference)
     if not a.shape == b.shape == ref.shape:
         raise ValueError(f"window counts differ: {a.shape}, {b.shape}, {ref.shape}")
-
-    def diff(x: np.ndarray, y: np.ndarray, r: np.ndarray, axis: int = -1) -> np.ndarray:
-        return 100.0 * np.mean(x - y, axis=axis) / np.mean(r, axis=axis)
-
-    low, high = bootstrap_ci(diff, a, b, ref)
-    print(f"{args.a} - {args.b}: {diff(a, b, ref):+.1f} [{low:+.1f}, {high:+.1f}] "
+    low, high = bootstrap_ci(normalized_gain, a, b, ref)
+    print(f"{args.a} - {args.b}: {normalized_gain(a, b, ref):+.1f} [{low:+.1f}, {high:+.1f}] "
           f"({args.reference} = 100); {args.a} earns more in {np.mean(a > b):.0%} of "
           f"{a.size} windows")  # fmt: skip
     return 0

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,8 @@ import numpy as np
 from quantgym.benchmark import train_and_score
 from quantgym.benchmark.listing import cells_for
 from quantgym.benchmark.protocol import build_market, plan_for
-from quantgym.benchmark.scoring import LOG_GROWTH_FLOOR
-from quantgym.benchmark.statistics import bootstrap_ci
+from quantgym.benchmark.scoring import log_growth
+from quantgym.benchmark.statistics import bootstrap_ci, normalized_score
 from quantgym.benchmark.suite import load_suite
 from quantgym.files import atomic_write_json
 from quantgym.policies.references import reference_policy_name
@@ -47,14 +46,6 @@ from quantgym.policies.references import reference_policy_name
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "bayes_filter_expert"
 RULE = "sma_crossover"
-
-
-def _growth(equities: list[np.ndarray]) -> np.ndarray:
-    return np.array([math.log(e[-1] / e[0]) if e[-1] > 0 else LOG_GROWTH_FLOOR for e in equities])
-
-
-def _score(x: np.ndarray, ref: np.ndarray, axis: int = -1) -> Any:
-    return 100.0 * np.mean(x, axis=axis) / np.mean(ref, axis=axis)
 
 
 def run(suite: Any, windows: list[int]) -> dict[str, Any]:
@@ -78,15 +69,15 @@ def run(suite: Any, windows: list[int]) -> dict[str, Any]:
                 else:
                     cell = cells[market, seed, row]
                 result = train_and_score(cell, data, plan.trains[0], plan.units)
-                growth[row].append(_growth(result.equities))
+                growth[row].append(np.array([log_growth(e) for e in result.equities]))
                 turnover[row].append(float(np.mean([m["turnover"] for m in result.metrics])))
         ref = np.concatenate(growth[REFERENCE])
         out[market] = {}
         for row in rows:
             x = np.concatenate(growth[row])
-            lo, hi = bootstrap_ci(_score, x, ref)
+            lo, hi = bootstrap_ci(normalized_score, x, ref)
             out[market][row] = {
-                "score": round(float(_score(x, ref)), 1),
+                "score": round(float(normalized_score(x, ref)), 1),
                 "lo": round(float(lo), 1),
                 "hi": round(float(hi), 1),
                 "turnover": round(float(np.mean(turnover[row])), 1),

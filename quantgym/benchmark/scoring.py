@@ -9,8 +9,8 @@ env-bound agents (rules, experts, the oracle) bind to the vector env, a trained 
 a batch is run unit by unit on a single env instead (same trajectories: the vector env equals N
 single envs with the same seeds).
 
-Per unit (:func:`unit_row`): ``log_growth = log(final / initial equity)`` (a bankrupt unit is
-floored at :data:`LOG_GROWTH_FLOOR`), the env's metrics and costs; :func:`curve_quantiles`
+Per unit (:func:`unit_row`): :func:`log_growth` ``= log(final / initial equity)`` (a bankrupt
+unit is floored at :data:`LOG_GROWTH_FLOOR`), the env's metrics and costs; :func:`curve_quantiles`
 summarises the equity paths for the plots; :func:`scored_fields` is the scored part of a record.
 On a portfolio market a step's ``position`` is the gross exposure ``sum |weights|`` and its
 ``trade`` the turnover (traded value / previous equity), so the metrics mean the same thing.
@@ -32,6 +32,7 @@ from quantgym.policies.references import env_id_for, market_env
 
 __all__ = [
     "LOG_GROWTH_FLOOR",
+    "log_growth",
     "fixed_agent",
     "evaluate_units",
     "unit_row",
@@ -43,6 +44,14 @@ __all__ = [
 #: log growth of a unit whose equity reached 0 (log(1e-9)): finite, so means stay defined.
 LOG_GROWTH_FLOOR = math.log(1e-9)
 _COST_KEYS = ("fees", "slippage_cost", "borrow_cost", "financing_cost")
+
+
+def log_growth(equity: Sequence[float] | np.ndarray) -> float:
+    """``log(final / initial)`` of an equity path, floored at :data:`LOG_GROWTH_FLOOR` (an
+    equity that reached 0 or below, or lost more than all but 1e-9 of itself)."""
+    final = float(equity[-1])
+    growth = math.log(final / equity[0]) if final > 0 else LOG_GROWTH_FLOOR
+    return max(growth, LOG_GROWTH_FLOOR)
 
 
 def fixed_agent(agent: Any) -> Callable[[Any], Any]:
@@ -181,8 +190,6 @@ def unit_row(
     unit: TestUnit, market: Any, equity: np.ndarray, metrics: Mapping[str, float]
 ) -> dict[str, Any]:
     """One unit of a record: where it is, its log growth (floored) and its metrics."""
-    final = float(equity[-1])
-    growth = math.log(final / equity[0]) if final > 0 else LOG_GROWTH_FLOOR
     return {
         "unit": unit.unit,
         "fold": unit.fold,
@@ -191,7 +198,7 @@ def unit_row(
         "start_time": bar_timestamp(market, unit.start).isoformat(),
         "end_time": bar_timestamp(market, unit.end).isoformat(),
         "n_bars": unit.n_steps,
-        "log_growth": max(growth, LOG_GROWTH_FLOOR),
+        "log_growth": log_growth(equity),
         "total_return": float(metrics["total_return"]),
         "sharpe": float(metrics["sharpe"]),
         "sortino": float(metrics["sortino"]),

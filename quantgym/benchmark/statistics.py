@@ -29,6 +29,8 @@ __all__ = [
     "NOTE_REFERENCE_NOT_POSITIVE",
     "bootstrap_ci",
     "iqm",
+    "normalized_gain",
+    "normalized_score",
     "probability_of_improvement",
     "records_by_market",
     "summarize",
@@ -87,6 +89,18 @@ SUMMARY_COLUMNS = (
 )
 
 _NAN = float("nan")
+
+
+def normalized_score(x: np.ndarray, reference: np.ndarray, axis: int = -1) -> Any:
+    """``100 x mean(x) / mean(reference)`` along ``axis``: the score of per-key log growths
+    (the reference = 100, cash = 0), shaped as a statistic for :func:`bootstrap_ci`."""
+    return 100.0 * np.mean(x, axis=axis) / np.mean(reference, axis=axis)
+
+
+def normalized_gain(x: np.ndarray, base: np.ndarray, reference: np.ndarray, axis: int = -1) -> Any:
+    """``100 x mean(x - base) / mean(reference)``: the paired score difference of ``x`` over
+    ``base`` on the same keys, shaped as a statistic for :func:`bootstrap_ci`."""
+    return 100.0 * np.mean(x - base, axis=axis) / np.mean(reference, axis=axis)
 
 
 def iqm(x: Sequence[float] | np.ndarray, axis: int = -1) -> Any:

@@ -20,6 +20,7 @@ from quantgym.benchmark.scoring import (
     curve_quantiles,
     evaluate_units,
     fixed_agent,
+    log_growth,
     scored_fields,
     unit_row,
 )
@@ -80,6 +81,13 @@ def test_fixed_agent_is_the_same_agent_for_every_env() -> None:
     agent = BatchlessAgent()
     make = fixed_agent(agent)
     assert make(None) is agent and make(gym.make(quantgym.ENV_ID)) is agent
+
+
+def test_log_growth_is_the_log_of_final_over_initial_floored() -> None:
+    assert log_growth(np.array([2.0, 3.0, 4.0])) == pytest.approx(math.log(2.0))
+    assert log_growth([100.0, 50.0]) == pytest.approx(math.log(0.5))
+    for bankrupt in ([1.0, 0.0], [1.0, -0.5], [1.0, 1e-12]):  # 0, below 0, below the floor
+        assert log_growth(bankrupt) == LOG_GROWTH_FLOOR
 
 
 def test_unit_row_floors_a_bankrupt_unit_and_names_its_bars() -> None:

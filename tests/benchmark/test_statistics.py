@@ -13,6 +13,8 @@ from quantgym.benchmark.statistics import (
     SUMMARY_COLUMNS,
     bootstrap_ci,
     iqm,
+    normalized_gain,
+    normalized_score,
     probability_of_improvement,
     summarize,
 )
@@ -79,6 +81,19 @@ def test_probability_of_improvement_hand_example_with_ties():
     assert probability_of_improvement([1, 1], [1, 1]) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="paired"):
         probability_of_improvement([1, 2], [1])
+
+
+def test_normalized_score_and_gain_hand_examples():
+    ref = np.array([0.01, 0.02, 0.01, 0.02])
+    agent = np.array([0.03, 0.0, 0.0, 0.03])
+    base = np.array([0.0, 0.0, 0.015, 0.0])
+    assert normalized_score(agent, ref) == pytest.approx(100.0)  # mean of ratios: 112.5
+    assert normalized_gain(agent, base, ref) == pytest.approx(100 * (0.015 - 0.00375) / 0.015)
+    # along an axis, as bootstrap_ci resamples them: one value per row
+    stacked = np.stack([agent, 2 * agent])
+    assert normalized_score(stacked, np.stack([ref, ref]), axis=-1) == pytest.approx([100, 200])
+    low, high = bootstrap_ci(normalized_gain, agent, base, ref, n_resamples=200)
+    assert low <= normalized_gain(agent, base, ref) <= high
 
 
 def test_score_is_a_ratio_of_means_not_a_mean_of_ratios():
