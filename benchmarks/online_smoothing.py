@@ -53,10 +53,14 @@ def run(suite: Any, agents: list[str], weights: list[float], progress: Any) -> d
     growth: dict[str, dict[str, list[float]]] = {}
     turnover: dict[str, dict[str, list[float]]] = {}
     for market in suite.markets:
-        g, t = growth.setdefault(market, {}), turnover.setdefault(market, {})
         reference = reference_policy_name(market)
+        names = list(dict.fromkeys((reference, RULE, *agents)))
+        if any((market, seed, name) not in cells for seed in suite.seeds for name in names):
+            progress(f"{market}: skipped (not every one of {names} applies to it)")
+            continue
+        g, t = growth.setdefault(market, {}), turnover.setdefault(market, {})
         for seed in suite.seeds:
-            for name in dict.fromkeys((reference, RULE, *agents)):
+            for name in names:
                 cell = cells[market, seed, name]
                 learns = name in agents
                 seed_everything(seed, torch_needed=learns)  # as run_cell: the same training

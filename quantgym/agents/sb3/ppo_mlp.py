@@ -41,6 +41,13 @@ class PPOMlpAgent(SB3Agent):
         - ``lr_schedule="linear"`` (3e-4 to 0): the final policy settles instead of drifting;
         - ``train_steps=400_000``: the best of 200k / 400k / 800k on the validation family
           (200k under-fits the weaker-signal variants);
+        - ``action_smoothing=0.3``: :meth:`predict` decides from the moving average of the
+          policy's action probabilities (a memory of about 3 bars; training is unchanged).
+          Against the per-bar argmax (``1.0``) on the validation family it raised the worst
+          variant (weak drift, 72.1 to 79.8) and the mean (85.1 to 86.1), cost 5.6 on its
+          regime variant; on the standard suite it cut the turnover by a third (22 to 14 per
+          window on ``regime``, within 1.5 points of the score there) and gained on
+          ``mean_reversion`` and both real markets, where the per-bar argmax overtraded;
         - ``ent_coef=0.01``, ``net_arch=[64, 64]``, ``n_epochs=10``: the shared defaults.
 
         ``window_size``/``n_market_features``/``n_account_features`` are read from the env.
@@ -52,6 +59,7 @@ class PPOMlpAgent(SB3Agent):
         train_steps: int = 400_000
         recent_bars: int | None = 1
         account_features: bool | list[str] = dataclasses.field(default_factory=lambda: ["position"])
+        action_smoothing: float = 0.3
 
     def _policy_kwargs(self, env: Any) -> dict[str, Any]:
         return {**super()._policy_kwargs(env), **self._recent_bars_kwargs(env)}

@@ -3,6 +3,8 @@ state, VecNormalize persistence, env inputs, checkpoints, CLI train/evaluate."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib.util
 import json
 
@@ -83,7 +85,10 @@ def test_predict_shapes_single_and_batched(trained, cls, action_type):
 @pytest.mark.parametrize("action_type", ["discrete", "continuous"])
 @pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)
 def test_fast_predict_equals_sb3_predict(trained, cls, action_type):
-    agent = trained[cls.name, action_type]
+    """The per-bar decision (``action_smoothing=1``; the defaults' moving average is
+    test_action_smoothing.py's) is SB3's deterministic ``predict``, state included."""
+    agent = copy.copy(trained[cls.name, action_type])
+    agent.config = dataclasses.replace(agent.config, action_smoothing=1.0)
     obs = rollout_obs(make_env(action_type=action_type), 24)
     normalized = agent.normalize_observation(obs)
     np.testing.assert_array_equal(normalized, agent.vec_normalize.normalize_obs(obs))
