@@ -148,20 +148,3 @@ def test_every_changed_default_is_explained_in_the_config_docstring(cls):
         if default is None:
             continue
         assert field.name in doc, f"{cls.__name__}.Config does not justify {field.name}"
-
-
-@pytest.mark.parametrize("cls", WINDOWED)
-def test_defaults_read_the_position_and_no_other_account_feature(cls):
-    """The decision made on the validation family (docs/results.md): by default the windowed
-    agents read the position of the account; exposure, unrealised PnL, drawdown and time in
-    position (paths that leave the training range in a losing held-out window) move nothing."""
-    env = make_env()
-    agent = cls(**TINY).build(env)
-    obs, _ = env.reset(seed=1)
-    obs = np.stack([obs, obs])
-    moved = obs.copy()
-    moved[:, -4:] += 3.0  # exposure, unrealized_pnl, drawdown, time_in_position
-    position = obs.copy()
-    position[:, -5] += 3.0
-    torch.testing.assert_close(logits(agent, moved), logits(agent, obs))
-    assert not torch.allclose(logits(agent, position), logits(agent, obs))
