@@ -174,7 +174,8 @@ class SB3Agent(TrainableAgent):
           moving average of the policy's action probabilities (of its action, for continuous
           actions) with this weight on the newest bar (:mod:`quantgym.agents.smoothing`), a
           decision with a memory of about ``1 / action_smoothing`` bars; training is
-          unchanged. 1 is none.
+          unchanged. 1 is none (the default here; ``ppo_mlp`` and ``ppo_transformer``
+          set their own).
         """
 
         n_envs: int = 16

@@ -61,11 +61,12 @@ class PPOTransformerAgent(SB3Agent):
         against the overtrading and did not bring it near the filter's (docs/results.md).
 
         ``gamma=0.9``, ``gae_lambda=0.9`` and ``lr_schedule="linear"`` are the ``ppo_mlp``
-        recipe; ``train_steps=400_000`` env steps is the best budget measured. Each default
-        is the best of the variants measured on the regime market with the harness's window
-        protocol (``benchmarks/online_diagnosis.py ppo_transformer --steps N --set ...``,
-        ``benchmarks/online_quality.py``); the measurements, and how attention compares with
-        ``ppo_mlp`` and ``sma_crossover``, are in docs/results.md.
+        recipe; ``train_steps=400_000`` env steps is the best budget measured. The encoder's
+        defaults are the best of the variants measured on the regime market with the harness's
+        window protocol (``benchmarks/online_diagnosis.py ppo_transformer --steps N --set ...``,
+        ``benchmarks/online_quality.py``), the account features and the smoothing the best on
+        the validation family (``benchmarks/online_smoothing.py``); the measurements, and how
+        attention compares with ``ppo_mlp`` and ``sma_crossover``, are in docs/results.md.
         """
 
         net_arch: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
